@@ -1,0 +1,132 @@
+"""The CloudFormation custom resource: crhelper, configured safely, around the importer.
+
+crhelper's defaults are dangerous for secrets (see log_config) and for time: its delete sleep
+is two minutes, its response upload never gives up, and its timeout answer leaves 0.5 s.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, cast
+
+from botocore.exceptions import BotoCoreError
+from crhelper import CfnResource
+
+from . import clients, log_config, protocol
+from .errors import ImportFailure
+from .importer import ImportResult, import_from_secret
+from .request import ImportRequest
+from .response import WORST_CASE_S, send_response
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT_REASON = (
+    "The import ran out of time (KMS or Secrets Manager did not answer in time); nothing was "
+    "left half-done: retry the deployment."
+)
+
+
+class _BoundedCfnResource(CfnResource):
+    """crhelper with a bounded response upload and a timeout answer sent in time.
+
+    Overrides crhelper 2.0.12's private ``_send``/``_set_timeout``/``_timeout``, which its
+    stubs do not declare; crhelper is pinned exactly, and the tests exercise all three.
+    """
+
+    def _send(self, status: str | None = None, reason: str = "", send_response: Any = None) -> None:
+        cast(Any, super())._send(status, reason, send_response=_send_ignoring_verify)
+
+    def _set_timeout(self) -> None:
+        remaining_s = cast(Any, self)._context.get_remaining_time_in_millis() / 1000.0
+        timer = threading.Timer(max(remaining_s - WORST_CASE_S, 0.0), self._timeout)
+        cast(Any, self)._timer = timer
+        timer.daemon = True
+        timer.start()
+
+    def _timeout(self) -> None:
+        logger.error("Execution is about to time out; answering FAILED")
+        self._send("FAILED", TIMEOUT_REASON)
+
+
+def _send_ignoring_verify(url: str, body: dict[str, Any], _ssl_verify: Any) -> None:
+    send_response(url, body)
+
+
+def data_for(result: ImportResult) -> dict[str, str]:
+    """Response Data: references and dates only."""
+    return {
+        protocol.ATTR_KEY_ARN: result.key_arn,
+        protocol.ATTR_KEY_ID: result.key_id,
+        protocol.ATTR_VALID_TO: result.valid_to.isoformat() if result.valid_to else "",
+    }
+
+
+def run_import(properties: Mapping[str, Any], action: str) -> ImportResult:
+    """Import for a Create or Update, turning every failure into a clear ImportFailure."""
+    started = time.monotonic()
+    request = ImportRequest.from_properties(properties)
+    outcome = "FAILED"
+    result: ImportResult | None = None
+    try:
+        result = import_from_secret(
+            clients.kms_client(), clients.secretsmanager_client(), request
+        )
+        outcome = "SUCCESS"
+        return result
+    except ImportFailure:
+        raise
+    except BotoCoreError as error:
+        raise ImportFailure(
+            f"Could not reach KMS or Secrets Manager ({type(error).__name__}) for key "
+            f"{request.key_id}: check network access from the function, then retry."
+        ) from None
+    except Exception as error:
+        # Unknown errors are summarised by type only: their text is not ours to vouch for.
+        logger.error("Unexpected %s during import", type(error).__name__)
+        raise ImportFailure(
+            f"Unexpected {type(error).__name__} while importing into key {request.key_id}: "
+            "see the function's log, then retry."
+        ) from None
+    finally:
+        logger.info(
+            "import %s",
+            outcome,
+            extra={
+                "action": action,
+                "key_id": request.key_id,
+                "outcome": outcome,
+                "valid_to": _iso(result.valid_to) if result else None,
+                "duration_ms": round((time.monotonic() - started) * 1000),
+            },
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def build_helper() -> CfnResource:
+    helper = _BoundedCfnResource(
+        json_logging=False,
+        log_level=log_config.handler_log_level(),
+        boto_level="WARNING",
+        sleep_on_delete=0,
+    )
+
+    @helper.create
+    @helper.update
+    def create_or_update(event: dict[str, Any], _context: Any) -> str:
+        result = run_import(event.get("ResourceProperties") or {}, event["RequestType"])
+        helper.Data.update(data_for(result))
+        return result.key_id
+
+    @helper.delete
+    def delete(event: dict[str, Any], _context: Any) -> None:
+        # The material stays: the key's own removal policy decides what happens to the key.
+        # This also makes a Delete after a failed Create succeed.
+        logger.info("Delete: key material left in place", extra={"action": "Delete"})
+
+    log_config.quiet_noisy_loggers()
+    return helper

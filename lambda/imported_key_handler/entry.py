@@ -1,0 +1,43 @@
+"""Lambda entry point: route each event to the code that owns it.
+
+Only CloudFormation custom resource requests go to crhelper: crhelper answers every event it
+is given with a PUT to its ResponseURL, and for any other event that URL does not exist.
+"""
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from . import log_config
+
+logger = logging.getLogger(__name__)
+
+_CFN_REQUEST_TYPES = ("Create", "Update", "Delete")
+_REQUIRED_FIELDS = ("StackId", "RequestId", "LogicalResourceId")
+_helper: Any = None
+
+
+def is_cloudformation_request(event: object) -> bool:
+    return (
+        isinstance(event, Mapping)
+        and event.get("RequestType") in _CFN_REQUEST_TYPES
+        and isinstance(event.get("ResponseURL"), str)
+        and str(event["ResponseURL"]).startswith("https://")
+        and all(isinstance(event.get(k), str) for k in _REQUIRED_FIELDS)
+    )
+
+
+def handler(event: Any, context: Any) -> Any:
+    global _helper
+    log_config.quiet_noisy_loggers()
+    if is_cloudformation_request(event):
+        if _helper is None:
+            # Built on first use: crhelper creates boto3 clients when constructed.
+            from .cfn import build_helper
+
+            _helper = build_helper()
+        _helper(event, context)
+        return None
+    keys = sorted(str(k) for k in event)[:10] if isinstance(event, Mapping) else []
+    logger.warning("Ignored an event that is not a CloudFormation request (keys: %s)", keys)
+    return {"Status": "IGNORED", "Reason": "not a CloudFormation custom resource request"}

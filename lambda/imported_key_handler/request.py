@@ -1,0 +1,71 @@
+"""Parse the custom resource's properties into a typed import request."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import protocol
+from .errors import ImportFailure
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """What to import where. Identifiers and settings only: never material."""
+
+    key_id: str
+    secret_arn: str
+    key_spec: str
+    wrapping_algorithm: str
+    wrapping_key_spec: str
+    expiration_model: str
+    validity_days: int | None
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, Any]) -> "ImportRequest":
+        def required(name: str) -> str:
+            value = properties.get(name)
+            if not isinstance(value, str) or not value:
+                raise ImportFailure(
+                    f"Property {name} is missing or not a string; the custom resource must be "
+                    "created by the ImportedKey construct."
+                )
+            return value
+
+        def one_of(name: str, allowed: tuple[str, ...]) -> str:
+            value = required(name)
+            if value not in allowed:
+                raise ImportFailure(
+                    f"Property {name}={value[:64]!r} is not supported; use one of "
+                    f"{', '.join(allowed)}."
+                )
+            return value
+
+        key_spec = one_of(protocol.PROP_KEY_SPEC, protocol.SUPPORTED_KEY_SPECS)
+        expiration_model = one_of(protocol.PROP_EXPIRATION_MODEL, protocol.EXPIRATION_MODELS)
+        validity_days: int | None = None
+        if expiration_model == protocol.KEY_MATERIAL_EXPIRES:
+            raw = properties.get(protocol.PROP_VALIDITY_DAYS)
+            try:
+                # CloudFormation turns every property value into a string.
+                validity_days = int(str(raw))
+            except ValueError:
+                validity_days = None
+            if validity_days is None or not (
+                protocol.MIN_VALIDITY_DAYS <= validity_days <= protocol.MAX_VALIDITY_DAYS
+            ):
+                raise ImportFailure(
+                    f"Property {protocol.PROP_VALIDITY_DAYS}={str(raw)[:32]!r} must be a whole "
+                    f"number of days from {protocol.MIN_VALIDITY_DAYS} to "
+                    f"{protocol.MAX_VALIDITY_DAYS} when the material expires."
+                )
+        return cls(
+            key_id=required(protocol.PROP_KEY_ID),
+            secret_arn=required(protocol.PROP_SECRET_ARN),
+            key_spec=key_spec,
+            wrapping_algorithm=one_of(
+                protocol.PROP_WRAPPING_ALGORITHM, protocol.SYMMETRIC_WRAPPING_ALGORITHMS
+            ),
+            wrapping_key_spec=one_of(protocol.PROP_WRAPPING_KEY_SPEC, protocol.WRAPPING_KEY_SPECS),
+            expiration_model=expiration_model,
+            validity_days=validity_days,
+        )
