@@ -1,0 +1,14 @@
+"""imported-key-cdk: bring your own key material into AWS KMS from Secrets Manager."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .expiration import MaterialExpiration
+from .imported_key import ImportedKey
+from .wrapping_options import WrappingAlgorithm, WrappingKeySpec
+
+try:
+    __version__ = version("imported-key-cdk")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0+unknown"
+
+__all__ = ["ImportedKey", "MaterialExpiration", "WrappingAlgorithm", "WrappingKeySpec"]

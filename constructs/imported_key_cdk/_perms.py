@@ -1,0 +1,8 @@
+"""IAM action lists, kept in one place like aws-kms's private perms module."""
+
+# What the import handler does to each key it was given.
+HANDLER_KEY_READ_ACTIONS = ["kms:DescribeKey"]
+HANDLER_GET_PARAMETERS_ACTIONS = ["kms:GetParametersForImport"]
+HANDLER_IMPORT_ACTIONS = ["kms:ImportKeyMaterial"]
+HANDLER_SECRET_ACTIONS = ["secretsmanager:GetSecretValue"]
+HANDLER_SECRET_KEY_ACTIONS = ["kms:Decrypt"]
