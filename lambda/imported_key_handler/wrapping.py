@@ -10,6 +10,7 @@ KMS documents two families (AWS KMS Developer Guide, "Encrypt key material"):
 
 import os
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
@@ -37,6 +38,8 @@ def load_wrapping_key(public_key_der: bytes) -> rsa.RSAPublicKey:
     """Parse the DER SubjectPublicKeyInfo that GetParametersForImport returns."""
     try:
         key = serialization.load_der_public_key(public_key_der)
+    except UnsupportedAlgorithm:
+        key = None  # a well-formed key of a type cryptography cannot use (e.g. SM2)
     except ValueError:
         raise ImportFailure(
             "KMS returned a wrapping public key that is not DER SubjectPublicKeyInfo; "

@@ -1,0 +1,387 @@
+"""Template tests for ImportedKey (aws_cdk.assertions)."""
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk.assertions import Template
+from constructs import Construct
+from stacks import SECRET_ARN, key_in, new_stack
+
+from imported_key_cdk import ImportedKey, MaterialExpiration, WrappingAlgorithm, WrappingKeySpec
+from imported_key_handler import protocol
+
+REPO = Path(__file__).resolve().parents[2]
+HANDLER_PREFIX = "ImportedKeyHandler"
+
+
+def logical_id(construct: Construct) -> str:
+    default_child = construct.node.default_child
+    assert isinstance(default_child, cdk.CfnElement)
+    return cdk.Stack.of(construct).get_logical_id(default_child)
+
+
+def only(template: Template, resource_type: str) -> tuple[str, dict[str, Any]]:
+    found = template.find_resources(resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
+def handler_statements(template: Template) -> list[dict[str, Any]]:
+    policies = template.find_resources("AWS::IAM::Policy")
+    handler_policies = [p for name, p in policies.items() if name.startswith("ImportedKeyHandler")]
+    assert len(handler_policies) == 1
+    return list(handler_policies[0]["Properties"]["PolicyDocument"]["Statement"])
+
+
+def test_key_is_external_without_rotation_and_retained() -> None:
+    stack = new_stack()
+    key_in(stack)
+    template = Template.from_stack(stack)
+    _, key = only(template, "AWS::KMS::Key")
+    assert key["Properties"]["Origin"] == "EXTERNAL"
+    assert key["Properties"].get("EnableKeyRotation", False) is False
+    assert "Enabled" not in key["Properties"]  # DisableKey fails on a PendingImport key
+    assert key["DeletionPolicy"] == "Retain"
+    assert key["UpdateReplacePolicy"] == "Retain"
+
+
+def test_key_props_pass_through() -> None:
+    stack = new_stack()
+    admin = iam.Role(stack, "Admin", assumed_by=iam.AccountRootPrincipal())
+    key_in(
+        stack,
+        alias="alias/payments",
+        description="payments key",
+        admins=[admin],
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+        pending_window=cdk.Duration.days(7),
+    )
+    template = Template.from_stack(stack)
+    _, key = only(template, "AWS::KMS::Key")
+    assert key["Properties"]["Description"] == "payments key"
+    assert key["Properties"]["PendingWindowInDays"] == 7
+    assert key["DeletionPolicy"] == "Delete"
+    template.has_resource_properties("AWS::KMS::Alias", {"AliasName": "alias/payments"})
+    # Same-account admins get their rights through their own IAM policy (aws-kms's default).
+    (admin_policy,) = template.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": logical_id(admin)}]}}
+    ).values()
+    statement = admin_policy["Properties"]["PolicyDocument"]["Statement"][0]
+    assert "kms:Create*" in statement["Action"]
+    assert statement["Resource"] == {"Fn::GetAtt": [only(template, "AWS::KMS::Key")[0], "Arn"]}
+
+
+def test_custom_policy_is_used() -> None:
+    stack = new_stack()
+    policy = iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                actions=["kms:*"], principals=[iam.AccountRootPrincipal()], resources=["*"]
+            )
+        ]
+    )
+    key_in(stack, policy=policy)
+    _, key = only(Template.from_stack(stack), "AWS::KMS::Key")
+    assert len(key["Properties"]["KeyPolicy"]["Statement"]) == 1
+
+
+@pytest.mark.parametrize("bad", [True])
+def test_rotation_is_rejected(bad: bool) -> None:
+    with pytest.raises(ValueError, match=r"enable_key_rotation: True.*automatic rotation"):
+        key_in(new_stack(), enable_key_rotation=bad)
+
+
+@pytest.mark.parametrize(
+    ("prop", "value", "message"),
+    [
+        ("wrapping_algorithm", "RSAES_PKCS1_V1_5", r"wrapping_algorithm: 'RSAES_PKCS1_V1_5'"),
+        (
+            "wrapping_algorithm",
+            WrappingAlgorithm.RSA_AES_KEY_WRAP_SHA_256,
+            r"wrapping_algorithm: 'RSA_AES_KEY_WRAP_SHA_256'.*RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256",
+        ),
+        ("wrapping_key_spec", "RSA_1024", r"wrapping_key_spec: 'RSA_1024'.*RSA_2048"),
+        ("key_spec", kms.KeySpec.RSA_2048, r"key_spec: 'RSA_2048'.*SYMMETRIC_DEFAULT"),
+        ("handler_runtime", lambda_.Runtime.PYTHON_3_12, r"handler_runtime: 'python3.12'"),
+    ],
+)
+def test_invalid_props_fail_eagerly_and_echo_the_value(prop: str, value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        key_in(new_stack(), **{prop: value})
+
+
+@pytest.mark.parametrize(
+    "validity",
+    [cdk.Duration.days(0), cdk.Duration.days(366), cdk.Duration.hours(36)],
+)
+def test_invalid_validity_is_rejected(validity: cdk.Duration) -> None:
+    with pytest.raises(ValueError, match=r"whole number of days from 1 to 365"):
+        MaterialExpiration.after(validity)
+
+
+def test_custom_resource_holds_identifiers_and_settings_only() -> None:
+    stack = new_stack()
+    key_in(
+        stack,
+        expiration=MaterialExpiration.after(cdk.Duration.days(90)),
+        wrapping_algorithm=WrappingAlgorithm.RSAES_OAEP_SHA_1,
+        wrapping_key_spec=WrappingKeySpec.RSA_2048,
+    )
+    template = Template.from_stack(stack)
+    _, resource = only(template, protocol.RESOURCE_TYPE)
+    props = resource["Properties"]
+    key_logical_id, _ = only(template, "AWS::KMS::Key")
+    assert {k: v for k, v in props.items() if k != "ServiceToken"} == {
+        protocol.PROP_KEY_ID: {"Ref": key_logical_id},
+        protocol.PROP_SECRET_ARN: SECRET_ARN,
+        protocol.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
+        protocol.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_1",
+        protocol.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
+        protocol.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_EXPIRES",
+        protocol.PROP_VALIDITY_DAYS: "90",
+    }
+    function_id, _ = only(template, "AWS::Lambda::Function")
+    assert props["ServiceToken"] == {"Fn::GetAtt": [function_id, "Arn"]}
+
+
+def test_defaults_are_365_days_oaep_sha256_rsa4096() -> None:
+    stack = new_stack()
+    key_in(stack)
+    _, resource = only(Template.from_stack(stack), protocol.RESOURCE_TYPE)
+    props = resource["Properties"]
+    assert props[protocol.PROP_VALIDITY_DAYS] == "365"
+    assert props[protocol.PROP_EXPIRATION_MODEL] == "KEY_MATERIAL_EXPIRES"
+    assert props[protocol.PROP_WRAPPING_ALGORITHM] == "RSAES_OAEP_SHA_256"
+    assert props[protocol.PROP_WRAPPING_KEY_SPEC] == "RSA_4096"
+
+
+def test_no_expiry_sends_no_validity() -> None:
+    stack = new_stack()
+    key_in(stack, expiration=MaterialExpiration.never())
+    template = Template.from_stack(stack)
+    _, resource = only(template, protocol.RESOURCE_TYPE)
+    assert resource["Properties"][protocol.PROP_EXPIRATION_MODEL] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    assert protocol.PROP_VALIDITY_DAYS not in resource["Properties"]
+    import_statement = next(
+        s for s in handler_statements(template) if s["Action"] == "kms:ImportKeyMaterial"
+    )
+    assert import_statement["Condition"] == {
+        "StringEquals": {"kms:ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}
+    }
+
+
+def test_handler_role_touches_exact_key_and_secret_only() -> None:
+    stack = new_stack()
+    key_in(stack)
+    template = Template.from_stack(stack)
+    key_logical_id, _ = only(template, "AWS::KMS::Key")
+    key_arn = {"Fn::GetAtt": [key_logical_id, "Arn"]}
+    assert handler_statements(template) == [
+        {"Action": "kms:DescribeKey", "Effect": "Allow", "Resource": key_arn},
+        {
+            "Action": "kms:GetParametersForImport",
+            "Condition": {
+                "StringEquals": {
+                    "kms:WrappingAlgorithm": "RSAES_OAEP_SHA_256",
+                    "kms:WrappingKeySpec": "RSA_4096",
+                }
+            },
+            "Effect": "Allow",
+            "Resource": key_arn,
+        },
+        {
+            "Action": "kms:ImportKeyMaterial",
+            "Condition": {"StringEquals": {"kms:ExpirationModel": "KEY_MATERIAL_EXPIRES"}},
+            "Effect": "Allow",
+            "Resource": key_arn,
+        },
+        {"Action": "secretsmanager:GetSecretValue", "Effect": "Allow", "Resource": SECRET_ARN},
+    ]
+    assert "*" not in json.dumps(handler_statements(template))
+
+
+def test_secret_known_by_name_gets_suffix_pattern_not_star() -> None:
+    stack = new_stack()
+    secret = secretsmanager.Secret.from_secret_name_v2(stack, "ByName", "byok/material")
+    ImportedKey(stack, "Key", key_material_secret=secret)
+    template = Template.from_stack(stack)
+    secret_statement = next(
+        s for s in handler_statements(template) if s["Action"] == "secretsmanager:GetSecretValue"
+    )
+    assert json.dumps(secret_statement["Resource"]).endswith(':secret:byok/material-??????"]]}')
+    assert "*" not in json.dumps(secret_statement)
+
+
+def test_secret_with_customer_key_gets_decrypt_via_secrets_manager_only() -> None:
+    stack = new_stack()
+    secret_key = kms.Key(stack, "SecretKey")
+    secret = secretsmanager.Secret(stack, "Material", encryption_key=secret_key)
+    ImportedKey(stack, "Key", key_material_secret=secret)
+    template = Template.from_stack(stack)
+    decrypt = [s for s in handler_statements(template) if s["Action"] == "kms:Decrypt"]
+    assert decrypt == [
+        {
+            "Action": "kms:Decrypt",
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": {
+                        "Fn::Join": ["", ["secretsmanager.eu-west-1.", {"Ref": "AWS::URLSuffix"}]]
+                    }
+                }
+            },
+            "Effect": "Allow",
+            "Resource": {
+                "Fn::GetAtt": [stack.get_logical_id(secret_key.node.default_child), "Arn"]
+            },  # type: ignore[arg-type]
+        }
+    ]
+
+
+def test_one_handler_per_stack_shared_by_keys_with_per_key_grants() -> None:
+    stack = new_stack()
+    first = key_in(stack, "First")
+    second = key_in(stack, "Second")
+    template = Template.from_stack(stack)
+    assert len(template.find_resources("AWS::Lambda::Function")) == 1
+    assert first.handler is second.handler
+    resources = {
+        json.dumps(s["Resource"], sort_keys=True)
+        for s in handler_statements(template)
+        if s["Action"] == "kms:ImportKeyMaterial"
+    }
+    assert len(resources) == 2
+
+
+def test_handler_defaults_python_313_arm64_and_architecture_choice() -> None:
+    stack = new_stack()
+    key_in(stack, "Arm")
+    key_in(stack, "X86", handler_architecture=lambda_.Architecture.X86_64)
+    functions = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
+    settings = sorted(
+        (
+            f["Properties"]["Runtime"],
+            tuple(f["Properties"]["Architectures"]),
+            f["Properties"]["Handler"],
+        )
+        for f in functions.values()
+    )
+    assert settings == [
+        ("python3.13", ("arm64",), protocol.HANDLER_ENTRY),
+        ("python3.13", ("x86_64",), protocol.HANDLER_ENTRY),
+    ]
+
+
+def test_python_314_is_selectable() -> None:
+    stack = new_stack()
+    key_in(stack, handler_runtime=lambda_.Runtime.PYTHON_3_14)
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::Lambda::Function", {"Runtime": "python3.14"}
+    )
+
+
+def test_handler_function_settings() -> None:
+    stack = new_stack()
+    key_in(stack)
+    _, function = only(Template.from_stack(stack), "AWS::Lambda::Function")
+    props = function["Properties"]
+    assert props["Timeout"] == 120
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert "Environment" not in props
+
+
+def test_key_users_wait_for_the_import() -> None:
+    stack = new_stack()
+    imported = key_in(stack)
+    user = iam.Role(stack, "User", assumed_by=iam.AccountRootPrincipal())
+    imported.grant_encrypt_decrypt(user)
+    cdk.CfnOutput(stack, "Arn", value=imported.key.key_arn)
+    template = Template.from_stack(stack)
+    import_id, _ = only(template, protocol.RESOURCE_TYPE)
+    key_logical_id, _ = only(template, "AWS::KMS::Key")
+    policy = template.find_resources(
+        "AWS::IAM::Policy",
+        {"Properties": {"Roles": [{"Ref": stack.get_logical_id(user.node.default_child)}]}},  # type: ignore[arg-type]
+    )
+    (user_policy,) = policy.values()
+    statement = user_policy["Properties"]["PolicyDocument"]["Statement"][0]
+    assert statement["Resource"] == {"Fn::GetAtt": [import_id, protocol.ATTR_KEY_ARN]}
+    assert "kms:Decrypt" in statement["Action"]
+    assert template.to_json()["Outputs"]["Arn"]["Value"] == {
+        "Fn::GetAtt": [import_id, protocol.ATTR_KEY_ARN]
+    }
+    # Nothing but the import itself, the alias and the handler's own role refer to the raw key.
+    raw_users = [
+        name
+        for name, resource in template.to_json()["Resources"].items()
+        if key_logical_id in json.dumps(resource) and name != key_logical_id
+    ]
+    assert sorted(raw_users) == sorted(
+        [import_id]
+        + [
+            n
+            for n in template.find_resources("AWS::IAM::Policy")
+            if n.startswith("ImportedKeyHandler")
+        ]
+    )
+
+
+def test_grant_methods_delegate_to_the_imported_key() -> None:
+    stack = new_stack()
+    imported = key_in(stack)
+    role = iam.Role(stack, "R", assumed_by=iam.AccountRootPrincipal())
+    for grant in [
+        imported.grant_encrypt,
+        imported.grant_decrypt,
+        lambda g: imported.grant(g, "kms:DescribeKey"),
+    ]:
+        assert grant(role).success
+    template = Template.from_stack(stack)
+    (policy,) = template.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": logical_id(role)}]}}
+    ).values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    import_id, _ = only(template, protocol.RESOURCE_TYPE)
+    granted = {
+        action
+        for s in statements
+        if s["Resource"] == {"Fn::GetAtt": [import_id, protocol.ATTR_KEY_ARN]}
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert granted == {
+        "kms:Encrypt",
+        "kms:ReEncrypt*",
+        "kms:GenerateDataKey*",
+        "kms:Decrypt",
+        "kms:DescribeKey",
+    }
+
+
+def test_secret_from_same_stack_is_referenced_not_copied() -> None:
+    stack = new_stack()
+    secret = secretsmanager.Secret(stack, "Material")
+    ImportedKey(stack, "Key", key_material_secret=secret)
+    template = Template.from_stack(stack)
+    _, resource = only(template, protocol.RESOURCE_TYPE)
+    assert resource["Properties"][protocol.PROP_SECRET_ARN] == {"Ref": logical_id(secret)}
+
+
+def test_example_app_synthesizes() -> None:
+    spec = importlib.util.spec_from_file_location("example_app", REPO / "app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app = cdk.App(context={"aws:cdk:bundling-stacks": [], "material_secret_name": "x/y"})
+    stack = module.ExampleStack(app, "Example")
+    template = Template.from_stack(stack)
+    template.resource_count_is("AWS::KMS::Key", 1)
+    template.resource_count_is(protocol.RESOURCE_TYPE, 1)
+    assert stack.node.find_child("ExampleKey").node.find_child("MaterialImport")
