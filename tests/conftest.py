@@ -2,38 +2,14 @@
 root on sys.path, where the ``constructs/`` source folder could shadow the PyPI package."""
 
 import os
-from pathlib import Path
 
-import aws_cdk as cdk
-import pytest
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_secretsmanager as secretsmanager
-
-from imported_key_cdk import ImportedKey
-
+# Before aws_cdk starts its Node.js process: Node 20 is what this machine has.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-REPO = Path(__file__).resolve().parents[1]
-ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
-BUNDLE_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:000000000000:secret:bundle-AbCdEf"
+from pathlib import Path
 
-
-def synth_with_bundling(outdir: Path) -> tuple[cdk.Stack, dict[str, str]]:
-    """Synthesize one key per architecture with real bundling; return asset dir per arch."""
-    app = cdk.App(outdir=str(outdir))
-    stack = cdk.Stack(app, "Bundles")
-    secret = secretsmanager.Secret.from_secret_complete_arn(stack, "S", BUNDLE_SECRET_ARN)
-    for name, architecture in ARCHITECTURES.items():
-        ImportedKey(stack, name, key_material_secret=secret, handler_architecture=architecture)
-    assembly = app.synth()
-    template = assembly.get_stack_by_name("Bundles").template
-    assets: dict[str, str] = {}
-    for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::Lambda::Function":
-            (arch,) = resource["Properties"]["Architectures"]
-            asset_hash = resource["Properties"]["Code"]["S3Key"].removesuffix(".zip")
-            assets[arch] = str(outdir / f"asset.{asset_hash}")
-    return stack, assets
+import pytest
+from support.synth import synth_with_bundling
 
 
 @pytest.fixture(scope="session")

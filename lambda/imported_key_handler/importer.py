@@ -47,7 +47,10 @@ def _code(error: ClientError) -> str:
 def _kms_failure(error: ClientError, operation: str, key_id: str) -> ImportFailure:
     code = _code(error)
     reasons = {
-        "NotFoundException": f"KMS key {key_id} does not exist in this account and Region.",
+        "NotFoundException": (
+            f"KMS key {key_id} does not exist in this account and Region: check the KeyId "
+            "and the Region the stack deploys to."
+        ),
         "AccessDeniedException": (
             f"The handler may not call kms:{operation} on key {key_id}: check its role and "
             "the key policy."

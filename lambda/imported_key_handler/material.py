@@ -43,9 +43,9 @@ def read_material(secrets: "SecretsManagerClient", secret_arn: str) -> bytes:
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         template = _SECRET_ERRORS.get(
-            code, "Reading secret {arn} failed with " + code + ": retry, or check the secret."
+            code, "Reading secret {arn} failed with {code}: retry, or check the secret."
         )
-        raise ImportFailure(template.format(arn=secret_arn)) from None
+        raise ImportFailure(template.format(arn=secret_arn, code=code or "an error")) from None
     if "SecretBinary" in response:
         return response["SecretBinary"]
     text = response.get("SecretString", "")

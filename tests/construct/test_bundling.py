@@ -4,7 +4,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, synth_with_bundling
+from support.synth import REPO, synth_with_bundling
 
 from imported_key_cdk import bundling
 

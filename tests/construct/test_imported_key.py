@@ -1,8 +1,6 @@
 """Template tests for ImportedKey (aws_cdk.assertions)."""
 
-import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -14,11 +12,11 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
 from constructs import Construct
 from stacks import SECRET_ARN, key_in, new_stack
+from support.synth import example_app
 
 from imported_key_cdk import ImportedKey, MaterialExpiration, WrappingAlgorithm, WrappingKeySpec
 from imported_key_handler import protocol
 
-REPO = Path(__file__).resolve().parents[2]
 HANDLER_PREFIX = "ImportedKeyHandler"
 
 
@@ -374,11 +372,7 @@ def test_secret_from_same_stack_is_referenced_not_copied() -> None:
 
 
 def test_example_app_synthesizes() -> None:
-    spec = importlib.util.spec_from_file_location("example_app", REPO / "app.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = example_app()
     app = cdk.App(context={"aws:cdk:bundling-stacks": [], "material_secret_name": "x/y"})
     stack = module.ExampleStack(app, "Example")
     template = Template.from_stack(stack)

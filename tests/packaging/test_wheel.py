@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, synth_with_bundling
+from support.synth import REPO, synth_with_bundling
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,198 @@
+"""Reading and checking key material: GetSecretValue through a Stubber-backed real client."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterator
+from typing import Final
+
+import pytest
+import stubbing
+
+from imported_key_handler.errors import ImportFailure
+from imported_key_handler.material import read_material, validate_material
+
+SENTINEL: Final = stubbing.SENTINEL_MATERIAL
+SENTINEL_B64: Final = base64.b64encode(SENTINEL).decode("ascii")
+
+
+@pytest.fixture(autouse=True)
+def _no_material_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="imported_key_handler")
+    yield
+    stubbing.assert_records_clean(caplog.records)
+
+
+@pytest.fixture
+def secrets() -> Iterator[stubbing.SecretsStub]:
+    stubbed = stubbing.new_secrets()
+    with stubbed.stub:
+        yield stubbed
+    stubbed.stub.assert_no_pending_responses()
+
+
+def read_failure(secrets: stubbing.SecretsStub, secret_arn: str = stubbing.SECRET_ARN) -> str:
+    with pytest.raises(ImportFailure) as caught:
+        read_material(secrets.client, secret_arn)
+    stubbing.assert_clean_reason(caught.value.reason)
+    return caught.value.reason
+
+
+# --- the leak check itself ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", sorted(stubbing.material_forms(SENTINEL)))
+def test_the_leak_check_finds_every_encoding_of_the_material(form: str) -> None:
+    leaked = "Reason: " + stubbing.material_forms(SENTINEL)[form] + " (end)"
+    with pytest.raises(AssertionError, match="key material appears"):
+        stubbing.assert_no_material(leaked)
+
+
+def test_the_log_check_finds_material_in_log_arguments() -> None:
+    record = logging.LogRecord("x", logging.DEBUG, __file__, 1, "got %r", (SENTINEL,), None)
+    with pytest.raises(AssertionError, match="key material appears"):
+        stubbing.assert_records_clean([record])
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def test_secret_binary_is_returned_raw(secrets: stubbing.SecretsStub) -> None:
+    secrets.add_secret(SecretBinary=SENTINEL)
+    assert read_material(secrets.client, stubbing.SECRET_ARN) == SENTINEL
+    assert secrets.recorder.operations == ["GetSecretValue"]
+
+
+def test_secret_binary_wins_over_secret_string(secrets: stubbing.SecretsStub) -> None:
+    secrets.add_secret(SecretBinary=SENTINEL, SecretString="bm90IHRoaXM=")
+    assert read_material(secrets.client, stubbing.SECRET_ARN) == SENTINEL
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        SENTINEL_B64,
+        SENTINEL_B64 + "\n",
+        f"  {SENTINEL_B64}  \n",
+        f"\r\n{SENTINEL_B64}\r\n",
+        "\t" + SENTINEL_B64,
+        # `base64 -w 20` / an editor wrapping the line.
+        "\n".join(SENTINEL_B64[i : i + 20] for i in range(0, len(SENTINEL_B64), 20)) + "\n",
+    ],
+    ids=["plain", "newline", "spaces", "crlf", "tab", "wrapped"],
+)
+def test_secret_string_is_base64_with_surrounding_whitespace_tolerated(
+    secrets: stubbing.SecretsStub, text: str
+) -> None:
+    secrets.add_secret(SecretString=text)
+    assert read_material(secrets.client, stubbing.SECRET_ARN) == SENTINEL
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # The material pasted as plain text: the reason must not echo it.
+        SENTINEL.decode("ascii"),
+        "not base64!",
+        SENTINEL_B64.rstrip("="),  # padding dropped
+        base64.urlsafe_b64encode(b"\xfb\xff" * 16).decode("ascii"),  # URL-safe alphabet
+        '{"material": "' + SENTINEL_B64 + '"}',  # JSON key/value secret
+    ],
+    ids=["plain-text", "garbage", "no-padding", "urlsafe", "json"],
+)
+def test_secret_string_that_is_not_base64_is_refused_clearly(
+    secrets: stubbing.SecretsStub, text: str
+) -> None:
+    secrets.add_secret(SecretString=text)
+    reason = read_failure(secrets)
+    assert stubbing.SECRET_ARN in reason
+    assert "is not base64" in reason
+    assert "SecretBinary" in reason  # the other way to store it
+    assert text not in reason
+
+
+SECRET_ERRORS: Final = [
+    ("ResourceNotFoundException", ("was not found", "SecretBinary")),
+    ("AccessDeniedException", ("may not read", "secretsmanager:GetSecretValue", "kms:Decrypt")),
+    ("DecryptionFailure", ("could not decrypt", "kms:Decrypt")),
+    ("InvalidRequestException", ("scheduled for deletion", "RestoreSecret")),
+    ("InternalServiceError", ("InternalServiceError", "retry")),
+    ("SomeBrandNewException", ("SomeBrandNewException", "retry")),
+]
+
+
+@pytest.mark.parametrize(("code", "fragments"), SECRET_ERRORS)
+def test_a_secrets_manager_error_names_the_secret_the_problem_and_the_fix(
+    secrets: stubbing.SecretsStub, code: str, fragments: tuple[str, ...]
+) -> None:
+    # A service message carrying material must not be forwarded into the Reason.
+    secrets.add_secret_error(code, message=f"value {SENTINEL.hex()} {SENTINEL_B64}")
+    reason = read_failure(secrets)
+    assert stubbing.SECRET_ARN in reason
+    for fragment in fragments:
+        assert fragment in reason
+
+
+@pytest.mark.parametrize(("code", "fragments"), SECRET_ERRORS)
+def test_secret_error_reasons_fit_whole_with_a_long_secret_name(
+    secrets: stubbing.SecretsStub, code: str, fragments: tuple[str, ...]
+) -> None:
+    secrets.add_secret_error(code, stubbing.LONG_SECRET_ARN)
+    reason = read_failure(secrets, stubbing.LONG_SECRET_ARN)
+    assert stubbing.LONG_SECRET_ARN in reason
+    assert not reason.endswith("..."), "the fix at the end was cut off"
+    assert fragments[-1] in reason
+
+
+def test_a_non_base64_reason_fits_whole_with_a_long_secret_name(
+    secrets: stubbing.SecretsStub,
+) -> None:
+    secrets.add_secret(stubbing.LONG_SECRET_ARN, SecretString="%%%")
+    reason = read_failure(secrets, stubbing.LONG_SECRET_ARN)
+    assert reason.endswith("SecretBinary.")
+
+
+# --- checking ---------------------------------------------------------------------------------
+
+
+def test_32_bytes_are_valid_symmetric_material() -> None:
+    validate_material(SENTINEL, "SYMMETRIC_DEFAULT", stubbing.SECRET_ARN)
+
+
+@pytest.mark.parametrize("length", [0, 1, 16, 31, 33, 48, 64])
+def test_symmetric_material_of_the_wrong_length_is_refused_with_both_lengths(
+    length: int,
+) -> None:
+    material = stubbing.sentinel_of_length(length)
+    with pytest.raises(ImportFailure) as caught:
+        validate_material(material, "SYMMETRIC_DEFAULT", stubbing.SECRET_ARN)
+    reason = caught.value.reason
+    stubbing.assert_clean_reason(reason)  # checks the 32-byte sentinel's encodings
+    if length >= 8:
+        stubbing.assert_no_material(reason, material)
+    assert stubbing.SECRET_ARN in reason
+    assert f" holds {length} bytes;" in reason
+    assert "exactly 32" in reason
+
+
+def test_hex_text_in_secret_string_is_caught_by_the_length_check(
+    secrets: stubbing.SecretsStub,
+) -> None:
+    # 64 hex digits are valid base64 characters: they decode to 48 bytes, not the 32 meant.
+    secrets.add_secret(SecretString=SENTINEL.hex())
+    material = read_material(secrets.client, stubbing.SECRET_ARN)
+    with pytest.raises(ImportFailure) as caught:
+        validate_material(material, "SYMMETRIC_DEFAULT", stubbing.SECRET_ARN)
+    stubbing.assert_clean_reason(caught.value.reason)
+    assert " holds 48 bytes;" in caught.value.reason
+
+
+def test_a_secret_with_no_value_reads_as_empty_and_fails_the_length_check(
+    secrets: stubbing.SecretsStub,
+) -> None:
+    secrets.add_secret()  # neither SecretBinary nor SecretString
+    material = read_material(secrets.client, stubbing.SECRET_ARN)
+    with pytest.raises(ImportFailure, match=" holds 0 bytes;"):
+        validate_material(material, "SYMMETRIC_DEFAULT", stubbing.SECRET_ARN)
