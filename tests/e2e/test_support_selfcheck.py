@@ -1,0 +1,430 @@
+"""Self-checks of the end-to-end support code: each piece works, and each can fail.
+
+If these fail, the end-to-end tests built on them prove nothing, so they check the emulator
+too: that KMS really holds the imported bytes, and that the ValidTo shim is active and needed.
+"""
+
+import http.client
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+import pytest
+from botocore.exceptions import ClientError
+from cryptography.exceptions import InvalidTag
+from support import localstack as localstack_support
+from support.cfn_server import CfnResponseServer
+from support.events import SERVICE_TOKEN, cfn_event
+from support.kms_blob import (
+    decrypt_localstack_ciphertext,
+    make_localstack_ciphertext,
+    parse_localstack_ciphertext,
+)
+from support.lambda_context import FakeLambdaContext
+from support.localstack import (
+    SHIM_DIR,
+    SHIM_MARKER,
+    LocalStack,
+    LocalStackError,
+    free_port,
+    localstack_python,
+    start_localstack,
+)
+
+from imported_key_handler.wrapping import wrap_key_material
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms.client import KMSClient
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
+
+WRAPPING_ALGORITHM: Final = "RSAES_OAEP_SHA_256"
+CONTEXT = {"purpose": "selfcheck", "app": "imported-key-cdk"}
+
+
+def _pending_key(kms: "KMSClient") -> str:
+    metadata = kms.create_key(
+        Origin="EXTERNAL", KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT"
+    )["KeyMetadata"]
+    assert metadata["KeyState"] == "PendingImport"
+    assert metadata["Enabled"] is False
+    return metadata["KeyId"]
+
+
+def _import(
+    kms: "KMSClient", key_id: str, material: bytes, valid_to: datetime | None
+) -> dict[str, Any]:
+    parameters = kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm=WRAPPING_ALGORITHM, WrappingKeySpec="RSA_4096"
+    )
+    encrypted = wrap_key_material(material, parameters["PublicKey"], WRAPPING_ALGORITHM)
+    if valid_to is None:
+        response = kms.import_key_material(
+            KeyId=key_id,
+            ImportToken=parameters["ImportToken"],
+            EncryptedKeyMaterial=encrypted,
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )
+    else:
+        response = kms.import_key_material(
+            KeyId=key_id,
+            ImportToken=parameters["ImportToken"],
+            EncryptedKeyMaterial=encrypted,
+            ExpirationModel="KEY_MATERIAL_EXPIRES",
+            ValidTo=valid_to,
+        )
+    return dict(response)
+
+
+# --- LocalStack -------------------------------------------------------------------------------
+
+
+@pytest.mark.localstack
+def test_localstack_serves_kms_and_secretsmanager_on_loopback(
+    localstack: LocalStack, secretsmanager: "SecretsManagerClient"
+) -> None:
+    assert localstack.endpoint.startswith("http://127.0.0.1:")
+    services = localstack.health()["services"]
+    assert services["kms"] == "running"
+    assert services["secretsmanager"] == "running"
+    assert SHIM_MARKER in localstack.log_file.read_text()
+
+    material = os.urandom(32)
+    name = f"selfcheck/{uuid.uuid4()}"
+    arn = secretsmanager.create_secret(Name=name, SecretBinary=material)["ARN"]
+    assert secretsmanager.get_secret_value(SecretId=arn)["SecretBinary"] == material
+
+    print(  # figures for the report, shown with -s
+        f"\nLocalStack ready in {localstack.startup_seconds:.1f} s, "
+        f"RSS {localstack.rss_bytes() / 2**20:.0f} MiB"
+    )
+
+
+@pytest.mark.localstack
+def test_imported_material_is_exactly_what_kms_uses(kms: "KMSClient") -> None:
+    key_id = _pending_key(kms)
+    key_arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+    material = os.urandom(32)
+    valid_to = datetime.now(UTC) + timedelta(days=30)
+
+    response = _import(kms, key_id, material, valid_to)
+
+    assert response.get("KeyId") == key_arn  # the shim's addition, as real KMS answers
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["KeyState"] == "Enabled"
+    assert metadata["Enabled"] is True
+    assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
+    # KMS takes whole seconds on the wire, so allow the fraction botocore drops.
+    assert abs((metadata["ValidTo"] - valid_to).total_seconds()) < 1
+
+    # KMS -> local: KMS encrypted with exactly the imported bytes.
+    plaintext = os.urandom(45)
+    blob = kms.encrypt(KeyId=key_id, Plaintext=plaintext, EncryptionContext=CONTEXT)[
+        "CiphertextBlob"
+    ]
+    assert parse_localstack_ciphertext(blob).key_id == key_id
+    assert decrypt_localstack_ciphertext(blob, material, CONTEXT) == plaintext
+    with pytest.raises(InvalidTag):
+        decrypt_localstack_ciphertext(blob, os.urandom(32), CONTEXT)
+    with pytest.raises(InvalidTag):
+        decrypt_localstack_ciphertext(blob, material)  # the context is bound in
+
+    # local -> KMS: KMS decrypts what the material alone produced.
+    mine = make_localstack_ciphertext(key_id, material, b"made locally", CONTEXT)
+    decrypted = kms.decrypt(CiphertextBlob=mine, EncryptionContext=CONTEXT)
+    assert decrypted["Plaintext"] == b"made locally"
+    assert decrypted["KeyId"] == key_arn
+    forged = make_localstack_ciphertext(key_id, os.urandom(32), b"made locally", CONTEXT)
+    with pytest.raises(ClientError) as error:
+        kms.decrypt(CiphertextBlob=forged, EncryptionContext=CONTEXT)
+    assert error.value.response["Error"]["Code"] == "InvalidCiphertextException"
+
+
+@pytest.mark.localstack
+def test_shim_follows_the_expiration_model_and_material_deletion(kms: "KMSClient") -> None:
+    key_id = _pending_key(kms)
+    material = os.urandom(32)
+
+    _import(kms, key_id, material, datetime.now(UTC) + timedelta(days=2))
+    assert "ValidTo" in kms.describe_key(KeyId=key_id)["KeyMetadata"]
+
+    _import(kms, key_id, material, valid_to=None)
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    assert "ValidTo" not in metadata
+
+    _import(kms, key_id, material, datetime.now(UTC) + timedelta(days=3))
+    kms.delete_imported_key_material(KeyId=key_id)
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["KeyState"] == "PendingImport"
+    assert "ValidTo" not in metadata
+
+
+@pytest.mark.localstack
+def test_localstack_as_shipped_lacks_valid_to_and_stops_cleanly(tmp_path: Path) -> None:
+    # Fails when a LocalStack upgrade stores ValidTo itself: then the shim should go.
+    with start_localstack(tmp_path, shim=False) as plain:
+        kms = plain.kms()
+        key_id = _pending_key(kms)
+        response = _import(kms, key_id, os.urandom(32), datetime.now(UTC) + timedelta(days=30))
+        assert "KeyId" not in response
+        metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        assert metadata["KeyState"] == "Enabled"
+        assert "ValidTo" not in metadata
+        assert SHIM_MARKER not in plain.log_file.read_text()
+    assert plain.process.returncode is not None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(plain.pid, 0)  # nothing of its process group is left
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", plain.port), timeout=2).close()
+
+
+@pytest.mark.localstack
+def test_start_moves_on_when_the_port_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LocalStack does not exit when its port is taken: it prints "Ready." and serves nothing,
+    # while whoever holds the port answers. The support code must notice and pick another.
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = iter([taken, free_port()])
+        monkeypatch.setattr(localstack_support, "free_port", lambda: next(ports))
+        with start_localstack(tmp_path) as stack:
+            assert stack.port != taken
+            assert stack.health()["services"]["kms"] == "running"
+    assert "Address already in use" in (tmp_path / f"localstack-{taken}.log").read_text()
+
+
+def _fake_localstack(root: Path, provider_source: str | None) -> Path:
+    package = root / "localstack" / "services" / "kms"
+    package.mkdir(parents=True)
+    for directory in (package, package.parent, package.parent.parent):
+        (directory / "__init__.py").write_text("")
+    if provider_source is not None:
+        (package / "provider.py").write_text(provider_source)
+    return root
+
+
+def _run_with_shim(pythonpath: list[Path], code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(localstack_python()), "-c", code],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(map(str, pythonpath))},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=pythonpath[0],
+    )
+
+
+def test_shim_patches_the_installed_localstack(tmp_path: Path) -> None:
+    result = _run_with_shim(
+        [SHIM_DIR],
+        "from localstack.services.kms.provider import KmsProvider as P; "
+        "print(P.import_key_material.__wrapped__.__qualname__)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "KmsProvider.import_key_material"
+    assert SHIM_MARKER in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("provider_source", "complaint"),
+    [
+        (None, "cannot import localstack.services.kms.provider"),
+        ("class Other: pass\n", "KmsProvider is missing"),
+        (
+            "class KmsProvider:\n"
+            "    def import_key_material(self, context, key_id, **kwargs): ...\n",
+            "KmsProvider.import_key_material has no parameter(s) valid_to",
+        ),
+    ],
+)
+def test_shim_stops_the_interpreter_when_its_target_moved(
+    tmp_path: Path, provider_source: str | None, complaint: str
+) -> None:
+    fake = _fake_localstack(tmp_path, provider_source)
+    result = _run_with_shim([fake, SHIM_DIR], "print('LocalStack would start here')")
+    assert result.returncode != 0
+    assert "LocalStack would start here" not in result.stdout
+    assert complaint in result.stderr
+
+
+def _fake_python(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "python"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_start_reports_the_log_tail_when_localstack_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "LOCALSTACK_PYTHON", str(_fake_python(tmp_path, "echo 'boom: no runtime'; exit 3"))
+    )
+    with pytest.raises(LocalStackError, match=r"exited with code 3(.|\n)*boom: no runtime"):
+        start_localstack(tmp_path / "logs", timeout=30)
+
+
+def test_start_gives_up_after_its_timeout_and_kills_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid_file = tmp_path / "pid"
+    monkeypatch.setenv(
+        "LOCALSTACK_PYTHON",
+        str(_fake_python(tmp_path, f"echo $$ > {pid_file}; echo 'still booting'; exec sleep 60")),
+    )
+    started = time.monotonic()
+    with pytest.raises(LocalStackError, match=r"not ready within 1 s(.|\n)*still booting"):
+        start_localstack(tmp_path / "logs", timeout=1)
+    assert time.monotonic() - started < 30
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_start_names_a_missing_interpreter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCALSTACK_PYTHON", str(tmp_path / "nowhere" / "python"))
+    with pytest.raises(LocalStackError, match="LOCALSTACK_PYTHON"):
+        start_localstack(tmp_path / "logs")
+
+
+# --- ciphertext format (offline) --------------------------------------------------------------
+
+
+def test_local_ciphertext_round_trips_and_binds_material_and_context() -> None:
+    key_id, material = str(uuid.uuid4()), os.urandom(32)
+    for plaintext in (b"", b"x" * 15, b"y" * 16, os.urandom(100)):
+        blob = make_localstack_ciphertext(key_id, material, plaintext, CONTEXT)
+        assert len(blob) == 68 + (len(plaintext) // 16 + 1) * 16
+        assert decrypt_localstack_ciphertext(blob, material, dict(reversed(CONTEXT.items()))) == (
+            plaintext
+        )
+    with pytest.raises(InvalidTag):
+        decrypt_localstack_ciphertext(blob, material, {**CONTEXT, "purpose": "other"})
+    with pytest.raises(ValueError, match="cannot be a LocalStack ciphertext"):
+        decrypt_localstack_ciphertext(blob[:-1], material, CONTEXT)
+    arn = f"arn:aws:kms:us-east-1:000000000000:key/{key_id}"
+    assert parse_localstack_ciphertext(make_localstack_ciphertext(arn, material, b"")).key_id == (
+        key_id
+    )
+    with pytest.raises(ValueError, match="not 36 bytes"):
+        make_localstack_ciphertext("alias/short", material, b"")
+
+
+# --- CloudFormation response server ------------------------------------------------------------
+
+
+def test_response_server_receives_a_verified_https_put(cfn_server: CfnResponseServer) -> None:
+    url = cfn_server.response_url("create")
+    assert url != cfn_server.response_url("create")
+    parts = urlsplit(url)
+    body = json.dumps({"Status": "SUCCESS", "PhysicalResourceId": "abc"})
+
+    context = ssl.create_default_context(cafile=str(cfn_server.ca_file))
+    connection = http.client.HTTPSConnection(parts.netloc, context=context, timeout=10)
+    try:
+        connection.request("PUT", f"{parts.path}?{parts.query}", body=body)
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+
+    assert cfn_server.wait_for(url, timeout=5) == json.loads(body)
+    assert cfn_server.responses == {url: json.loads(body)}
+    assert len(cfn_server.all_responses(url)) == 1
+
+
+def test_response_server_is_untrusted_without_its_ca_and_waits_are_bounded(
+    cfn_server: CfnResponseServer,
+) -> None:
+    url = cfn_server.response_url("untrusted")
+    parts = urlsplit(url)
+    # A client that trusts nothing, so not the server's private CA either.
+    connection = http.client.HTTPSConnection(
+        parts.netloc, context=ssl.create_default_context(capath="/nonexistent"), timeout=10
+    )
+    with pytest.raises(ssl.SSLCertVerificationError):
+        connection.request("PUT", parts.path, body="{}")
+    connection.close()
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="no response PUT"):
+        cfn_server.wait_for(url, timeout=0.3)
+    assert time.monotonic() - started < 5
+    assert cfn_server.errors  # the rejected handshake was seen by the server
+
+
+def test_crhelper_reaches_the_server_through_ssl_cert_file(
+    cfn_server: CfnResponseServer,
+) -> None:
+    # crhelper retries a failed PUT forever, so it runs in a child process with a deadline.
+    url = cfn_server.response_url("crhelper")
+    code = (
+        "import sys; from crhelper.utils import _send_response; "
+        "_send_response(sys.argv[1], {'Status': 'SUCCESS', 'Reason': 'ok'})"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, url],
+        env={**os.environ, "AWS_REGION": "us-east-1"},  # SSL_CERT_FILE comes from the fixture
+        timeout=30,
+        check=True,
+        capture_output=True,
+    )
+    assert cfn_server.wait_for(url, timeout=5) == {"Status": "SUCCESS", "Reason": "ok"}
+
+
+# --- fakes and builders -----------------------------------------------------------------------
+
+
+def test_fake_context_counts_down_to_zero() -> None:
+    now = [100.0]
+    context = FakeLambdaContext(timeout_s=2, clock=lambda: now[0])
+    assert context.get_remaining_time_in_millis() == 2000
+    now[0] += 1.5
+    assert context.get_remaining_time_in_millis() == 500
+    now[0] += 5
+    assert context.get_remaining_time_in_millis() == 0
+    assert context.invoked_function_arn.endswith(f":function:{context.function_name}")
+    assert context.log_group_name == f"/aws/lambda/{context.function_name}"
+    assert "[$LATEST]" in context.log_stream_name
+    assert uuid.UUID(context.aws_request_id)
+    real_clock = FakeLambdaContext(timeout_s=60)
+    assert 59_000 < real_clock.get_remaining_time_in_millis() <= 60_000
+
+
+def test_cfn_event_has_the_shape_cloudformation_sends() -> None:
+    url = "https://127.0.0.1:1/x"
+    create = cfn_event("Create", {"SecretArn": "arn:s", "ValidityDays": 30, "Flag": True}, url)
+    assert create["ResourceProperties"] == {
+        "ServiceToken": SERVICE_TOKEN,
+        "SecretArn": "arn:s",
+        "ValidityDays": "30",
+        "Flag": "true",
+    }
+    assert create["ResourceType"] == "Custom::ImportedKeyMaterial"
+    assert create["StackId"].startswith("arn:aws:cloudformation:us-east-1:000000000000:stack/demo/")
+    assert "PhysicalResourceId" not in create
+    assert "OldResourceProperties" not in create
+
+    update = cfn_event("Update", {"A": "2"}, url, physical_id="p", old_properties={"A": "1"})
+    assert update["PhysicalResourceId"] == "p"
+    assert update["OldResourceProperties"] == {"ServiceToken": SERVICE_TOKEN, "A": "1"}
+    assert update["RequestId"] != create["RequestId"]
+    assert cfn_event("Delete", {}, url, physical_id="p")["PhysicalResourceId"] == "p"
+
+    with pytest.raises(ValueError, match="needs physical_id"):
+        cfn_event("Delete", {}, url)
+    with pytest.raises(ValueError, match="old_properties"):
+        cfn_event("Update", {}, url, physical_id="p")
+    with pytest.raises(ValueError, match="request_type"):
+        cfn_event("create", {}, url)

@@ -1,0 +1,1 @@
+"""Test support code: LocalStack, a CloudFormation response server, fakes and builders."""
