@@ -23,9 +23,7 @@ class MaterialExpiration:
             raise ValueError("MaterialExpiration.after() needs a concrete Duration, not a token.")
         seconds = validity.to_seconds()
         days, remainder = divmod(seconds, 86400)
-        if remainder or not (
-            protocol.MIN_VALIDITY_DAYS <= days <= protocol.MAX_VALIDITY_DAYS
-        ):
+        if remainder or not (protocol.MIN_VALIDITY_DAYS <= days <= protocol.MAX_VALIDITY_DAYS):
             raise ValueError(
                 f"MaterialExpiration.after({validity.to_human_string()}): the validity must be "
                 f"a whole number of days from {protocol.MIN_VALIDITY_DAYS} to "

@@ -70,17 +70,15 @@ def run_import(properties: Mapping[str, Any], action: str) -> ImportResult:
     outcome = "FAILED"
     result: ImportResult | None = None
     try:
-        result = import_from_secret(
-            clients.kms_client(), clients.secretsmanager_client(), request
-        )
+        result = import_from_secret(clients.kms_client(), clients.secretsmanager_client(), request)
         outcome = "SUCCESS"
         return result
     except ImportFailure:
         raise
     except BotoCoreError as error:
         raise ImportFailure(
-            f"Could not reach KMS or Secrets Manager ({type(error).__name__}) for key "
-            f"{request.key_id}: check network access from the function, then retry."
+            f"The AWS SDK failed ({type(error).__name__}) for key {request.key_id}: check the "
+            "function's network access to KMS and Secrets Manager, then retry."
         ) from None
     except Exception as error:
         # Unknown errors are summarised by type only: their text is not ours to vouch for.

@@ -5,6 +5,7 @@ tests can hand in their own. ``AWS_ENDPOINT_URL`` (read by botocore itself) poin
 a local emulator in tests.
 """
 
+import os
 from typing import TYPE_CHECKING
 
 import boto3
@@ -24,9 +25,14 @@ CLIENT_CONFIG = Config(
 )
 
 
+def _region() -> str | None:
+    # Lambda sets both; botocore itself reads only AWS_DEFAULT_REGION.
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
 def kms_client() -> "KMSClient":
-    return boto3.client("kms", config=CLIENT_CONFIG)
+    return boto3.client("kms", region_name=_region(), config=CLIENT_CONFIG)
 
 
 def secretsmanager_client() -> "SecretsManagerClient":
-    return boto3.client("secretsmanager", config=CLIENT_CONFIG)
+    return boto3.client("secretsmanager", region_name=_region(), config=CLIENT_CONFIG)

@@ -323,7 +323,7 @@ def _launch(
                 # A cwd inside the repo could shadow modules (tests/, lambda/ ...) on sys.path[0].
                 cwd=filesystem_root,
                 start_new_session=True,
-                preexec_fn=_die_with(os.getpid()),  # noqa: PLW1509 - no threads fork here
+                preexec_fn=_die_with(os.getpid()),
             )
         except BaseException:
             shutil.rmtree(filesystem_root, ignore_errors=True)

@@ -1,0 +1,125 @@
+"""The x86_64 Lambda bundle, run by Python 3.13 as the Lambda runtime would, against LocalStack.
+
+This is the handler exactly as deployed: the asset's own cryptography, cffi and crhelper, with
+only boto3 added from outside, as the Lambda runtime provides it.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from support.cfn_server import CfnResponseServer
+from support.events import REGION, cfn_event
+from support.kms_blob import decrypt_localstack_ciphertext
+from support.localstack import LocalStack
+
+from imported_key_handler import protocol
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms.client import KMSClient
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
+
+pytestmark = [pytest.mark.localstack, pytest.mark.slow]
+
+
+def find_python_313() -> str | None:
+    """A working Python 3.13: $PYTHON313, pyenv's install, or python3.13 on PATH."""
+    candidates = [os.environ.get("PYTHON313", "")]
+    candidates += sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.13*/bin/python3.13"))
+    candidates.append(shutil.which("python3.13") or "")
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 13))"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if probe.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+RUNTIME_PYTHON = find_python_313()
+INVOKE = textwrap.dedent(
+    """
+    import json, sys
+    sys.path[0:0] = [sys.argv[1], sys.argv[3]]  # the asset first, then the runtime's boto3
+    import cryptography, imported_key_handler.entry as entry
+    assert cryptography.__file__.startswith(sys.argv[1]), cryptography.__file__
+
+    class Context:
+        function_name = "bundled"
+        aws_request_id = "r-1"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:bundled"
+        def get_remaining_time_in_millis(self):
+            return 60000
+
+    print(json.dumps(entry.handler({"source": "aws.events"}, Context())))
+    entry.handler(json.loads(sys.argv[2]), Context())
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def lambda_runtime_boto3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """boto3 for Python 3.13, standing in for the copy the Lambda runtime ships."""
+    target = tmp_path_factory.mktemp("runtime-boto3")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
+         "--only-binary=:all:", "--python-version", "3.13", "--implementation", "cp",
+         "--platform", "manylinux2014_x86_64", "boto3"],
+        check=True, timeout=600,
+    )  # fmt: skip
+    return target
+
+
+@pytest.mark.skipif(RUNTIME_PYTHON is None, reason="python3.13 is not on this machine")
+def test_bundle_imports_under_python_313(
+    lambda_bundles: dict[str, Path],
+    lambda_runtime_boto3: Path,
+    localstack: LocalStack,
+    cfn_server: CfnResponseServer,
+    kms: "KMSClient",
+    secretsmanager: "SecretsManagerClient",
+) -> None:
+    material = os.urandom(32)
+    key_id = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    secret_arn = secretsmanager.create_secret(
+        Name=f"bundled/{uuid.uuid4()}", SecretBinary=material
+    )["ARN"]
+    url = cfn_server.response_url("bundled")
+    properties = {
+        protocol.PROP_KEY_ID: key_id,
+        protocol.PROP_SECRET_ARN: secret_arn,
+        protocol.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
+        protocol.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_256",
+        protocol.PROP_WRAPPING_KEY_SPEC: "RSA_4096",
+        protocol.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_EXPIRES",
+        protocol.PROP_VALIDITY_DAYS: "30",
+    }
+    env = {
+        "PATH": os.environ["PATH"],
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_ENDPOINT_URL": localstack.endpoint,
+        "SSL_CERT_FILE": str(cfn_server.ca_file),
+    }
+    assert RUNTIME_PYTHON is not None
+    result = subprocess.run(
+        [RUNTIME_PYTHON, "-I", "-c", INVOKE, str(lambda_bundles["x86_64"]),
+         json.dumps(cfn_event("Create", properties, url)), str(lambda_runtime_boto3)],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["Status"] == "IGNORED"
+    response = cfn_server.wait_for(url, timeout=30)
+    assert response["Status"] == "SUCCESS", response["Reason"]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"bundled")["CiphertextBlob"]
+    assert decrypt_localstack_ciphertext(blob, material) == b"bundled"
