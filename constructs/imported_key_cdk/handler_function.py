@@ -3,6 +3,7 @@
 import importlib.resources
 import re
 from pathlib import Path
+from typing import cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
@@ -47,7 +48,9 @@ def handler_code(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -
             image=runtime.bundling_image,
             command=["local-pip-bundling"],
             environment={"TARGET_PYTHON": python_version, "TARGET_ARCHITECTURE": arch},
-            local=LocalPipBundling(source, python_version, arch),
+            # jsii's stub spells the options out as keywords; at run time it passes one
+            # positional BundlingOptions, which is what LocalPipBundling takes.
+            local=cast(cdk.ILocalBundling, LocalPipBundling(source, python_version, arch)),
         ),
     )
 
