@@ -54,7 +54,7 @@ def synthesize(outdir: Path) -> dict[str, Any]:
 
 def of_type(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
     (resource,) = [r for r in template["Resources"].values() if r["Type"] == resource_type]
-    return resource
+    return dict(resource)
 
 
 def main() -> int:
