@@ -428,3 +428,19 @@ def test_cfn_event_has_the_shape_cloudformation_sends() -> None:
         cfn_event("Update", {}, url, physical_id="p")
     with pytest.raises(ValueError, match="request_type"):
         cfn_event("create", {}, url)
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local IPv4 addresses listening on ``port``, read from /proc/net/tcp (state 0A)."""
+    addresses = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address_hex, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:
+            addresses.add(socket.inet_ntoa(bytes.fromhex(address_hex)[::-1]))
+    return addresses
+
+
+@pytest.mark.localstack
+def test_localstack_listens_on_loopback_only(localstack: LocalStack) -> None:
+    assert _listening_addresses(localstack.port) == {"127.0.0.1"}

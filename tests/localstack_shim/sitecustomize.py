@@ -19,6 +19,10 @@ What it adds, and nothing more (all of it documented real-KMS behaviour):
 
 It does not make material expire and adds no validation: those stay LocalStack gaps.
 
+One more thing, for the workplace rather than for KMS: LocalStack 4.10 ignores the host part of
+``GATEWAY_LISTEN`` for IPv4 (``runtime/server/twisted.py``, "TODO: interface = host?") and
+listens on every interface. The shim makes IPv4 server endpoints default to 127.0.0.1.
+
 It is a ``sitecustomize`` so that it runs before LocalStack loads its services; put this
 directory on ``PYTHONPATH`` of the LocalStack process only. If the code it patches has moved
 (a LocalStack upgrade), it stops the interpreter with ``SystemExit``: ``site`` swallows any
@@ -112,5 +116,16 @@ def _patch(provider: type[Any]) -> None:
     provider.delete_imported_key_material = delete_imported_key_material
 
 
+def _listen_on_loopback_only() -> None:
+    from twisted.internet import endpoints
+
+    class LoopbackTCP4ServerEndpoint(endpoints.TCP4ServerEndpoint):  # type: ignore[misc]
+        def __init__(self, reactor: Any, port: int, backlog: int = 50, interface: str = "") -> None:
+            super().__init__(reactor, port, backlog, interface or "127.0.0.1")
+
+    endpoints.TCP4ServerEndpoint = LoopbackTCP4ServerEndpoint
+
+
 _patch(_provider_class())
+_listen_on_loopback_only()
 print(MARKER, file=sys.stderr, flush=True)

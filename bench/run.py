@@ -1,0 +1,171 @@
+"""Benchmarks behind the figures in the README. Run with `make bench`; not part of `make test`.
+
+Measures: synth time of app.py with a cold and a warm dependency cache; the Lambda asset's
+size; the pure wrap; the handler's Create against LocalStack (median, p95); and the peak RSS of
+the deployed bundle running one import under Python 3.13.
+"""
+
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from support.cfn_server import CfnResponseServer  # noqa: E402
+from support.events import REGION, cfn_event  # noqa: E402
+from support.lambda_context import FakeLambdaContext  # noqa: E402
+from support.localstack import start_localstack  # noqa: E402
+
+from imported_key_handler import protocol  # noqa: E402
+from imported_key_handler.wrapping import wrap_key_material  # noqa: E402
+
+IMPORTS = 20
+WRAPS = 200
+
+
+def synth_seconds(outdir: Path, cache: Path) -> float:
+    env = dict(os.environ, CDK_OUTDIR=str(outdir), IMPORTED_KEY_CDK_CACHE=str(cache))
+    env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(REPO / "app.py")], env=env, check=True, timeout=900)
+    return time.perf_counter() - started
+
+
+def asset_sizes(outdir: Path) -> tuple[int, int]:
+    (asset,) = outdir.glob("asset.*")
+    unzipped = sum(p.stat().st_size for p in asset.rglob("*") if p.is_file())
+    archive = outdir / "asset.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(asset.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(asset))
+    return unzipped, archive.stat().st_size
+
+
+def wrap_ms() -> dict[str, float]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    public = (
+        rsa.generate_private_key(65537, 4096)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    material = os.urandom(32)
+    samples = []
+    for _ in range(WRAPS):
+        started = time.perf_counter()
+        wrap_key_material(material, public, "RSAES_OAEP_SHA_256")
+        samples.append((time.perf_counter() - started) * 1000)
+    return {"median_ms": statistics.median(samples), "max_ms": max(samples)}
+
+
+def handler_imports(work: Path) -> dict[str, Any]:
+    with start_localstack(work) as localstack, CfnResponseServer() as cloudformation:
+        os.environ.update(
+            AWS_REGION=REGION,
+            AWS_ACCESS_KEY_ID="test",
+            AWS_SECRET_ACCESS_KEY="test",
+            AWS_ENDPOINT_URL=localstack.endpoint,
+            SSL_CERT_FILE=str(cloudformation.ca_file),
+        )
+        from imported_key_handler.entry import handler
+
+        kms = localstack.client("kms")
+        secrets = localstack.client("secretsmanager")
+        samples = []
+        for _ in range(IMPORTS):
+            key_id = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+            arn = secrets.create_secret(Name=f"bench/{uuid.uuid4()}", SecretBinary=os.urandom(32))
+            props = {
+                protocol.PROP_KEY_ID: key_id,
+                protocol.PROP_SECRET_ARN: arn["ARN"],
+                protocol.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
+                protocol.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_256",
+                protocol.PROP_WRAPPING_KEY_SPEC: "RSA_4096",
+                protocol.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_EXPIRES",
+                protocol.PROP_VALIDITY_DAYS: "365",
+            }
+            url = cloudformation.response_url("bench")
+            started = time.perf_counter()
+            handler(cfn_event("Create", props, url), FakeLambdaContext(120))
+            response = cloudformation.wait_for(url, timeout=60)
+            samples.append((time.perf_counter() - started) * 1000)
+            assert response["Status"] == "SUCCESS", response
+        samples.sort()
+        return {
+            "imports": IMPORTS,
+            "median_ms": statistics.median(samples),
+            "p95_ms": samples[int(0.95 * (len(samples) - 1))],
+            "localstack_start_s": localstack.startup_seconds,
+            "localstack_rss_mib": localstack.rss_bytes() / 2**20,
+        }
+
+
+def bundle_peak_rss_mib(bundle: Path) -> float | None:
+    """Peak RSS of Python 3.13 importing the bundled handler and wrapping once."""
+    pythons = sorted(Path.home().glob(".pyenv/versions/3.13*/bin/python3.13"))
+    python = str(pythons[-1]) if pythons else shutil.which("python3.13")
+    if not python:
+        return None
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import imported_key_handler.wrapping as w, crhelper;"
+        "from cryptography.hazmat.primitives.asymmetric import rsa;"
+        "from cryptography.hazmat.primitives import serialization as s;"
+        "k = rsa.generate_private_key(65537, 4096).public_key().public_bytes("
+        "s.Encoding.DER, s.PublicFormat.SubjectPublicKeyInfo);"
+        "w.wrap_key_material(b'x' * 32, k, 'RSAES_OAEP_SHA_256')"
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run([python, "-I", "-c", code, str(bundle)], check=True, timeout=120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(after, before) / 1024
+
+
+def main() -> None:
+    results: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    with tempfile.TemporaryDirectory(prefix="imported-key-bench-") as tmp:
+        work = Path(tmp)
+        cache = work / "cache"
+        results["synth_cold_cache_s"] = synth_seconds(work / "cold", cache)
+        warm = [synth_seconds(work / f"warm{i}", cache) for i in range(3)]
+        results["synth_warm_cache_s"] = statistics.median(warm)
+        unzipped, zipped = asset_sizes(work / "warm0")
+        results["asset_mb"] = {"unzipped": unzipped / 1e6, "zipped": zipped / 1e6}
+        results["wrap_rsa4096_oaep_sha256"] = wrap_ms()
+        results["handler_create_on_localstack"] = handler_imports(work)
+        x86 = subprocess.run(
+            [sys.executable, "-c", _X86_BUNDLE, str(work / "x86")],
+            env=dict(os.environ, IMPORTED_KEY_CDK_CACHE=str(cache)),
+            cwd=REPO,
+            check=True, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        results["bundle_peak_rss_mib_py313"] = bundle_peak_rss_mib(Path(x86.stdout.strip()))
+    text = json.dumps(results, indent=2, default=lambda v: round(v, 2))
+    print(text)
+    (REPO / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+_X86_BUNDLE = """
+import sys
+from pathlib import Path
+sys.path.insert(0, "tests")
+from support.synth import synth_with_bundling
+print(synth_with_bundling(Path(sys.argv[1]))[1]["x86_64"])
+"""
+
+if __name__ == "__main__":
+    main()
