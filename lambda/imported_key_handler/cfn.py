@@ -6,16 +6,13 @@ is two minutes, its response upload never gives up, and its timeout answer leave
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, cast
 
-from botocore.exceptions import BotoCoreError
 from crhelper import CfnResource
 
 from . import clients, log_config, protocol
-from .errors import ImportFailure
+from .audit import audited
 from .importer import ImportResult, import_from_secret
 from .request import ImportRequest
 from .response import WORST_CASE_S, send_response
@@ -65,44 +62,11 @@ def data_for(result: ImportResult) -> dict[str, str]:
 
 def run_import(properties: Mapping[str, Any], action: str) -> ImportResult:
     """Import for a Create or Update, turning every failure into a clear ImportFailure."""
-    started = time.monotonic()
     request = ImportRequest.from_properties(properties)
-    outcome = "FAILED"
-    result: ImportResult | None = None
-    try:
+    with audited(action, request.key_id) as record:
         result = import_from_secret(clients.kms_client(), clients.secretsmanager_client(), request)
-        outcome = "SUCCESS"
+        record.succeeded(valid_to=result.valid_to)
         return result
-    except ImportFailure:
-        raise
-    except BotoCoreError as error:
-        raise ImportFailure(
-            f"The AWS SDK failed ({type(error).__name__}) for key {request.key_id}: check the "
-            "function's network access to KMS and Secrets Manager, then retry."
-        ) from None
-    except Exception as error:
-        # Unknown errors are summarised by type only: their text is not ours to vouch for.
-        logger.error("Unexpected %s during import", type(error).__name__)
-        raise ImportFailure(
-            f"Unexpected {type(error).__name__} while importing into key {request.key_id}: "
-            "see the function's log, then retry."
-        ) from None
-    finally:
-        logger.info(
-            "import %s",
-            outcome,
-            extra={
-                "action": action,
-                "key_id": request.key_id,
-                "outcome": outcome,
-                "valid_to": _iso(result.valid_to) if result else None,
-                "duration_ms": round((time.monotonic() - started) * 1000),
-            },
-        )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def build_helper() -> CfnResource:
