@@ -6,8 +6,13 @@ from pathlib import Path
 from typing import cast
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from imported_key_handler import protocol
@@ -55,35 +60,106 @@ def handler_code(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -
     )
 
 
-def shared_handler(
-    scope: Construct, runtime: lambda_.Runtime, architecture: lambda_.Architecture
-) -> lambda_.Function:
-    """Return the stack's import handler for this runtime and architecture, creating it once."""
-    stack = cdk.Stack.of(scope)
-    construct_id = "ImportedKeyHandler" + re.sub(
-        r"[^A-Za-z0-9]", "", f"{runtime.name}{architecture.name}".title()
-    )
-    existing = stack.node.try_find_child(construct_id)
-    if isinstance(existing, lambda_.Function):
-        return existing
-    log_group = logs.LogGroup(
-        stack,
-        f"{construct_id}Logs",
-        retention=logs.RetentionDays.ONE_YEAR,
-        removal_policy=cdk.RemovalPolicy.RETAIN,
-    )
-    return lambda_.Function(
-        stack,
-        construct_id,
-        description="Imports key material from Secrets Manager into EXTERNAL KMS keys",
-        runtime=runtime,
-        architecture=architecture,
-        handler=protocol.HANDLER_ENTRY,
-        code=handler_code(runtime, architecture),
-        timeout=HANDLER_TIMEOUT,
-        memory_size=256,
-        logging_format=lambda_.LoggingFormat.JSON,
-        application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
-        system_log_level_v2=lambda_.SystemLogLevel.WARN,
-        log_group=log_group,
-    )
+class ImportHandler(Construct):
+    """The import handler one stack shares between its ImportedKeys (per runtime/architecture).
+
+    Holds the function, the encrypted dead-letter queue that receives renewal events which still
+    fail after retries, and the alarms on the function's errors and on that queue.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        runtime: lambda_.Runtime,
+        architecture: lambda_.Architecture,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="Imports key material from Secrets Manager into EXTERNAL KMS keys",
+            runtime=runtime,
+            architecture=architecture,
+            handler=protocol.HANDLER_ENTRY,
+            code=handler_code(runtime, architecture),
+            timeout=HANDLER_TIMEOUT,
+            memory_size=256,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=log_group,
+        )
+        """The handler function."""
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            # SSE-SQS: EventBridge cannot deliver to a queue under the AWS managed KMS key.
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        """Renewal events that failed every retry (with their error, from Lambda)."""
+        # Renewal events arrive asynchronously: Lambda retries a failed one twice with backoff,
+        # then records it here.
+        self.function.configure_async_invoke(
+            retry_attempts=2,
+            max_event_age=cdk.Duration.hours(6),
+            on_failure=destinations.SqsDestination(self.dead_letter_queue),
+        )
+        self.errors_alarm = cloudwatch.Alarm(
+            self,
+            "ErrorsAlarm",
+            alarm_description="An ImportedKey renewal or import failed: read the handler's log.",
+            metric=self.function.metric_errors(period=cdk.Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        """In alarm when the handler fails (an import or a renewal)."""
+        self.dead_letter_alarm = cloudwatch.Alarm(
+            self,
+            "DeadLetterAlarm",
+            alarm_description=(
+                "A renewal failed after every retry; its event is in the dead-letter queue. "
+                "Until it succeeds the key's material is not renewed."
+            ),
+            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=cdk.Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        """In alarm while the dead-letter queue holds a failed renewal."""
+        self._topics: list[sns.ITopic] = []
+
+    def notify(self, topic: sns.ITopic) -> None:
+        """Send both alarms to ``topic`` (once, however many keys name it)."""
+        if any(known is topic for known in self._topics):
+            return
+        self._topics.append(topic)
+        for alarm in (self.errors_alarm, self.dead_letter_alarm):
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+
+    @classmethod
+    def of(
+        cls, scope: Construct, runtime: lambda_.Runtime, architecture: lambda_.Architecture
+    ) -> "ImportHandler":
+        """The stack's handler for this runtime and architecture, created on first use."""
+        stack = cdk.Stack.of(scope)
+        construct_id = "ImportedKeyHandler" + re.sub(
+            r"[^A-Za-z0-9]", "", f"{runtime.name}{architecture.name}".title()
+        )
+        existing = stack.node.try_find_child(construct_id)
+        if isinstance(existing, cls):
+            return existing
+        return cls(stack, construct_id, runtime, architecture)

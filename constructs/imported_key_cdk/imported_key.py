@@ -4,20 +4,28 @@ from collections.abc import Sequence
 from typing import cast
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from imported_key_handler import protocol
 
 from . import _perms
 from .expiration import MaterialExpiration
-from .handler_function import SUPPORTED_ARCHITECTURES, SUPPORTED_RUNTIMES, shared_handler
+from .handler_function import SUPPORTED_ARCHITECTURES, SUPPORTED_RUNTIMES, ImportHandler
+from .renewal_schedule import DEFAULT_RENEWAL_SCHEDULE, check_renewal, default_renew_before
 from .wrapping_options import WrappingAlgorithm, WrappingKeySpec
 
 DEFAULT_VALIDITY = cdk.Duration.days(365)
+DEFAULT_EXPIRY_ALARM_THRESHOLD = cdk.Duration.days(14)
+KMS_EXPIRATION_EVENT = "KMS Imported Key Material Expiration"
 
 
 def _choice(prop: str, value: str, allowed: Sequence[str]) -> str:
@@ -56,6 +64,10 @@ class ImportedKey(Construct):
         expiration: MaterialExpiration | None = None,
         wrapping_algorithm: WrappingAlgorithm | str = WrappingAlgorithm.RSAES_OAEP_SHA_256,
         wrapping_key_spec: WrappingKeySpec | str = WrappingKeySpec.RSA_4096,
+        renewal_schedule: events.Schedule | None = None,
+        renew_before: cdk.Duration | None = None,
+        expiry_alarm_threshold: cdk.Duration | None = None,
+        alarm_topic: sns.ITopic | None = None,
         handler_runtime: lambda_.Runtime = lambda_.Runtime.PYTHON_3_13,
         handler_architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
     ) -> None:
@@ -82,6 +94,16 @@ class ImportedKey(Construct):
         :param wrapping_algorithm: How the material is wrapped for transport to KMS.
             Default: ``RSAES_OAEP_SHA_256`` (``RSAES_OAEP_SHA_1`` is also accepted).
         :param wrapping_key_spec: Size of KMS's RSA wrapping key. Default: ``RSA_4096``.
+        :param renewal_schedule: When to check the material and re-import it if it is due.
+            It must fire at least twice inside the renewal window. Default: once a day
+            (``Schedule.rate(Duration.days(1))``). Not used when the material never expires.
+        :param renew_before: Re-import once the material expires within this window.
+            Default: 30 days, or a third of the validity period when that is shorter.
+        :param expiry_alarm_threshold: Alarm when KMS reports less than this left before the
+            material expires (``SecondsUntilKeyMaterialExpiration``). It must be shorter than
+            ``renew_before``, so a renewal normally happens first. Default: 14 days, or half
+            the renewal window when that is shorter.
+        :param alarm_topic: SNS topic for the alarms' actions. Default: no action.
         :param handler_runtime: Python runtime of the import handler (3.13 or 3.14).
             Default: ``Runtime.PYTHON_3_13``.
         :param handler_architecture: Architecture of the import handler.
@@ -113,6 +135,27 @@ class ImportedKey(Construct):
                 f"{', '.join(SUPPORTED_ARCHITECTURES)}."
             )
         self.expiration = expiration or MaterialExpiration.after(DEFAULT_VALIDITY)
+        validity_days = self.expiration.validity_days
+        schedule = renewal_schedule or DEFAULT_RENEWAL_SCHEDULE
+        window: cdk.Duration | None = None
+        if validity_days is not None:
+            window = renew_before or default_renew_before(validity_days)
+            check_renewal(schedule, window, validity_days)
+            threshold = expiry_alarm_threshold or cdk.Duration.seconds(
+                min(DEFAULT_EXPIRY_ALARM_THRESHOLD.to_seconds(), window.to_seconds() // 2)
+            )
+            if not 0 < threshold.to_seconds() < window.to_seconds():
+                raise ValueError(
+                    f"Invalid expiry_alarm_threshold: {threshold.to_human_string()}. It must be "
+                    f"shorter than the renewal window ({window.to_human_string()}), or the "
+                    "alarm fires before every renewal."
+                )
+        elif any(p is not None for p in (renewal_schedule, renew_before, expiry_alarm_threshold)):
+            raise ValueError(
+                "Invalid renewal_schedule/renew_before/expiry_alarm_threshold: the material "
+                "never expires "
+                "(MaterialExpiration.never()), so there is nothing to renew."
+            )
 
         self.external_key = kms.Key(
             self,
@@ -132,7 +175,8 @@ class ImportedKey(Construct):
         """
         cast(kms.CfnKey, self.external_key.node.default_child).origin = "EXTERNAL"
 
-        self.handler = shared_handler(self, handler_runtime, handler_architecture)
+        self._import_handler = ImportHandler.of(self, handler_runtime, handler_architecture)
+        self.handler = self._import_handler.function
         """The stack's import handler, shared by every ImportedKey with the same runtime."""
         self._grant_handler(key_material_secret, algorithm, wrapping_spec)
 
@@ -164,6 +208,92 @@ class ImportedKey(Construct):
         deployment."""
         self.key: kms.IKey = kms.Key.from_key_arn(self, "ImportedKeyRef", self.key_arn)
         """The key, as seen after the import: use it for grants and references."""
+
+        self.renewal_rule: events.Rule | None = None
+        """Runs the renewal on ``renewal_schedule`` (None when the material never expires)."""
+        self.recovery_rule: events.Rule | None = None
+        """Re-imports at once when KMS reports the material expired (None likewise)."""
+        self.expiry_alarm: cloudwatch.Alarm | None = None
+        """In alarm when the material expires within ``expiry_alarm_threshold``, or when KMS
+        stops reporting the time left (None when the material never expires)."""
+        if window is not None:
+            self._add_renewal(properties, schedule, window, threshold)
+        self.handler_errors_alarm: cloudwatch.Alarm = self._import_handler.errors_alarm
+        """In alarm when the shared handler fails (shared by the stack's ImportedKeys)."""
+        self.dead_letter_alarm: cloudwatch.Alarm = self._import_handler.dead_letter_alarm
+        """In alarm while a failed renewal waits in the dead-letter queue (shared likewise)."""
+        if alarm_topic is not None:
+            self._import_handler.notify(alarm_topic)
+            if self.expiry_alarm is not None:
+                self.expiry_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
+
+    def _add_renewal(
+        self,
+        properties: dict[str, str],
+        schedule: events.Schedule,
+        window: cdk.Duration,
+        alarm_threshold: cdk.Duration,
+    ) -> None:
+        function = self._import_handler.function
+        queue = self._import_handler.dead_letter_queue
+
+        def target(trigger: str) -> targets.LambdaFunction:
+            return targets.LambdaFunction(
+                function,
+                event=events.RuleTargetInput.from_object(
+                    {
+                        protocol.RENEWAL_EVENT: {
+                            protocol.RENEWAL_TRIGGER: trigger,
+                            protocol.RENEWAL_RENEW_BEFORE_SECONDS: str(int(window.to_seconds())),
+                            protocol.RENEWAL_PROPERTIES: properties,
+                        }
+                    }
+                ),
+                # Delivery failures (throttling, a missing permission) are retried with
+                # backoff for a day, then recorded in the dead-letter queue.
+                retry_attempts=185,
+                max_event_age=cdk.Duration.hours(24),
+                dead_letter_queue=queue,
+            )
+
+        self.renewal_rule = events.Rule(
+            self,
+            "RenewalSchedule",
+            description="Re-imports the key material before it expires (imported-key-cdk)",
+            schedule=schedule,
+            targets=[target(protocol.TRIGGER_SCHEDULE)],
+        )
+        self.recovery_rule = events.Rule(
+            self,
+            "ExpirationRecovery",
+            description="Re-imports the key material at once if it expired (imported-key-cdk)",
+            event_pattern=events.EventPattern(
+                source=["aws.kms"],
+                detail_type=[KMS_EXPIRATION_EVENT],
+                resources=[self.external_key.key_arn],
+            ),
+            targets=[target(protocol.TRIGGER_MATERIAL_EXPIRED)],
+        )
+        self.expiry_alarm = cloudwatch.Alarm(
+            self,
+            "MaterialExpiryAlarm",
+            alarm_description=(
+                "Imported key material expires soon, or KMS no longer reports its expiry: the "
+                "renewal is not working."
+            ),
+            metric=cloudwatch.Metric(
+                namespace="AWS/KMS",
+                metric_name="SecondsUntilKeyMaterialExpiration",
+                dimensions_map={"KeyId": self.external_key.key_id},
+                statistic="Minimum",
+                period=cdk.Duration.hours(1),
+            ),
+            threshold=alarm_threshold.to_seconds(),
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            # An expiring key always has this metric; its absence means the material is gone.
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
 
     def _grant_handler(
         self, secret: secretsmanager.ISecret, algorithm: str, wrapping_spec: str

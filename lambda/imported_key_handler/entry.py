@@ -2,6 +2,8 @@
 
 Only CloudFormation custom resource requests go to crhelper: crhelper answers every event it
 is given with a PUT to its ResponseURL, and for any other event that URL does not exist.
+Renewal events from the construct's EventBridge rules go to the renewal; anything else is
+logged (by its keys only) and ignored.
 """
 
 import logging
@@ -9,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import log_config
+from .renewal import is_renewal_event, run_renewal
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ def handler(event: Any, context: Any) -> Any:
             _helper = build_helper()
         _helper(event, context)
         return None
+    if is_renewal_event(event):
+        return run_renewal(event)
     keys = sorted(str(k) for k in event)[:10] if isinstance(event, Mapping) else []
     logger.warning("Ignored an event that is not a CloudFormation request (keys: %s)", keys)
     return {"Status": "IGNORED", "Reason": "not a CloudFormation custom resource request"}

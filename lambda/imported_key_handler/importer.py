@@ -44,7 +44,7 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _kms_failure(error: ClientError, operation: str, key_id: str) -> ImportFailure:
+def kms_failure(error: ClientError, operation: str, key_id: str) -> ImportFailure:
     code = _code(error)
     reasons = {
         "NotFoundException": (
@@ -91,7 +91,7 @@ def describe_importable_key(kms: "KMSClient", key_id: str, key_spec: str) -> "Ke
     try:
         metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     except ClientError as error:
-        raise _kms_failure(error, "DescribeKey", key_id) from None
+        raise kms_failure(error, "DescribeKey", key_id) from None
     if metadata.get("Origin") != "EXTERNAL":
         raise ImportFailure(
             f"Key {key_id} has Origin={metadata.get('Origin')}: material can only be imported "
@@ -128,7 +128,7 @@ def _import_once(
             WrappingKeySpec=request.wrapping_key_spec,  # type: ignore[arg-type]
         )
     except ClientError as error:
-        raise _kms_failure(error, "GetParametersForImport", request.key_id) from None
+        raise kms_failure(error, "GetParametersForImport", request.key_id) from None
     encrypted = wrap_key_material(material, params["PublicKey"], request.wrapping_algorithm)
     kwargs: dict[str, Any] = {
         "KeyId": request.key_id,
@@ -161,7 +161,7 @@ def import_key_material(
                     _code(error),
                 )
                 continue
-            raise _kms_failure(error, "ImportKeyMaterial", request.key_id) from None
+            raise kms_failure(error, "ImportKeyMaterial", request.key_id) from None
     return confirm_import(kms, request, valid_to)
 
 
@@ -172,7 +172,7 @@ def confirm_import(
     try:
         metadata = kms.describe_key(KeyId=request.key_id)["KeyMetadata"]
     except ClientError as error:
-        raise _kms_failure(error, "DescribeKey", request.key_id) from None
+        raise kms_failure(error, "DescribeKey", request.key_id) from None
     key_id = metadata["KeyId"]
     if metadata.get("KeyState") != "Enabled":
         raise ImportFailure(

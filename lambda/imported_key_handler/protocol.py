@@ -48,3 +48,14 @@ MIN_VALIDITY_DAYS: Final = 1
 MAX_VALIDITY_DAYS: Final = 365  # KMS refuses a ValidTo more than 365 days ahead.
 
 SYMMETRIC_MATERIAL_BYTES: Final = 32
+
+# The renewal event that the construct's EventBridge rules send (routed before crhelper):
+#   {"ImportedKeyRenewal": {"Trigger": ..., "RenewBeforeSeconds": "...", "Properties": {...}}}
+# where Properties are the custom resource's own properties.
+RENEWAL_EVENT: Final = "ImportedKeyRenewal"
+RENEWAL_TRIGGER: Final = "Trigger"
+RENEWAL_RENEW_BEFORE_SECONDS: Final = "RenewBeforeSeconds"
+RENEWAL_PROPERTIES: Final = "Properties"
+TRIGGER_SCHEDULE: Final = "schedule"
+TRIGGER_MATERIAL_EXPIRED: Final = "material-expired"
+RENEWAL_TRIGGERS: Final = (TRIGGER_SCHEDULE, TRIGGER_MATERIAL_EXPIRED)

@@ -182,7 +182,14 @@ def test_handler_role_touches_exact_key_and_secret_only() -> None:
     template = Template.from_stack(stack)
     key_logical_id, _ = only(template, "AWS::KMS::Key")
     key_arn = {"Fn::GetAtt": [key_logical_id, "Arn"]}
+    (queue_id, _) = only(template, "AWS::SQS::Queue")
     assert handler_statements(template) == [
+        {
+            # Lambda's on-failure destination: the dead-letter queue of failed renewals.
+            "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+        },
         {"Action": "kms:DescribeKey", "Effect": "Allow", "Resource": key_arn},
         {
             "Action": "kms:GetParametersForImport",
@@ -315,20 +322,25 @@ def test_key_users_wait_for_the_import() -> None:
     assert template.to_json()["Outputs"]["Arn"]["Value"] == {
         "Fn::GetAtt": [import_id, protocol.ATTR_KEY_ARN]
     }
-    # Nothing but the import itself, the alias and the handler's own role refer to the raw key.
-    raw_users = [
+    # Only the construct's own machinery refers to the raw key: the import, the handler's
+    # policy, the renewal and recovery rules and the expiry alarm. No user of the key does.
+    raw_users = {
         name
         for name, resource in template.to_json()["Resources"].items()
         if key_logical_id in json.dumps(resource) and name != key_logical_id
-    ]
-    assert sorted(raw_users) == sorted(
-        [import_id]
-        + [
-            n
-            for n in template.find_resources("AWS::IAM::Policy")
-            if n.startswith("ImportedKeyHandler")
-        ]
-    )
+    }
+    machinery = {import_id}
+    machinery |= {
+        n for n in template.find_resources("AWS::IAM::Policy") if n.startswith(HANDLER_PREFIX)
+    }
+    machinery |= set(template.find_resources("AWS::Events::Rule"))
+    machinery |= {
+        n
+        for n, alarm in template.find_resources("AWS::CloudWatch::Alarm").items()
+        if alarm["Properties"].get("MetricName") == "SecondsUntilKeyMaterialExpiration"
+    }
+    assert len(machinery) == 5
+    assert raw_users == machinery
 
 
 def test_grant_methods_delegate_to_the_imported_key() -> None:

@@ -1,0 +1,134 @@
+"""Re-import the same material before it expires, and restore a key whose material expired.
+
+A renewal run reads the key once. Only when the material is inside the renewal window, or the
+key is already ``PendingImport``, does it read the secret and import again with fresh import
+parameters and a new ValidTo; otherwise that one read is all it does.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from . import clients, protocol
+from .audit import audited
+from .errors import ImportFailure
+from .importer import ImportResult, import_from_secret, kms_failure
+from .request import ImportRequest
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+# States from which a renewal cannot bring the key back: they need a person.
+_STUCK_STATES = ("PendingDeletion", "PendingReplicaDeletion", "Unavailable", "Creating")
+
+
+@dataclass(frozen=True)
+class RenewalRequest:
+    import_request: ImportRequest
+    renew_before: timedelta
+    trigger: str
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> "RenewalRequest":
+        body = event.get(protocol.RENEWAL_EVENT)
+        if not isinstance(body, Mapping):
+            raise ImportFailure(f"Not a renewal event: {protocol.RENEWAL_EVENT} is missing.")
+        trigger = body.get(protocol.RENEWAL_TRIGGER)
+        if trigger not in protocol.RENEWAL_TRIGGERS:
+            raise ImportFailure(
+                f"Renewal event has {protocol.RENEWAL_TRIGGER}={str(trigger)[:32]!r}; expected "
+                f"one of {', '.join(protocol.RENEWAL_TRIGGERS)}."
+            )
+        try:
+            seconds = int(str(body.get(protocol.RENEWAL_RENEW_BEFORE_SECONDS)))
+        except ValueError:
+            seconds = -1
+        if seconds <= 0:
+            raise ImportFailure(
+                f"Renewal event needs a positive whole {protocol.RENEWAL_RENEW_BEFORE_SECONDS}; "
+                "the rule must be created by the ImportedKey construct."
+            )
+        properties = body.get(protocol.RENEWAL_PROPERTIES)
+        if not isinstance(properties, Mapping):
+            raise ImportFailure(f"Renewal event has no {protocol.RENEWAL_PROPERTIES} object.")
+        return cls(
+            import_request=ImportRequest.from_properties(properties),
+            renew_before=timedelta(seconds=seconds),
+            trigger=str(trigger),
+        )
+
+
+@dataclass(frozen=True)
+class RenewalResult:
+    key_id: str
+    renewed: bool
+    why: str
+    valid_to: datetime | None
+
+    def summary(self) -> dict[str, str | bool | None]:
+        return {
+            "KeyId": self.key_id,
+            "Renewed": self.renewed,
+            "Why": self.why,
+            "ValidTo": self.valid_to.isoformat() if self.valid_to else None,
+        }
+
+
+def due_reason(metadata: Mapping[str, Any], renew_before: timedelta, now: datetime) -> str | None:
+    """Why the material must be imported now, or None when it can wait."""
+    state = metadata.get("KeyState")
+    if state == "PendingImport":
+        return "key is PendingImport (material expired or deleted)"
+    if metadata.get("ExpirationModel") != protocol.KEY_MATERIAL_EXPIRES:
+        return None
+    valid_to = metadata.get("ValidTo")
+    if valid_to is None:
+        return "KMS reports no ValidTo for expiring material"
+    if valid_to - now <= renew_before:
+        return f"material expires {valid_to.isoformat()}, inside the renewal window"
+    return None
+
+
+def renew_if_due(
+    kms: "KMSClient",
+    secrets: "SecretsManagerClient",
+    renewal: RenewalRequest,
+    *,
+    now: datetime | None = None,
+) -> RenewalResult:
+    now = now or datetime.now(UTC)
+    request = renewal.import_request
+    try:
+        metadata = kms.describe_key(KeyId=request.key_id)["KeyMetadata"]
+    except ClientError as error:
+        raise kms_failure(error, "DescribeKey", request.key_id) from None
+    state = metadata.get("KeyState", "")
+    if state in _STUCK_STATES:
+        raise ImportFailure(
+            f"Key {request.key_id} is {state}: renewal cannot import into it. Cancel a "
+            "scheduled deletion (CancelKeyDeletion) or remove the key from the stack."
+        )
+    why = due_reason(metadata, renewal.renew_before, now)
+    if why is None:
+        return RenewalResult(request.key_id, False, "not due", metadata.get("ValidTo"))
+    result: ImportResult = import_from_secret(kms, secrets, request, now=now)
+    return RenewalResult(result.key_id, True, why, result.valid_to)
+
+
+def is_renewal_event(event: object) -> bool:
+    return isinstance(event, Mapping) and isinstance(event.get(protocol.RENEWAL_EVENT), Mapping)
+
+
+def run_renewal(event: Mapping[str, Any]) -> dict[str, str | bool | None]:
+    """Entry for the rules' events. A failure raises, so Lambda counts an error (alarm), retries
+    the event with backoff and finally hands it to the dead-letter queue."""
+    renewal = RenewalRequest.from_event(event)
+    action = f"Renew({renewal.trigger})"
+    with audited(action, renewal.import_request.key_id) as record:
+        result = renew_if_due(clients.kms_client(), clients.secretsmanager_client(), renewal)
+        record.succeeded("RENEWED" if result.renewed else "NOT_DUE", result.valid_to)
+        return result.summary()
