@@ -140,13 +140,14 @@ class ImportHandler(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         """In alarm while the dead-letter queue holds a failed renewal."""
-        self._topics: list[sns.ITopic] = []
+        self._topic_arns: set[str] = set()
 
     def notify(self, topic: sns.ITopic) -> None:
         """Send both alarms to ``topic`` (once, however many keys name it)."""
-        if any(known is topic for known in self._topics):
+        # By ARN: the same topic may reach two keys as two imported ITopic objects.
+        if topic.topic_arn in self._topic_arns:
             return
-        self._topics.append(topic)
+        self._topic_arns.add(topic.topic_arn)
         for alarm in (self.errors_alarm, self.dead_letter_alarm):
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
 

@@ -64,6 +64,7 @@ class ImportedKey(Construct):
         expiration: MaterialExpiration | None = None,
         wrapping_algorithm: WrappingAlgorithm | str = WrappingAlgorithm.RSAES_OAEP_SHA_256,
         wrapping_key_spec: WrappingKeySpec | str = WrappingKeySpec.RSA_4096,
+        delete_material_on_removal: bool = False,
         renewal_schedule: events.Schedule | None = None,
         renew_before: cdk.Duration | None = None,
         expiry_alarm_threshold: cdk.Duration | None = None,
@@ -94,6 +95,10 @@ class ImportedKey(Construct):
         :param wrapping_algorithm: How the material is wrapped for transport to KMS.
             Default: ``RSAES_OAEP_SHA_256`` (``RSAES_OAEP_SHA_1`` is also accepted).
         :param wrapping_key_spec: Size of KMS's RSA wrapping key. Default: ``RSA_4096``.
+        :param delete_material_on_removal: When the ImportedKey leaves the stack (or the stack
+            is deleted), revoke the material with DeleteImportedKeyMaterial, so the key is
+            unusable at once instead of after its deletion window. Default: False (the
+            material stays; the key's removal policy alone decides).
         :param renewal_schedule: When to check the material and re-import it if it is due.
             It must fire at least twice inside the renewal window. Default: once a day
             (``Schedule.rate(Duration.days(1))``). Not used when the material never expires.
@@ -178,7 +183,9 @@ class ImportedKey(Construct):
         self._import_handler = ImportHandler.of(self, handler_runtime, handler_architecture)
         self.handler = self._import_handler.function
         """The stack's import handler, shared by every ImportedKey with the same runtime."""
-        self._grant_handler(key_material_secret, algorithm, wrapping_spec)
+        self._grant_handler(
+            key_material_secret, algorithm, wrapping_spec, revoke=delete_material_on_removal
+        )
 
         properties: dict[str, str] = {
             protocol.PROP_KEY_ID: self.external_key.key_id,
@@ -190,6 +197,9 @@ class ImportedKey(Construct):
         }
         if self.expiration.validity_days is not None:
             properties[protocol.PROP_VALIDITY_DAYS] = str(self.expiration.validity_days)
+        properties[protocol.PROP_DELETE_MATERIAL_ON_REMOVAL] = str(
+            delete_material_on_removal
+        ).lower()
         self.material_import = cdk.CustomResource(
             self,
             "MaterialImport",
@@ -296,7 +306,7 @@ class ImportedKey(Construct):
         )
 
     def _grant_handler(
-        self, secret: secretsmanager.ISecret, algorithm: str, wrapping_spec: str
+        self, secret: secretsmanager.ISecret, algorithm: str, wrapping_spec: str, *, revoke: bool
     ) -> None:
         """Let the shared handler import into this key only, from this secret only."""
         key_arn = self.external_key.key_arn
@@ -325,6 +335,10 @@ class ImportedKey(Construct):
                 resources=[secret.secret_full_arn or f"{secret.secret_arn}-??????"],
             ),
         ]
+        if revoke:
+            statements.append(
+                iam.PolicyStatement(actions=_perms.HANDLER_REVOKE_ACTIONS, resources=[key_arn])
+            )
         if secret.encryption_key is not None:
             statements.append(
                 iam.PolicyStatement(

@@ -16,8 +16,10 @@ _NUMBER = re.compile(r"^\d+$")
 
 def _cron_interval_seconds(fields: list[str]) -> int | None:
     """Longest gap between firings for the cron forms whose gap is plain to see, else None."""
-    minute, hour, day_of_month, month, day_of_week = fields[:5]
-    every_day = day_of_month in ("*", "?") and day_of_week in ("*", "?") and month == "*"
+    minute, hour, day_of_month, month, day_of_week, year = fields
+    every_day = (
+        day_of_month in ("*", "?") and day_of_week in ("*", "?") and month == "*" and year == "*"
+    )
     if not every_day or not _NUMBER.match(minute):
         return None
     if _NUMBER.match(hour):
@@ -25,7 +27,7 @@ def _cron_interval_seconds(fields: list[str]) -> int | None:
     if hour == "*":
         return 3600
     step = re.match(r"^(?:\*|0)/(\d+)$", hour)
-    if step and 24 % int(step.group(1)) == 0:
+    if step and int(step.group(1)) > 0 and 24 % int(step.group(1)) == 0:
         return int(step.group(1)) * 3600
     if re.match(r"^\d+(,\d+)+$", hour):
         hours = sorted({int(h) for h in hour.split(",")})

@@ -16,6 +16,7 @@ from .audit import audited
 from .importer import ImportResult, import_from_secret
 from .request import ImportRequest
 from .response import WORST_CASE_S, send_response
+from .revocation import KEPT, revocation_requested, revoke_material
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +87,15 @@ def build_helper() -> CfnResource:
 
     @helper.delete
     def delete(event: dict[str, Any], _context: Any) -> None:
-        # The material stays: the key's own removal policy decides what happens to the key.
-        # This also makes a Delete after a failed Create succeed.
-        logger.info("Delete: key material left in place", extra={"action": "Delete"})
+        # Unless revocation was asked for, the material stays: the key's own removal policy
+        # decides what happens to the key. A Delete after a failed Create succeeds too.
+        properties = event.get("ResourceProperties") or {}
+        key_id = str(properties.get(protocol.PROP_KEY_ID, ""))
+        with audited("Delete", key_id) as record:
+            if not revocation_requested(properties) or not key_id:
+                record.succeeded(KEPT)
+                return
+            record.succeeded(revoke_material(clients.kms_client(), key_id))
 
     log_config.quiet_noisy_loggers()
     return helper

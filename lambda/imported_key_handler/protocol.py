@@ -20,6 +20,8 @@ PROP_WRAPPING_ALGORITHM: Final = "WrappingAlgorithm"
 PROP_WRAPPING_KEY_SPEC: Final = "WrappingKeySpec"
 PROP_EXPIRATION_MODEL: Final = "ExpirationModel"
 PROP_VALIDITY_DAYS: Final = "ValidityDays"
+# "true" or "false": on Delete, revoke with DeleteImportedKeyMaterial.
+PROP_DELETE_MATERIAL_ON_REMOVAL: Final = "DeleteMaterialOnRemoval"
 
 # Attributes returned in the response ``Data`` (readable with Fn::GetAtt).
 ATTR_KEY_ARN: Final = "KeyArn"

@@ -145,6 +145,7 @@ def test_custom_resource_holds_identifiers_and_settings_only() -> None:
         protocol.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
         protocol.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_EXPIRES",
         protocol.PROP_VALIDITY_DAYS: "90",
+        protocol.PROP_DELETE_MATERIAL_ON_REMOVAL: "false",
     }
     function_id, _ = only(template, "AWS::Lambda::Function")
     assert props["ServiceToken"] == {"Fn::GetAtt": [function_id, "Arn"]}
@@ -391,3 +392,32 @@ def test_example_app_synthesizes() -> None:
     template.resource_count_is("AWS::KMS::Key", 1)
     template.resource_count_is(protocol.RESOURCE_TYPE, 1)
     assert stack.node.find_child("ExampleKey").node.find_child("MaterialImport")
+
+
+def test_revocation_is_opt_in_and_granted_only_when_asked() -> None:
+    stack = new_stack()
+    key_in(stack, "Kept")
+    key_in(stack, "Revoked", delete_material_on_removal=True)
+    template = Template.from_stack(stack)
+    resources = template.to_json()["Resources"]
+    flags = {
+        name: resource["Properties"][protocol.PROP_DELETE_MATERIAL_ON_REMOVAL]
+        for name, resource in resources.items()
+        if resource["Type"] == protocol.RESOURCE_TYPE
+    }
+    assert sorted(flags.values()) == ["false", "true"]
+    revoke = [
+        s for s in handler_statements(template) if s["Action"] == "kms:DeleteImportedKeyMaterial"
+    ]
+    (revoked_key,) = [
+        n
+        for n in resources
+        if n.startswith("RevokedKey") and resources[n]["Type"] == "AWS::KMS::Key"
+    ]
+    assert revoke == [
+        {
+            "Action": "kms:DeleteImportedKeyMaterial",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [revoked_key, "Arn"]},
+        }
+    ]
