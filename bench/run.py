@@ -23,11 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from support.cfn_server import CfnResponseServer  # noqa: E402
-from support.events import REGION, cfn_event  # noqa: E402
+from support.events import REGION, cfn_event, import_properties  # noqa: E402
 from support.lambda_context import FakeLambdaContext  # noqa: E402
 from support.localstack import start_localstack  # noqa: E402
 
-from imported_key_handler import protocol  # noqa: E402
 from imported_key_handler.wrapping import wrap_key_material  # noqa: E402
 
 IMPORTS = 20
@@ -88,15 +87,7 @@ def handler_imports(work: Path) -> dict[str, Any]:
         for _ in range(IMPORTS):
             key_id = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
             arn = secrets.create_secret(Name=f"bench/{uuid.uuid4()}", SecretBinary=os.urandom(32))
-            props = {
-                protocol.PROP_KEY_ID: key_id,
-                protocol.PROP_SECRET_ARN: arn["ARN"],
-                protocol.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
-                protocol.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_256",
-                protocol.PROP_WRAPPING_KEY_SPEC: "RSA_4096",
-                protocol.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_EXPIRES",
-                protocol.PROP_VALIDITY_DAYS: "365",
-            }
+            props = import_properties(key_id, arn["ARN"])
             url = cloudformation.response_url("bench")
             started = time.perf_counter()
             handler(cfn_event("Create", props, url), FakeLambdaContext(120))

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 CLIENT_CONFIG = Config(
     connect_timeout=5,
     read_timeout=15,
-    retries={"mode": "standard", "max_attempts": 6},
+    # Five attempts in all: backoff of at most 1 + 2 + 4 + 8 s (jittered) per call.
+    retries={"mode": "standard", "total_max_attempts": 5},
 )
 
 

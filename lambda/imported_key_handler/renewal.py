@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+# A window longer than the longest validity KMS allows can only be a malformed event.
+_MAX_RENEW_BEFORE_SECONDS = protocol.MAX_VALIDITY_DAYS * 86400
 # States from which a renewal cannot bring the key back: they need a person.
 _STUCK_STATES = ("PendingDeletion", "PendingReplicaDeletion", "Unavailable", "Creating")
 
@@ -47,10 +49,11 @@ class RenewalRequest:
             seconds = int(str(body.get(protocol.RENEWAL_RENEW_BEFORE_SECONDS)))
         except ValueError:
             seconds = -1
-        if seconds <= 0:
+        if not 0 < seconds <= _MAX_RENEW_BEFORE_SECONDS:
             raise ImportFailure(
-                f"Renewal event needs a positive whole {protocol.RENEWAL_RENEW_BEFORE_SECONDS}; "
-                "the rule must be created by the ImportedKey construct."
+                f"Renewal event needs {protocol.RENEWAL_RENEW_BEFORE_SECONDS} between 1 and "
+                f"{_MAX_RENEW_BEFORE_SECONDS}; the rule must be created by the ImportedKey "
+                "construct."
             )
         properties = body.get(protocol.RENEWAL_PROPERTIES)
         if not isinstance(properties, Mapping):

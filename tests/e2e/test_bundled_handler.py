@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from support.cfn_server import CfnResponseServer
-from support.events import REGION, cfn_event
+from support.events import REGION, cfn_event, import_properties
 from support.kms_blob import decrypt_localstack_ciphertext
 from support.localstack import LocalStack
 
@@ -93,15 +93,7 @@ def test_bundle_imports_under_python_313(
         Name=f"bundled/{uuid.uuid4()}", SecretBinary=material
     )["ARN"]
     url = cfn_server.response_url("bundled")
-    properties = {
-        protocol.PROP_KEY_ID: key_id,
-        protocol.PROP_SECRET_ARN: secret_arn,
-        protocol.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
-        protocol.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_256",
-        protocol.PROP_WRAPPING_KEY_SPEC: "RSA_4096",
-        protocol.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_EXPIRES",
-        protocol.PROP_VALIDITY_DAYS: "30",
-    }
+    properties = import_properties(key_id, secret_arn, **{protocol.PROP_VALIDITY_DAYS: "30"})
     env = {
         "PATH": os.environ["PATH"],
         "AWS_REGION": REGION,

@@ -9,13 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from support.cfn_server import CfnResponseServer
-from support.events import REGION, cfn_event
-from support.kms_blob import decrypt_localstack_ciphertext, make_localstack_ciphertext
-from support.lambda_context import FakeLambdaContext
-from support.localstack import LocalStack
+from support.events import REGION
+from support.events import import_properties as props
+from support.keys import assert_key_holds, external_key, new_secret
 
-from imported_key_handler import entry, protocol
+from imported_key_handler import protocol
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -24,64 +22,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.localstack
 
 CONTEXT = {"tenant": "e2e", "purpose": "proof"}
-
-
-@pytest.fixture
-def invoke(
-    localstack: LocalStack, cfn_server: CfnResponseServer, monkeypatch: pytest.MonkeyPatch
-) -> Any:
-    """Run the real entry point as Lambda would, against LocalStack; return the response."""
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", localstack.endpoint)
-    monkeypatch.setattr(entry, "_helper", None)
-
-    def run(request_type: str, properties: dict[str, str], **kwargs: Any) -> dict[str, Any]:
-        url = cfn_server.response_url(request_type.lower())
-        result = entry.handler(
-            cfn_event(request_type, properties, url, **kwargs), FakeLambdaContext(120)
-        )
-        assert result is None  # crhelper answered through the response URL
-        response: dict[str, Any] = cfn_server.wait_for(url, timeout=60)
-        assert len(cfn_server.all_responses(url)) == 1
-        return response
-
-    return run
-
-
-def external_key(kms: "KMSClient") -> str:
-    metadata = kms.create_key(Origin="EXTERNAL", KeySpec="SYMMETRIC_DEFAULT")["KeyMetadata"]
-    assert metadata["KeyState"] == "PendingImport"
-    return metadata["KeyId"]
-
-
-def new_secret(secretsmanager: "SecretsManagerClient", **value: Any) -> str:
-    return secretsmanager.create_secret(Name=f"e2e/{uuid.uuid4()}", **value)["ARN"]
-
-
-def props(key_id: str, secret_arn: str, **overrides: str) -> dict[str, str]:
-    properties = {
-        protocol.PROP_KEY_ID: key_id,
-        protocol.PROP_SECRET_ARN: secret_arn,
-        protocol.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
-        protocol.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_256",
-        protocol.PROP_WRAPPING_KEY_SPEC: "RSA_4096",
-        protocol.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_EXPIRES",
-        protocol.PROP_VALIDITY_DAYS: "365",
-    }
-    properties.update(overrides)
-    return properties
-
-
-def assert_key_holds(kms: "KMSClient", key_id: str, material: bytes) -> None:
-    """KMS's ciphertext opens with the material; the material's ciphertext opens in KMS."""
-    plaintext = os.urandom(48)
-    blob = kms.encrypt(KeyId=key_id, Plaintext=plaintext, EncryptionContext=CONTEXT)
-    assert decrypt_localstack_ciphertext(blob["CiphertextBlob"], material, CONTEXT) == plaintext
-    local = make_localstack_ciphertext(key_id, material, plaintext, CONTEXT)
-    assert kms.decrypt(CiphertextBlob=local, EncryptionContext=CONTEXT)["Plaintext"] == plaintext
 
 
 def test_create_imports_the_secret_material(
@@ -106,7 +46,7 @@ def test_create_imports_the_secret_material(
     assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
     expected = before + timedelta(days=30)
     assert abs((metadata["ValidTo"] - expected).total_seconds()) < 60
-    assert_key_holds(kms, key_id, material)
+    assert_key_holds(kms, key_id, material, CONTEXT)
 
 
 def test_secret_string_holds_base64(
@@ -117,7 +57,7 @@ def test_secret_string_holds_base64(
     text = base64.encodebytes(material).decode()  # with the line break `base64` adds
     secret_arn = new_secret(secretsmanager, SecretString=text)
     assert invoke("Create", props(key_id, secret_arn))["Status"] == "SUCCESS"
-    assert_key_holds(kms, key_id, material)
+    assert_key_holds(kms, key_id, material, CONTEXT)
 
 
 def test_other_wrapping_settings(
@@ -131,7 +71,7 @@ def test_other_wrapping_settings(
         protocol.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
     }
     assert invoke("Create", props(key_id, secret_arn, **settings))["Status"] == "SUCCESS"
-    assert_key_holds(kms, key_id, material)
+    assert_key_holds(kms, key_id, material, CONTEXT)
 
 
 def test_retry_update_rollback_and_delete_keep_the_key(
@@ -159,7 +99,6 @@ def test_retry_update_rollback_and_delete_keep_the_key(
         secret_arn,
         **{protocol.PROP_EXPIRATION_MODEL: protocol.KEY_MATERIAL_DOES_NOT_EXPIRE},
     )
-    del forever[protocol.PROP_VALIDITY_DAYS]
     response = invoke("Update", forever, physical_id=key_id, old_properties=shorter)
     assert response["Status"] == "SUCCESS"
     assert response["Data"][protocol.ATTR_VALID_TO] == ""
@@ -178,7 +117,7 @@ def test_retry_update_rollback_and_delete_keep_the_key(
     assert deleted["Status"] == "SUCCESS"
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
     assert kms.decrypt(CiphertextBlob=old_ciphertext)["Plaintext"] == b"written before"
-    assert_key_holds(kms, key_id, material)
+    assert_key_holds(kms, key_id, material, CONTEXT)
 
 
 def test_delete_after_a_failed_create_succeeds(invoke: Any, kms: "KMSClient") -> None:

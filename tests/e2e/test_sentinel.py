@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import aws_cdk as cdk
 import pytest
 from support.cfn_server import CfnResponseServer
-from support.events import REGION, cfn_event
+from support.events import REGION, cfn_event, import_properties
 from support.lambda_context import FakeLambdaContext
 from support.localstack import LocalStack
 from support.synth import example_app
@@ -80,15 +80,7 @@ def test_sentinel_never_leaves_the_handler(
         return kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
 
     def props(key_id: str, secret_arn: str) -> dict[str, str]:
-        return {
-            protocol.PROP_KEY_ID: key_id,
-            protocol.PROP_SECRET_ARN: secret_arn,
-            protocol.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
-            protocol.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_256",
-            protocol.PROP_WRAPPING_KEY_SPEC: "RSA_4096",
-            protocol.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_EXPIRES",
-            protocol.PROP_VALIDITY_DAYS: "90",
-        }
+        return import_properties(key_id, secret_arn, **{protocol.PROP_VALIDITY_DAYS: "90"})
 
     responses: list[dict[str, Any]] = []
 

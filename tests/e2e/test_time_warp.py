@@ -6,13 +6,13 @@ also draws the timeline that the README shows, and fails if the README's copy is
 """
 
 import os
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from support.kms_blob import decrypt_localstack_ciphertext, make_localstack_ciphertext
+from support.events import import_properties
+from support.keys import assert_key_holds, external_key, new_secret
 from support.localstack import LocalStack
 from support.synth import REPO
 
@@ -50,15 +50,14 @@ class CallCounter:
 
 
 def renewal_for(key_id: str, secret_arn: str, validity_days: int) -> RenewalRequest:
-    properties = {
-        protocol.PROP_KEY_ID: key_id,
-        protocol.PROP_SECRET_ARN: secret_arn,
-        protocol.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
-        protocol.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_256",
-        protocol.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
-        protocol.PROP_EXPIRATION_MODEL: protocol.KEY_MATERIAL_EXPIRES,
-        protocol.PROP_VALIDITY_DAYS: str(validity_days),
-    }
+    properties = import_properties(
+        key_id,
+        secret_arn,
+        **{
+            protocol.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
+            protocol.PROP_VALIDITY_DAYS: str(validity_days),
+        },
+    )
     window = timedelta(seconds=default_renew_before(validity_days).to_seconds())
     return RenewalRequest(ImportRequest.from_properties(properties), window, "schedule")
 
@@ -68,17 +67,7 @@ def new_key_and_secret(
 ) -> tuple["KMSClient", "SecretsManagerClient", str, str]:
     kms: KMSClient = localstack.kms()
     secrets: SecretsManagerClient = localstack.secretsmanager()
-    key_id = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
-    secret_arn = secrets.create_secret(Name=f"warp/{uuid.uuid4()}", SecretBinary=material)["ARN"]
-    return kms, secrets, key_id, secret_arn
-
-
-def assert_key_holds(kms: "KMSClient", key_id: str, material: bytes) -> None:
-    plaintext = os.urandom(40)
-    blob = kms.encrypt(KeyId=key_id, Plaintext=plaintext)["CiphertextBlob"]
-    assert decrypt_localstack_ciphertext(blob, material) == plaintext
-    local = make_localstack_ciphertext(key_id, material, plaintext)
-    assert kms.decrypt(CiphertextBlob=local)["Plaintext"] == plaintext
+    return kms, secrets, external_key(kms), new_secret(secrets, SecretBinary=material)
 
 
 def one_year(localstack: LocalStack, validity_days: int) -> list[tuple[int, RenewalResult, int]]:

@@ -1,0 +1,38 @@
+"""Keys and secrets on the emulator, and the proof that a key holds exactly some material."""
+
+import os
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from support.kms_blob import decrypt_localstack_ciphertext, make_localstack_ciphertext
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms.client import KMSClient
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
+
+
+def external_key(kms: "KMSClient") -> str:
+    """A new SYMMETRIC_DEFAULT key with Origin=EXTERNAL, waiting for its material."""
+    metadata = kms.create_key(Origin="EXTERNAL", KeySpec="SYMMETRIC_DEFAULT")["KeyMetadata"]
+    assert metadata["KeyState"] == "PendingImport"
+    return metadata["KeyId"]
+
+
+def new_secret(secrets: "SecretsManagerClient", **value: Any) -> str:
+    """A new secret with ``SecretBinary=...`` or ``SecretString=...``; returns its ARN."""
+    return secrets.create_secret(Name=f"test/{uuid.uuid4()}", **value)["ARN"]
+
+
+def assert_key_holds(
+    kms: "KMSClient",
+    key_id: str,
+    material: bytes,
+    encryption_context: dict[str, str] | None = None,
+) -> None:
+    """KMS's ciphertext opens with the material; the material's ciphertext opens in KMS."""
+    context = encryption_context or {}
+    plaintext = os.urandom(48)
+    blob = kms.encrypt(KeyId=key_id, Plaintext=plaintext, EncryptionContext=context)
+    assert decrypt_localstack_ciphertext(blob["CiphertextBlob"], material, context) == plaintext
+    local = make_localstack_ciphertext(key_id, material, plaintext, context)
+    assert kms.decrypt(CiphertextBlob=local, EncryptionContext=context)["Plaintext"] == plaintext
