@@ -64,6 +64,8 @@ class ImportedKey(Construct):
         expiration: MaterialExpiration | None = None,
         wrapping_algorithm: WrappingAlgorithm | str = WrappingAlgorithm.RSAES_OAEP_SHA_256,
         wrapping_key_spec: WrappingKeySpec | str = WrappingKeySpec.RSA_4096,
+        material_version_id: str | None = None,
+        rotation_on_material_change: bool = False,
         delete_material_on_removal: bool = False,
         renewal_schedule: events.Schedule | None = None,
         renew_before: cdk.Duration | None = None,
@@ -95,6 +97,17 @@ class ImportedKey(Construct):
         :param wrapping_algorithm: How the material is wrapped for transport to KMS.
             Default: ``RSAES_OAEP_SHA_256`` (``RSAES_OAEP_SHA_1`` is also accepted).
         :param wrapping_key_spec: Size of KMS's RSA wrapping key. Default: ``RSA_4096``.
+        :param material_version_id: The secret version (its VersionId) to import. Change it
+            after you put new material in the secret: CloudFormation then updates the import,
+            and a rollback reads the previous version again. Default: the AWSCURRENT version,
+            read at each deployment and renewal.
+        :param rotation_on_material_change: Rotate to new material instead of refusing it. The
+            secret then holds every material tied to the key as a JSON document
+            ``{"materials": ["<base64>", ...]}``, oldest first; a new last entry is imported as
+            new material and made current with RotateKeyOnDemand (at most 25 times). Older
+            materials stay imported and are renewed, so old ciphertexts still decrypt.
+            Default: False (the key accepts only its original material; a different one fails
+            the update and changes nothing).
         :param delete_material_on_removal: When the ImportedKey leaves the stack (or the stack
             is deleted), revoke the material with DeleteImportedKeyMaterial, so the key is
             unusable at once instead of after its deletion window. Default: False (the
@@ -184,7 +197,11 @@ class ImportedKey(Construct):
         self.handler = self._import_handler.function
         """The stack's import handler, shared by every ImportedKey with the same runtime."""
         self._grant_handler(
-            key_material_secret, algorithm, wrapping_spec, revoke=delete_material_on_removal
+            key_material_secret,
+            algorithm,
+            wrapping_spec,
+            revoke=delete_material_on_removal,
+            rotate=rotation_on_material_change,
         )
 
         properties: dict[str, str] = {
@@ -200,6 +217,11 @@ class ImportedKey(Construct):
         properties[protocol.PROP_DELETE_MATERIAL_ON_REMOVAL] = str(
             delete_material_on_removal
         ).lower()
+        properties[protocol.PROP_ROTATE_ON_MATERIAL_CHANGE] = str(
+            rotation_on_material_change
+        ).lower()
+        if material_version_id is not None:
+            properties[protocol.PROP_MATERIAL_VERSION_ID] = material_version_id
         self.material_import = cdk.CustomResource(
             self,
             "MaterialImport",
@@ -306,7 +328,13 @@ class ImportedKey(Construct):
         )
 
     def _grant_handler(
-        self, secret: secretsmanager.ISecret, algorithm: str, wrapping_spec: str, *, revoke: bool
+        self,
+        secret: secretsmanager.ISecret,
+        algorithm: str,
+        wrapping_spec: str,
+        *,
+        revoke: bool,
+        rotate: bool,
     ) -> None:
         """Let the shared handler import into this key only, from this secret only."""
         key_arn = self.external_key.key_arn
@@ -335,6 +363,10 @@ class ImportedKey(Construct):
                 resources=[secret.secret_full_arn or f"{secret.secret_arn}-??????"],
             ),
         ]
+        if rotate:
+            statements.append(
+                iam.PolicyStatement(actions=_perms.HANDLER_ROTATE_ACTIONS, resources=[key_arn])
+            )
         if revoke:
             statements.append(
                 iam.PolicyStatement(actions=_perms.HANDLER_REVOKE_ACTIONS, resources=[key_arn])

@@ -6,6 +6,7 @@ import token is tied to its public key and expires after 24 hours.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from . import protocol
 from .errors import ImportFailure
-from .material import read_material, validate_material
+from .material import read_material, read_materials, validate_material, validate_materials
 from .request import ImportRequest
 from .wrapping import wrap_key_material
 
@@ -31,6 +32,7 @@ _IMPORTABLE_STATES = ("PendingImport", "Enabled", "Disabled")
 # concurrent import, a slow retry). One fresh set of parameters is enough to tell a race
 # from a real fault.
 _TOKEN_ERRORS = ("ExpiredImportTokenException", "InvalidImportTokenException")
+_ROTATION_WAIT_S = 20
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class ImportResult:
     key_id: str
     key_arn: str
     valid_to: datetime | None
+    key_material_id: str | None = None
 
 
 def _code(error: ClientError) -> str:
@@ -63,8 +66,9 @@ def kms_failure(error: ClientError, operation: str, key_id: str) -> ImportFailur
             "unavailable): cancel its deletion or use another key."
         ),
         "IncorrectKeyMaterialException": (
-            f"The secret's material differs from the material key {key_id} was first given; a "
-            "key only ever accepts its original material: restore it in the secret."
+            f"The secret holds material key {key_id} was never given; a key only ever accepts "
+            "its original material: restore it in the secret, or rotate to it with "
+            "rotation_on_material_change=True."
         ),
         "InvalidCiphertextException": (
             f"KMS could not unwrap the material for key {key_id}: the wrapping did not match "
@@ -118,9 +122,17 @@ def valid_to_for(request: ImportRequest, now: datetime) -> datetime | None:
     return (now + timedelta(days=request.validity_days)).replace(microsecond=0)
 
 
+class _NewMaterial(Exception):
+    """KMS does not know this material for the key: on a rotating key, it is new material."""
+
+
 def _import_once(
-    kms: "KMSClient", request: ImportRequest, material: bytes, valid_to: datetime | None
-) -> None:
+    kms: "KMSClient",
+    request: ImportRequest,
+    material: bytes,
+    valid_to: datetime | None,
+    import_type: str | None,
+) -> str | None:
     try:
         params = kms.get_parameters_for_import(
             KeyId=request.key_id,
@@ -138,7 +150,37 @@ def _import_once(
     }
     if valid_to is not None:
         kwargs["ValidTo"] = valid_to
-    kms.import_key_material(**kwargs)
+    if import_type is not None:
+        kwargs["ImportType"] = import_type
+    response = kms.import_key_material(**kwargs)
+    material_id = response.get("KeyMaterialId")
+    return str(material_id) if material_id else None
+
+
+def _import_retrying(
+    kms: "KMSClient",
+    request: ImportRequest,
+    material: bytes,
+    valid_to: datetime | None,
+    import_type: str | None = None,
+    *,
+    may_be_new: bool = False,
+) -> str | None:
+    """One import, with fresh parameters once if the token was refused; the KeyMaterialId."""
+    for attempt in (1, 2):
+        try:
+            return _import_once(kms, request, material, valid_to, import_type)
+        except ClientError as error:
+            if _code(error) in _TOKEN_ERRORS and attempt == 1:
+                logger.warning(
+                    "Import token rejected (%s); fetching fresh import parameters once",
+                    _code(error),
+                )
+                continue
+            if may_be_new and _code(error) == "IncorrectKeyMaterialException":
+                raise _NewMaterial from None
+            raise kms_failure(error, "ImportKeyMaterial", request.key_id) from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def import_key_material(
@@ -150,30 +192,83 @@ def import_key_material(
     idempotent and lets CloudFormation retries and rollbacks succeed.
     """
     valid_to = valid_to_for(request, now or datetime.now(UTC))
-    for attempt in (1, 2):
-        try:
-            _import_once(kms, request, material, valid_to)
-            break
-        except ClientError as error:
-            if _code(error) in _TOKEN_ERRORS and attempt == 1:
-                logger.warning(
-                    "Import token rejected (%s); fetching fresh import parameters once",
-                    _code(error),
-                )
-                continue
-            raise kms_failure(error, "ImportKeyMaterial", request.key_id) from None
+    _import_retrying(kms, request, material, valid_to)
     return confirm_import(kms, request, valid_to)
 
 
-def confirm_import(
-    kms: "KMSClient", request: ImportRequest, valid_to: datetime | None
+def import_rotating(
+    kms: "KMSClient",
+    request: ImportRequest,
+    materials: list[bytes],
+    *,
+    now: datetime | None = None,
 ) -> ImportResult:
-    """Read the key back: Enabled, with the expiration model and ValidTo that were asked."""
+    """Import every material of a rotating symmetric key, oldest first, and rotate to the last.
+
+    Materials the key already has are re-imported (``EXISTING_KEY_MATERIAL``), which renews
+    their ValidTo. Only the last may be new: it is imported as ``NEW_KEY_MATERIAL`` and
+    ``RotateKeyOnDemand`` makes it current, so new encryptions use it while old ciphertexts
+    still decrypt with the older materials, which stay imported.
+    """
+    valid_to = valid_to_for(request, now or datetime.now(UTC))
+    newest_id: str | None = None
+    for index, material in enumerate(materials, start=1):
+        newest = index == len(materials)
+        try:
+            newest_id = _import_retrying(
+                kms, request, material, valid_to, "EXISTING_KEY_MATERIAL", may_be_new=newest
+            )
+        except _NewMaterial:
+            newest_id = _import_retrying(kms, request, material, valid_to, "NEW_KEY_MATERIAL")
+            logger.info("Imported new key material for key %s", request.key_id)
+    current = _describe(kms, request.key_id).get("CurrentKeyMaterialId")
+    rotated = False
+    if newest_id is not None and current != newest_id:
+        try:
+            kms.rotate_key_on_demand(KeyId=request.key_id)
+        except ClientError as error:
+            raise kms_failure(error, "RotateKeyOnDemand", request.key_id) from None
+        rotated = True
+    return confirm_import(kms, request, valid_to, current_material_id=newest_id, wait=rotated)
+
+
+def _describe(kms: "KMSClient", key_id: str) -> "KeyMetadataTypeDef":
     try:
-        metadata = kms.describe_key(KeyId=request.key_id)["KeyMetadata"]
+        return kms.describe_key(KeyId=key_id)["KeyMetadata"]
     except ClientError as error:
-        raise kms_failure(error, "DescribeKey", request.key_id) from None
+        raise kms_failure(error, "DescribeKey", key_id) from None
+
+
+def confirm_import(
+    kms: "KMSClient",
+    request: ImportRequest,
+    valid_to: datetime | None,
+    *,
+    current_material_id: str | None = None,
+    wait: bool = False,
+) -> ImportResult:
+    """Read the key back: Enabled, with the expiration model and ValidTo that were asked and,
+    after a rotation, the new material current (waited for: on-demand rotation takes effect
+    shortly after the call)."""
+    metadata = _describe(kms, request.key_id)
+    deadline = time.monotonic() + _ROTATION_WAIT_S
+    while (
+        wait
+        and current_material_id is not None
+        and metadata.get("CurrentKeyMaterialId") != current_material_id
+        and time.monotonic() < deadline
+    ):
+        time.sleep(1)
+        metadata = _describe(kms, request.key_id)
     key_id = metadata["KeyId"]
+    if current_material_id is not None and metadata.get("CurrentKeyMaterialId") not in (
+        None,
+        current_material_id,
+    ):
+        raise ImportFailure(
+            f"Key {key_id} still uses material {metadata.get('CurrentKeyMaterialId')} after "
+            f"rotating to {current_material_id}: retry the deployment."
+        )
     if metadata.get("KeyState") != "Enabled":
         raise ImportFailure(
             f"Material was imported but key {key_id} is {metadata.get('KeyState')}, not "
@@ -192,7 +287,12 @@ def confirm_import(
             f"Key {key_id} reports ValidTo={reported.isoformat() if reported else 'none'} "
             f"after importing with ValidTo={valid_to.isoformat()}: retry the deployment."
         )
-    return ImportResult(key_id=key_id, key_arn=metadata["Arn"], valid_to=valid_to)
+    return ImportResult(
+        key_id=key_id,
+        key_arn=metadata["Arn"],
+        valid_to=valid_to,
+        key_material_id=metadata.get("CurrentKeyMaterialId"),
+    )
 
 
 def import_from_secret(
@@ -203,9 +303,16 @@ def import_from_secret(
     now: datetime | None = None,
 ) -> ImportResult:
     """The whole import: read and check the material, check the key, import, confirm."""
-    material = read_material(secrets, request.secret_arn)
-    validate_material(material, request.key_spec, request.secret_arn)
+    if not request.rotate_on_material_change:
+        material = read_material(secrets, request.secret_arn, request.material_version_id)
+        validate_material(material, request.key_spec, request.secret_arn)
+        describe_importable_key(kms, request.key_id, request.key_spec)
+        result = import_key_material(kms, request, material, now=now)
+        del material  # drop our reference as soon as KMS has it
+        return result
+    materials = read_materials(secrets, request.secret_arn, request.material_version_id)
+    validate_materials(materials, request.key_spec, request.secret_arn)
     describe_importable_key(kms, request.key_id, request.key_spec)
-    result = import_key_material(kms, request, material, now=now)
-    del material  # drop our reference as soon as KMS has it
+    result = import_rotating(kms, request, materials, now=now)
+    del materials
     return result

@@ -20,6 +20,12 @@ PROP_WRAPPING_ALGORITHM: Final = "WrappingAlgorithm"
 PROP_WRAPPING_KEY_SPEC: Final = "WrappingKeySpec"
 PROP_EXPIRATION_MODEL: Final = "ExpirationModel"
 PROP_VALIDITY_DAYS: Final = "ValidityDays"
+# Optional: the secret version (VersionId) to import; absent means AWSCURRENT. A new value makes
+# CloudFormation send an Update; a rollback sends the old one back, which still holds the
+# material the key had.
+PROP_MATERIAL_VERSION_ID: Final = "MaterialVersionId"
+# "true" or "false": new material in the secret is imported as NEW_KEY_MATERIAL and rotated to.
+PROP_ROTATE_ON_MATERIAL_CHANGE: Final = "RotateOnMaterialChange"
 # "true" or "false": on Delete, revoke with DeleteImportedKeyMaterial.
 PROP_DELETE_MATERIAL_ON_REMOVAL: Final = "DeleteMaterialOnRemoval"
 
@@ -27,6 +33,7 @@ PROP_DELETE_MATERIAL_ON_REMOVAL: Final = "DeleteMaterialOnRemoval"
 ATTR_KEY_ARN: Final = "KeyArn"
 ATTR_KEY_ID: Final = "KeyId"
 ATTR_VALID_TO: Final = "ValidTo"
+ATTR_KEY_MATERIAL_ID: Final = "KeyMaterialId"
 
 SYMMETRIC_DEFAULT: Final = "SYMMETRIC_DEFAULT"
 SUPPORTED_KEY_SPECS: Final = (SYMMETRIC_DEFAULT,)
@@ -50,6 +57,10 @@ MIN_VALIDITY_DAYS: Final = 1
 MAX_VALIDITY_DAYS: Final = 365  # KMS refuses a ValidTo more than 365 days ahead.
 
 SYMMETRIC_MATERIAL_BYTES: Final = 32
+# A SecretString that is a JSON object holds every material tied to a rotating key, oldest
+# first: {"materials": ["<base64>", ...]}. The last one is the current material.
+MATERIALS_FIELD: Final = "materials"
+MAX_ON_DEMAND_ROTATIONS: Final = 25
 
 # The renewal event that the construct's EventBridge rules send (routed before crhelper):
 #   {"ImportedKeyRenewal": {"Trigger": ..., "RenewBeforeSeconds": "...", "Properties": {...}}}

@@ -96,6 +96,37 @@ def due_reason(metadata: Mapping[str, Any], renew_before: timedelta, now: dateti
     return None
 
 
+def list_key_materials(kms: "KMSClient", key_id: str) -> list[dict[str, Any]]:
+    """Every material tied to the key, with its import state and ValidTo."""
+    materials: list[dict[str, Any]] = []
+    request: dict[str, str] = {"KeyId": key_id, "IncludeKeyMaterial": "ALL_KEY_MATERIAL"}
+    while True:
+        try:
+            page = kms.list_key_rotations(**request)  # type: ignore[arg-type]
+        except ClientError as error:
+            raise kms_failure(error, "ListKeyRotations", key_id) from None
+        materials += [dict(entry) for entry in page.get("Rotations", [])]
+        if not page.get("Truncated") or not page.get("NextMarker"):
+            return materials
+        request["Marker"] = page["NextMarker"]
+
+
+def materials_due_reason(
+    materials: list[dict[str, Any]], renew_before: timedelta, now: datetime
+) -> str | None:
+    """Why some material of a rotating key must be imported again now, or None."""
+    for entry in materials:
+        material_id = str(entry.get("KeyMaterialId", "?"))[:12]
+        if entry.get("ImportState") == "PENDING_IMPORT":
+            return f"material {material_id}... is not imported (expired or deleted)"
+        valid_to = entry.get("ValidTo")
+        if entry.get("ExpirationModel") == protocol.KEY_MATERIAL_EXPIRES and (
+            valid_to is None or valid_to - now <= renew_before
+        ):
+            return f"material {material_id}... expires inside the renewal window"
+    return None
+
+
 def renew_if_due(
     kms: "KMSClient",
     secrets: "SecretsManagerClient",
@@ -116,6 +147,12 @@ def renew_if_due(
             "scheduled deletion (CancelKeyDeletion) or remove the key from the stack."
         )
     why = due_reason(metadata, renewal.renew_before, now)
+    if why is None and request.rotate_on_material_change:
+        # Every material tied to the key must stay imported: any one expiring takes the whole
+        # key to PendingImport, and DescribeKey reports the current material only.
+        why = materials_due_reason(
+            list_key_materials(kms, request.key_id), renewal.renew_before, now
+        )
     if why is None:
         return RenewalResult(request.key_id, False, "not due", metadata.get("ValidTo"))
     result: ImportResult = import_from_secret(kms, secrets, request, now=now)

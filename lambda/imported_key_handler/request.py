@@ -19,6 +19,8 @@ class ImportRequest:
     wrapping_key_spec: str
     expiration_model: str
     validity_days: int | None
+    material_version_id: str | None = None
+    rotate_on_material_change: bool = False
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any]) -> "ImportRequest":
@@ -68,4 +70,22 @@ class ImportRequest:
             wrapping_key_spec=one_of(protocol.PROP_WRAPPING_KEY_SPEC, protocol.WRAPPING_KEY_SPECS),
             expiration_model=expiration_model,
             validity_days=validity_days,
+            material_version_id=_optional_string(properties, protocol.PROP_MATERIAL_VERSION_ID),
+            rotate_on_material_change=_flag(properties, protocol.PROP_ROTATE_ON_MATERIAL_CHANGE),
         )
+
+
+def _optional_string(properties: Mapping[str, Any], name: str) -> str | None:
+    value = properties.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ImportFailure(f"Property {name} must be a string when it is set.")
+    return value
+
+
+def _flag(properties: Mapping[str, Any], name: str) -> bool:
+    value = str(properties.get(name, "false")).lower()
+    if value not in ("true", "false"):
+        raise ImportFailure(f"Property {name}={value[:16]!r} must be true or false.")
+    return value == "true"

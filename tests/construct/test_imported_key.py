@@ -146,6 +146,7 @@ def test_custom_resource_holds_identifiers_and_settings_only() -> None:
         protocol.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_EXPIRES",
         protocol.PROP_VALIDITY_DAYS: "90",
         protocol.PROP_DELETE_MATERIAL_ON_REMOVAL: "false",
+        protocol.PROP_ROTATE_ON_MATERIAL_CHANGE: "false",
     }
     function_id, _ = only(template, "AWS::Lambda::Function")
     assert props["ServiceToken"] == {"Fn::GetAtt": [function_id, "Arn"]}
@@ -419,5 +420,35 @@ def test_revocation_is_opt_in_and_granted_only_when_asked() -> None:
             "Action": "kms:DeleteImportedKeyMaterial",
             "Effect": "Allow",
             "Resource": {"Fn::GetAtt": [revoked_key, "Arn"]},
+        }
+    ]
+
+
+def test_rotation_and_material_version_reach_the_import_and_the_role() -> None:
+    stack = new_stack()
+    key_in(stack, "Plain")
+    key_in(stack, "Rotating", rotation_on_material_change=True, material_version_id="v-2")
+    template = Template.from_stack(stack)
+    resources = template.to_json()["Resources"]
+    imports = {
+        name: resource["Properties"]
+        for name, resource in resources.items()
+        if resource["Type"] == protocol.RESOURCE_TYPE
+    }
+    (rotating,) = [p for n, p in imports.items() if n.startswith("Rotating")]
+    (plain,) = [p for n, p in imports.items() if n.startswith("Plain")]
+    assert rotating[protocol.PROP_ROTATE_ON_MATERIAL_CHANGE] == "true"
+    assert rotating[protocol.PROP_MATERIAL_VERSION_ID] == "v-2"
+    assert plain[protocol.PROP_ROTATE_ON_MATERIAL_CHANGE] == "false"
+    assert protocol.PROP_MATERIAL_VERSION_ID not in plain
+    (rotating_key,) = [
+        n for n, r in resources.items() if n.startswith("Rotating") and r["Type"] == "AWS::KMS::Key"
+    ]
+    rotate = [s for s in handler_statements(template) if "kms:RotateKeyOnDemand" in s["Action"]]
+    assert rotate == [
+        {
+            "Action": ["kms:RotateKeyOnDemand", "kms:ListKeyRotations"],
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [rotating_key, "Arn"]},
         }
     ]

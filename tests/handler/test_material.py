@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Iterator
 from typing import Final
@@ -11,7 +12,12 @@ import pytest
 import stubbing
 
 from imported_key_handler.errors import ImportFailure
-from imported_key_handler.material import read_material, validate_material
+from imported_key_handler.material import (
+    read_material,
+    read_materials,
+    validate_material,
+    validate_materials,
+)
 
 SENTINEL: Final = stubbing.SENTINEL_MATERIAL
 SENTINEL_B64: Final = base64.b64encode(SENTINEL).decode("ascii")
@@ -98,9 +104,8 @@ def test_secret_string_is_base64_with_surrounding_whitespace_tolerated(
         "not base64!",
         SENTINEL_B64.rstrip("="),  # padding dropped
         base64.urlsafe_b64encode(b"\xfb\xff" * 16).decode("ascii"),  # URL-safe alphabet
-        '{"material": "' + SENTINEL_B64 + '"}',  # JSON key/value secret
     ],
-    ids=["plain-text", "garbage", "no-padding", "urlsafe", "json"],
+    ids=["plain-text", "garbage", "no-padding", "urlsafe"],
 )
 def test_secret_string_that_is_not_base64_is_refused_clearly(
     secrets: stubbing.SecretsStub, text: str
@@ -196,3 +201,60 @@ def test_a_secret_with_no_value_reads_as_empty_and_fails_the_length_check(
     material = read_material(secrets.client, stubbing.SECRET_ARN)
     with pytest.raises(ImportFailure, match=" holds 0 bytes;"):
         validate_material(material, "SYMMETRIC_DEFAULT", stubbing.SECRET_ARN)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"material": "' + SENTINEL_B64 + '"}',  # a key/value secret, not our document
+        '{"materials": []}',
+        '{"materials": "' + SENTINEL_B64 + '"}',
+        '{"materials": [42]}',
+        '{"materials": ["' + SENTINEL_B64 + '"',  # broken JSON
+    ],
+    ids=["other-field", "empty-list", "not-a-list", "not-strings", "broken"],
+)
+def test_json_that_is_not_a_materials_document_is_refused_clearly(
+    secrets: stubbing.SecretsStub, text: str
+) -> None:
+    secrets.add_secret(SecretString=text)
+    reason = read_failure(secrets)
+    assert stubbing.SECRET_ARN in reason
+    assert '{"materials": ["<base64>", ...]}' in reason
+    stubbing.assert_clean_reason(reason)
+
+
+def test_a_materials_document_lists_every_material_oldest_first(
+    secrets: stubbing.SecretsStub,
+) -> None:
+    older, newer = bytes(range(32)), SENTINEL
+    document = {"materials": [base64.b64encode(m).decode() for m in (older, newer)]}
+    secrets.add_secret(SecretString=json.dumps(document))
+    assert read_materials(secrets.client, stubbing.SECRET_ARN) == [older, newer]
+
+
+def test_a_materials_document_is_refused_where_one_material_is_expected(
+    secrets: stubbing.SecretsStub,
+) -> None:
+    document = {"materials": [base64.b64encode(m).decode() for m in (bytes(32), SENTINEL)]}
+    secrets.add_secret(SecretString=json.dumps(document))
+    reason = read_failure(secrets)
+    assert "holds 2 materials" in reason
+    assert "rotation_on_material_change=True" in reason
+
+
+def test_a_secret_version_is_read_when_asked(secrets: stubbing.SecretsStub) -> None:
+    secrets.stub.add_response(
+        "get_secret_value",
+        {"ARN": stubbing.SECRET_ARN, "Name": "n", "SecretBinary": SENTINEL},
+        {"SecretId": stubbing.SECRET_ARN, "VersionId": "v" * 32},
+    )
+    assert read_materials(secrets.client, stubbing.SECRET_ARN, "v" * 32) == [SENTINEL]
+
+
+def test_duplicate_or_too_many_materials_are_refused() -> None:
+    with pytest.raises(ImportFailure, match="lists the same material twice"):
+        validate_materials([SENTINEL, SENTINEL], "SYMMETRIC_DEFAULT", stubbing.SECRET_ARN)
+    many = [bytes([i]) * 32 for i in range(27)]
+    with pytest.raises(ImportFailure, match="lists 27 materials; KMS allows a key 25"):
+        validate_materials(many, "SYMMETRIC_DEFAULT", stubbing.SECRET_ARN)
