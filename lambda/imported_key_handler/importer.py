@@ -211,17 +211,26 @@ def import_rotating(
     still decrypt with the older materials, which stay imported.
     """
     valid_to = valid_to_for(request, now or datetime.now(UTC))
-    newest_id: str | None = None
+    imported_ids: list[str | None] = []
     for index, material in enumerate(materials, start=1):
         newest = index == len(materials)
         try:
-            newest_id = _import_retrying(
+            material_id = _import_retrying(
                 kms, request, material, valid_to, "EXISTING_KEY_MATERIAL", may_be_new=newest
             )
         except _NewMaterial:
-            newest_id = _import_retrying(kms, request, material, valid_to, "NEW_KEY_MATERIAL")
+            material_id = _import_retrying(kms, request, material, valid_to, "NEW_KEY_MATERIAL")
             logger.info("Imported new key material for key %s", request.key_id)
+        imported_ids.append(material_id)
+    newest_id = imported_ids[-1]
     current = _describe(kms, request.key_id).get("CurrentKeyMaterialId")
+    if current and None not in imported_ids and current not in imported_ids:
+        # A rotation cannot be undone: a secret version from before it lacks the current
+        # material, which would then never be renewed.
+        raise ImportFailure(
+            f"Key {request.key_id} uses material {current[:12]}..., which this secret version "
+            "does not list: set material_version_id to a version that lists every material."
+        )
     rotated = False
     if newest_id is not None and current != newest_id:
         try:
