@@ -202,6 +202,7 @@ def import_rotating(
     materials: list[bytes],
     *,
     now: datetime | None = None,
+    renewing: bool = False,
 ) -> ImportResult:
     """Import every material of a rotating symmetric key, oldest first, and rotate to the last.
 
@@ -225,12 +226,17 @@ def import_rotating(
     newest_id = imported_ids[-1]
     current = _describe(kms, request.key_id).get("CurrentKeyMaterialId")
     if current and None not in imported_ids and current not in imported_ids:
-        # A rotation cannot be undone: a secret version from before it lacks the current
-        # material, which would then never be renewed.
-        raise ImportFailure(
+        # A rotation cannot be undone: a secret version from before it (a rollback sends one)
+        # lacks the current material. The deployment may go on, the key is whole; the renewal
+        # must not pretend it can keep that material alive.
+        reason = (
             f"Key {request.key_id} uses material {current[:12]}..., which this secret version "
             "does not list: set material_version_id to a version that lists every material."
         )
+        if renewing:
+            raise ImportFailure(reason)
+        logger.warning(reason)
+        return confirm_import(kms, request, valid_to)
     rotated = False
     if newest_id is not None and current != newest_id:
         try:
@@ -310,6 +316,7 @@ def import_from_secret(
     request: ImportRequest,
     *,
     now: datetime | None = None,
+    renewing: bool = False,
 ) -> ImportResult:
     """The whole import: read and check the material, check the key, import, confirm."""
     if not request.rotate_on_material_change:
@@ -322,6 +329,6 @@ def import_from_secret(
     materials = read_materials(secrets, request.secret_arn, request.material_version_id)
     validate_materials(materials, request.key_spec, request.secret_arn)
     describe_importable_key(kms, request.key_id, request.key_spec)
-    result = import_rotating(kms, request, materials, now=now)
+    result = import_rotating(kms, request, materials, now=now, renewing=renewing)
     del materials
     return result

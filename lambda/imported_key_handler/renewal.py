@@ -155,7 +155,7 @@ def renew_if_due(
         )
     if why is None:
         return RenewalResult(request.key_id, False, "not due", metadata.get("ValidTo"))
-    result: ImportResult = import_from_secret(kms, secrets, request, now=now)
+    result: ImportResult = import_from_secret(kms, secrets, request, now=now, renewing=True)
     return RenewalResult(result.key_id, True, why, result.valid_to)
 
 
