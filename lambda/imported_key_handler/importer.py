@@ -82,6 +82,11 @@ def kms_failure(error: ClientError, operation: str, key_id: str) -> ImportFailur
             f"KMS throttled {operation} for key {key_id} after retries: retry the deployment."
         ),
     }
+    if operation == "RotateKeyOnDemand" and code == "LimitExceededException":
+        return ImportFailure(
+            f"Key {key_id} has had the 25 on-demand rotations KMS allows (RotateKeyOnDemand "
+            "refused): import new material into a new ImportedKey instead."
+        )
     reason = reasons.get(
         code,
         f"kms:{operation} on key {key_id} failed with {code or 'an unknown error'}: retry "
@@ -209,21 +214,25 @@ def import_rotating(
     Materials the key already has are re-imported (``EXISTING_KEY_MATERIAL``), which renews
     their ValidTo. Only the last may be new: it is imported as ``NEW_KEY_MATERIAL`` and
     ``RotateKeyOnDemand`` makes it current, so new encryptions use it while old ciphertexts
-    still decrypt with the older materials, which stay imported.
+    still decrypt with the older materials, which stay imported. A renewal only re-imports:
+    it neither imports new material nor rotates.
     """
     valid_to = valid_to_for(request, now or datetime.now(UTC))
     imported_ids: list[str | None] = []
     for index, material in enumerate(materials, start=1):
         newest = index == len(materials)
         try:
-            material_id = _import_retrying(
-                kms, request, material, valid_to, "EXISTING_KEY_MATERIAL", may_be_new=newest
-            )
+            # No ImportType: KMS's default, EXISTING_KEY_MATERIAL, and the classic first import.
+            material_id = _import_retrying(kms, request, material, valid_to, may_be_new=newest)
         except _NewMaterial:
+            if renewing:
+                # New material arrives by deployment, never by a renewal behind the stack's back.
+                logger.warning("Renewal skipped new material for key %s", request.key_id)
+                break
             material_id = _import_retrying(kms, request, material, valid_to, "NEW_KEY_MATERIAL")
             logger.info("Imported new key material for key %s", request.key_id)
         imported_ids.append(material_id)
-    newest_id = imported_ids[-1]
+    newest_id = imported_ids[-1] if imported_ids else None
     current = _describe(kms, request.key_id).get("CurrentKeyMaterialId")
     if current and None not in imported_ids and current not in imported_ids:
         # A rotation cannot be undone: a secret version from before it (a rollback sends one)
@@ -238,7 +247,7 @@ def import_rotating(
         logger.warning(reason)
         return confirm_import(kms, request, valid_to)
     rotated = False
-    if newest_id is not None and current != newest_id:
+    if not renewing and newest_id is not None and current != newest_id:
         try:
             kms.rotate_key_on_demand(KeyId=request.key_id)
         except ClientError as error:

@@ -156,7 +156,26 @@ def renew_if_due(
     if why is None:
         return RenewalResult(request.key_id, False, "not due", metadata.get("ValidTo"))
     result: ImportResult = import_from_secret(kms, secrets, request, now=now, renewing=True)
+    if request.rotate_on_material_change and result.valid_to is not None:
+        _check_every_material_renewed(kms, request.key_id, result.valid_to)
     return RenewalResult(result.key_id, True, why, result.valid_to)
+
+
+def _check_every_material_renewed(kms: "KMSClient", key_id: str, valid_to: datetime) -> None:
+    """A material tied to the key but missing from the secret would expire unnoticed and take
+    the whole key to PendingImport: say so while there is time."""
+    for entry in list_key_materials(kms, key_id):
+        entry_valid_to = entry.get("ValidTo")
+        stale = entry.get("ImportState") == "PENDING_IMPORT" or (
+            entry.get("ExpirationModel") == protocol.KEY_MATERIAL_EXPIRES
+            and (entry_valid_to is None or entry_valid_to < valid_to - timedelta(seconds=1))
+        )
+        if stale:
+            material_id = str(entry.get("KeyMaterialId", "?"))[:12]
+            raise ImportFailure(
+                f"Key {key_id} has material {material_id}... that the secret does not list, so "
+                "it was not renewed and will expire: add it back to the secret's materials."
+            )
 
 
 def is_renewal_event(event: object) -> bool:

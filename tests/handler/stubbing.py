@@ -201,8 +201,14 @@ class KmsStub:
         key_id: str = KEY_ID,
         error_code: str | None = None,
         error_message: str = "",
+        import_type: str | None = None,
+        key_material_id: str = KEY_MATERIAL_ID,
     ) -> None:
-        """Queue ImportKeyMaterial with its exact parameters; only the ciphertext is ANY."""
+        """Queue ImportKeyMaterial with its exact parameters; only the ciphertext is ANY.
+
+        ``import_type`` is the ImportType the handler must send (None: it must send none);
+        ``key_material_id`` is the KeyMaterialId KMS answers with.
+        """
         expected: dict[str, Any] = {
             "KeyId": key_id,
             "ImportToken": token,
@@ -211,14 +217,50 @@ class KmsStub:
         }
         if valid_to is not None:
             expected["ValidTo"] = valid_to
+        if import_type is not None:
+            expected["ImportType"] = import_type
         if error_code is None:
             self.stub.add_response(
                 "import_key_material",
-                {"KeyId": KEY_ARN, "KeyMaterialId": KEY_MATERIAL_ID},
+                {"KeyId": KEY_ARN, "KeyMaterialId": key_material_id},
                 expected,
             )
         else:
             self.add_error("import_key_material", error_code, expected, message=error_message)
+
+    def add_rotate(
+        self, *, key_id: str = KEY_ID, error_code: str | None = None, error_message: str = ""
+    ) -> None:
+        """Queue RotateKeyOnDemand for ``key_id``, answered or failing with ``error_code``."""
+        expected = {"KeyId": key_id}
+        if error_code is None:
+            self.stub.add_response("rotate_key_on_demand", {"KeyId": KEY_ARN}, expected)
+        else:
+            self.add_error("rotate_key_on_demand", error_code, expected, message=error_message)
+
+    def add_list_rotations(
+        self,
+        rotations: Sequence[Mapping[str, Any]],
+        *,
+        key_id: str = KEY_ID,
+        marker: str | None = None,
+        next_marker: str | None = None,
+    ) -> None:
+        """Queue one ListKeyRotations page (IncludeKeyMaterial=ALL_KEY_MATERIAL).
+
+        ``marker`` is the Marker the handler must send; ``next_marker`` makes the page
+        truncated.
+        """
+        expected: dict[str, Any] = {"KeyId": key_id, "IncludeKeyMaterial": "ALL_KEY_MATERIAL"}
+        if marker is not None:
+            expected["Marker"] = marker
+        response: dict[str, Any] = {
+            "Rotations": [dict(entry) for entry in rotations],
+            "Truncated": next_marker is not None,
+        }
+        if next_marker is not None:
+            response["NextMarker"] = next_marker
+        self.stub.add_response("list_key_rotations", response, expected)
 
     def add_error(
         self, method: str, code: str, expected_params: Mapping[str, Any], *, message: str = ""
@@ -246,19 +288,27 @@ class SecretsStub:
     stub: Stubber
     recorder: CallRecorder
 
-    def add_secret(self, secret_arn: str = SECRET_ARN, **value: Any) -> None:
-        """Queue GetSecretValue returning ``SecretBinary=...`` and/or ``SecretString=...``."""
+    def add_secret(
+        self, secret_arn: str = SECRET_ARN, *, version_id: str | None = None, **value: Any
+    ) -> None:
+        """Queue GetSecretValue returning ``SecretBinary=...`` and/or ``SecretString=...``.
+
+        ``version_id`` is the VersionId the handler must ask for (None: it must ask for none).
+        """
+        expected = {"SecretId": secret_arn}
+        if version_id is not None:
+            expected["VersionId"] = version_id
         self.stub.add_response(
             "get_secret_value",
             {
                 "ARN": secret_arn,
                 "Name": secret_arn.rsplit(":", 1)[-1],
-                "VersionId": "00000000-0000-4000-8000-000000000001",
+                "VersionId": version_id or "00000000-0000-4000-8000-000000000001",
                 "VersionStages": ["AWSCURRENT"],
                 "CreatedDate": CREATED,
                 **value,
             },
-            {"SecretId": secret_arn},
+            expected,
         )
 
     def add_secret_error(
@@ -310,6 +360,7 @@ def key_metadata(
     key_spec: str = "SYMMETRIC_DEFAULT",
     expiration_model: str | None = None,
     valid_to: datetime | None = None,
+    current_material_id: str | None = None,
 ) -> dict[str, Any]:
     """DescribeKey's KeyMetadata for a customer managed key, as KMS reports it."""
     metadata: dict[str, Any] = {
@@ -333,4 +384,29 @@ def key_metadata(
         metadata["ExpirationModel"] = expiration_model
     if valid_to is not None:
         metadata["ValidTo"] = valid_to
+    if current_material_id is not None:
+        metadata["CurrentKeyMaterialId"] = current_material_id
     return metadata
+
+
+def rotation_entry(
+    key_material_id: str,
+    *,
+    material_state: str,
+    import_state: str = "IMPORTED",
+    expiration_model: str | None = None,
+    valid_to: datetime | None = None,
+    key_id: str = KEY_ID,
+) -> dict[str, Any]:
+    """One entry of ListKeyRotations(IncludeKeyMaterial=ALL_KEY_MATERIAL) for imported material."""
+    entry: dict[str, Any] = {
+        "KeyId": key_id,
+        "KeyMaterialId": key_material_id,
+        "ImportState": import_state,
+        "KeyMaterialState": material_state,
+    }
+    if expiration_model is not None:
+        entry["ExpirationModel"] = expiration_model
+    if valid_to is not None:
+        entry["ValidTo"] = valid_to
+    return entry
