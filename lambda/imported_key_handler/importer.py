@@ -245,7 +245,8 @@ def import_rotating(
         if renewing:
             raise ImportFailure(reason)
         logger.warning(reason)
-        return confirm_import(kms, request, valid_to)
+        # DescribeKey reports the current material, which this version could not renew.
+        return confirm_import(kms, request, valid_to, current_material_is_ours=False)
     rotated = False
     if not renewing and newest_id is not None and current != newest_id:
         try:
@@ -270,6 +271,7 @@ def confirm_import(
     *,
     current_material_id: str | None = None,
     wait: bool = False,
+    current_material_is_ours: bool = True,
 ) -> ImportResult:
     """Read the key back: Enabled, with the expiration model and ValidTo that were asked and,
     after a rotation, the new material current (waited for: on-demand rotation takes effect
@@ -304,7 +306,9 @@ def confirm_import(
             f"importing with {request.expiration_model}: retry the deployment."
         )
     reported = metadata.get("ValidTo")
-    if valid_to is not None and (
+    if not current_material_is_ours:
+        valid_to = reported
+    elif valid_to is not None and (
         reported is None or abs((reported - valid_to).total_seconds()) >= 1
     ):
         raise ImportFailure(

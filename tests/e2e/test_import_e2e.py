@@ -41,6 +41,7 @@ def test_create_imports_the_secret_material(
         protocol.ATTR_KEY_ARN: metadata["Arn"],
         protocol.ATTR_KEY_ID: key_id,
         protocol.ATTR_VALID_TO: metadata["ValidTo"].isoformat(),
+        protocol.ATTR_KEY_MATERIAL_ID: metadata["CurrentKeyMaterialId"],
     }
     assert metadata["KeyState"] == "Enabled"
     assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"

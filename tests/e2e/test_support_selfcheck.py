@@ -7,6 +7,7 @@ too: that KMS really holds the imported bytes, and that the ValidTo shim is acti
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -24,6 +25,7 @@ from cryptography.exceptions import InvalidTag
 from support import localstack as localstack_support
 from support.cfn_server import CfnResponseServer
 from support.events import SERVICE_TOKEN, cfn_event
+from support.keys import assert_key_holds
 from support.kms_blob import (
     decrypt_localstack_ciphertext,
     make_localstack_ciphertext,
@@ -168,6 +170,246 @@ def test_shim_follows_the_expiration_model_and_material_deletion(kms: "KMSClient
     assert "ValidTo" not in metadata
 
 
+# --- the shim's key materials (EXTERNAL symmetric keys) ----------------------------------------
+
+MATERIAL_ID = re.compile(r"[0-9a-f]{64}")
+ALL_KEY_MATERIAL: Final = "ALL_KEY_MATERIAL"
+
+
+def _import_material(
+    kms: "KMSClient",
+    key_id: str,
+    material: bytes,
+    valid_to: datetime | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Import with a quick RSA_2048 wrapping key; ``extra``: ImportType, KeyMaterialId."""
+    parameters = kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm=WRAPPING_ALGORITHM, WrappingKeySpec="RSA_2048"
+    )
+    expiry: dict[str, Any] = (
+        {"ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}
+        if valid_to is None
+        else {"ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": valid_to}
+    )
+    response = kms.import_key_material(
+        KeyId=key_id,
+        ImportToken=parameters["ImportToken"],
+        EncryptedKeyMaterial=wrap_key_material(
+            material, parameters["PublicKey"], WRAPPING_ALGORITHM
+        ),
+        **expiry,
+        **extra,
+    )
+    return dict(response)
+
+
+def _rotations(
+    kms: "KMSClient", key_id: str, include: str | None = ALL_KEY_MATERIAL
+) -> dict[str, dict[str, Any]]:
+    """ListKeyRotations entries by KeyMaterialId."""
+    extra = {} if include is None else {"IncludeKeyMaterial": include}
+    entries = kms.list_key_rotations(KeyId=key_id, **extra)["Rotations"]  # type: ignore[arg-type]
+    return {str(entry["KeyMaterialId"]): dict(entry) for entry in entries}
+
+
+def _days(days: int) -> datetime:
+    return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
+
+
+def _same_time(reported: Any, expected: datetime) -> bool:
+    return isinstance(reported, datetime) and abs((reported - expected).total_seconds()) < 1
+
+
+def _error_code(error: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(error.value.response["Error"]["Code"])
+
+
+@pytest.mark.localstack
+def test_shim_names_key_material_and_refuses_other_material(kms: "KMSClient") -> None:
+    # Fixed once: KMS dates are whole seconds, and a test may cross a second.
+    in_30_days, in_40_days = _days(30), _days(40)
+    key_id = _pending_key(kms)
+    arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+    material, other = os.urandom(32), os.urandom(32)
+
+    response = _import_material(kms, key_id, material, in_30_days)
+    material_id = response["KeyMaterialId"]
+    assert MATERIAL_ID.fullmatch(material_id)
+    assert response["KeyId"] == arn
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["CurrentKeyMaterialId"] == material_id
+    assert metadata["KeyState"] == "Enabled"
+
+    # The same material again, by default or named by its ID: the same ID, a new ValidTo.
+    again = _import_material(
+        kms,
+        key_id,
+        material,
+        in_40_days,
+        ImportType="EXISTING_KEY_MATERIAL",
+        KeyMaterialId=material_id,
+    )
+    assert again["KeyMaterialId"] == material_id
+    assert _same_time(kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"], in_40_days)
+    assert _import_material(kms, key_id, material)["KeyMaterialId"] == material_id
+
+    # The ID depends on the key as well as on the material.
+    elsewhere = _import_material(kms, _pending_key(kms), material)["KeyMaterialId"]
+    assert MATERIAL_ID.fullmatch(elsewhere)
+    assert elsewhere != material_id
+
+    with pytest.raises(kms.exceptions.IncorrectKeyMaterialException):
+        _import_material(kms, key_id, other)  # unknown material, EXISTING by default
+    with pytest.raises(kms.exceptions.IncorrectKeyMaterialException):
+        _import_material(kms, key_id, material, KeyMaterialId=elsewhere)  # ID of other material
+    with pytest.raises(kms.exceptions.IncorrectKeyMaterialException):
+        _import_material(kms, key_id, material, ImportType="NEW_KEY_MATERIAL")  # not new
+    with pytest.raises(ClientError) as error:
+        _import_material(
+            kms, key_id, other, ImportType="NEW_KEY_MATERIAL", KeyMaterialId=material_id
+        )
+    assert _error_code(error) == "ValidationException"
+
+    # None of the refusals touched the key.
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["CurrentKeyMaterialId"] == material_id
+    assert metadata["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    assert "ValidTo" not in metadata
+    assert list(_rotations(kms, key_id)) == [material_id]
+    assert_key_holds(kms, key_id, material, CONTEXT)
+
+
+@pytest.mark.localstack
+def test_shim_rotates_to_new_material_and_keeps_the_old_one(kms: "KMSClient") -> None:
+    # Fixed once: KMS dates are whole seconds, and a test may cross a second.
+    in_30_days, in_60_days, in_90_days = _days(30), _days(60), _days(90)
+    key_id = _pending_key(kms)
+    old, new = os.urandom(32), os.urandom(32)
+    old_id = _import_material(kms, key_id, old, in_30_days)["KeyMaterialId"]
+    old_blob = kms.encrypt(KeyId=key_id, Plaintext=b"written before", EncryptionContext=CONTEXT)[
+        "CiphertextBlob"
+    ]
+
+    new_id = _import_material(kms, key_id, new, in_60_days, ImportType="NEW_KEY_MATERIAL")[
+        "KeyMaterialId"
+    ]
+    assert MATERIAL_ID.fullmatch(new_id)
+    assert new_id != old_id
+    # Pending material is not used yet: the key still encrypts with, and reports, the old one.
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["CurrentKeyMaterialId"] == old_id
+    assert _same_time(metadata["ValidTo"], in_30_days)
+    assert_key_holds(kms, key_id, old, CONTEXT)
+    rotations = _rotations(kms, key_id)
+    assert rotations[old_id]["KeyMaterialState"] == "CURRENT"
+    assert rotations[new_id]["KeyMaterialState"] == "PENDING_ROTATION"
+    assert rotations[new_id]["ImportState"] == "IMPORTED"
+    assert _rotations(kms, key_id, include=None) == {}  # ROTATIONS_ONLY: nothing rotated yet
+    with pytest.raises(kms.exceptions.KMSInvalidStateException):  # one pending at a time
+        _import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    kms.rotate_key_on_demand(KeyId=key_id)
+
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["CurrentKeyMaterialId"] == new_id
+    assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
+    assert _same_time(metadata["ValidTo"], in_60_days)
+    decrypted = kms.decrypt(CiphertextBlob=old_blob, EncryptionContext=CONTEXT)
+    assert decrypted["Plaintext"] == b"written before"
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"written after", EncryptionContext=CONTEXT)[
+        "CiphertextBlob"
+    ]
+    assert decrypt_localstack_ciphertext(blob, new, CONTEXT) == b"written after"
+    with pytest.raises(InvalidTag):
+        decrypt_localstack_ciphertext(blob, old, CONTEXT)
+    rotations = _rotations(kms, key_id)
+    assert set(rotations) == {old_id, new_id}
+    assert rotations[old_id]["KeyMaterialState"] == "NON_CURRENT"
+    assert rotations[old_id]["ImportState"] == "IMPORTED"
+    assert _same_time(rotations[old_id]["ValidTo"], in_30_days)
+    assert "RotationDate" not in rotations[old_id]
+    assert rotations[new_id]["KeyMaterialState"] == "CURRENT"
+    assert rotations[new_id]["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
+    assert _same_time(rotations[new_id]["ValidTo"], in_60_days)
+    assert rotations[new_id]["RotationType"] == "ON_DEMAND"
+    assert before <= rotations[new_id]["RotationDate"] <= datetime.now(UTC) + timedelta(seconds=5)
+    assert set(_rotations(kms, key_id, include="ROTATIONS_ONLY")) == {new_id}
+    assert set(_rotations(kms, key_id, include=None)) == {new_id}
+    with pytest.raises(kms.exceptions.UnsupportedOperationException):  # nothing pending
+        kms.rotate_key_on_demand(KeyId=key_id)
+
+    # Re-importing the old material renews its ValidTo and nothing else.
+    assert _import_material(kms, key_id, old, in_90_days)["KeyMaterialId"] == old_id
+    rotations = _rotations(kms, key_id)
+    assert rotations[old_id]["KeyMaterialState"] == "NON_CURRENT"
+    assert _same_time(rotations[old_id]["ValidTo"], in_90_days)
+    assert _same_time(rotations[new_id]["ValidTo"], in_60_days)
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["CurrentKeyMaterialId"] == new_id
+    assert _same_time(metadata["ValidTo"], in_60_days)
+    assert_key_holds(kms, key_id, new, CONTEXT)
+
+
+@pytest.mark.localstack
+def test_shim_deletes_one_material_at_a_time(kms: "KMSClient") -> None:
+    # Fixed once: KMS dates are whole seconds, and a test may cross a second.
+    in_10_days, in_30_days, in_45_days = _days(10), _days(30), _days(45)
+    key_id = _pending_key(kms)
+    old, new = os.urandom(32), os.urandom(32)
+    old_id = _import_material(kms, key_id, old, in_30_days)["KeyMaterialId"]
+    old_blob = kms.encrypt(KeyId=key_id, Plaintext=b"old", EncryptionContext=CONTEXT)[
+        "CiphertextBlob"
+    ]
+    new_id = _import_material(kms, key_id, new, ImportType="NEW_KEY_MATERIAL")["KeyMaterialId"]
+    kms.rotate_key_on_demand(KeyId=key_id)
+
+    # A non-current material: the key waits for it, the current material stays reported.
+    deleted = kms.delete_imported_key_material(KeyId=key_id, KeyMaterialId=old_id)
+    assert deleted["KeyMaterialId"] == old_id
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["KeyState"] == "PendingImport"
+    assert metadata["CurrentKeyMaterialId"] == new_id
+    assert _rotations(kms, key_id)[old_id]["ImportState"] == "PENDING_IMPORT"
+    assert "ValidTo" not in _rotations(kms, key_id)[old_id]
+    with pytest.raises(kms.exceptions.KMSInvalidStateException):
+        kms.decrypt(CiphertextBlob=old_blob, EncryptionContext=CONTEXT)
+    with pytest.raises(kms.exceptions.IncorrectKeyMaterialException):
+        _import_material(kms, key_id, os.urandom(32), in_30_days)  # still only known material
+    assert _import_material(kms, key_id, old, in_45_days)["KeyMaterialId"] == old_id
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["KeyState"] == "Enabled"
+    assert metadata["CurrentKeyMaterialId"] == new_id
+    assert kms.decrypt(CiphertextBlob=old_blob, EncryptionContext=CONTEXT)["Plaintext"] == b"old"
+    assert_key_holds(kms, key_id, new, CONTEXT)
+
+    # Without an ID: the current material.
+    assert kms.delete_imported_key_material(KeyId=key_id)["KeyMaterialId"] == new_id
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["KeyState"] == "PendingImport"
+    assert "ExpirationModel" not in metadata
+    assert "ValidTo" not in metadata
+    assert _rotations(kms, key_id)[new_id]["ImportState"] == "PENDING_IMPORT"
+    assert _import_material(kms, key_id, new, in_10_days)["KeyMaterialId"] == new_id
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["KeyState"] == "Enabled"
+    assert _same_time(metadata["ValidTo"], in_10_days)
+    assert kms.decrypt(CiphertextBlob=old_blob, EncryptionContext=CONTEXT)["Plaintext"] == b"old"
+    assert_key_holds(kms, key_id, new, CONTEXT)
+
+    # Pending material is not part of the key yet: deleting it drops it, the key stays usable.
+    pending_id = _import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")[
+        "KeyMaterialId"
+    ]
+    kms.delete_imported_key_material(KeyId=key_id, KeyMaterialId=pending_id)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    assert set(_rotations(kms, key_id)) == {old_id, new_id}
+    _import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")  # room again
+    with pytest.raises(kms.exceptions.NotFoundException):
+        kms.delete_imported_key_material(KeyId=key_id, KeyMaterialId="0" * 64)
+
+
 @pytest.mark.localstack
 def test_localstack_as_shipped_lacks_valid_to_and_stops_cleanly(tmp_path: Path) -> None:
     # Fails when a LocalStack upgrade stores ValidTo itself: then the shim should go.
@@ -176,6 +418,8 @@ def test_localstack_as_shipped_lacks_valid_to_and_stops_cleanly(tmp_path: Path) 
         key_id = _pending_key(kms)
         response = _import(kms, key_id, os.urandom(32), datetime.now(UTC) + timedelta(days=30))
         assert "KeyId" not in response
+        assert "KeyMaterialId" not in response
+        _import(kms, key_id, os.urandom(32), valid_to=None)  # other material: real KMS refuses
         metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
         assert metadata["KeyState"] == "Enabled"
         assert "ValidTo" not in metadata
@@ -215,6 +459,27 @@ def _fake_localstack(root: Path, provider_source: str | None) -> Path:
     return root
 
 
+# Everything the shim checks for, except LocalStack's private unwrap of the key material.
+_PROVIDER_WITHOUT_UNWRAP = """
+class KmsProvider:
+    def import_key_material(
+        self, context, key_id, import_token, encrypted_key_material, valid_to=None,
+        expiration_model=None, import_type=None, key_material_description=None,
+        key_material_id=None, **kwargs): ...
+    def delete_imported_key_material(self, context, key_id, key_material_id=None, **kwargs): ...
+    def rotate_key_on_demand(self, context, request): ...
+    def list_key_rotations(
+        self, context, key_id, include_key_material=None, limit=None, marker=None, **kwargs): ...
+    @staticmethod
+    def _get_kms_key(account_id, region_name, any_type_of_key_id, any_key_state_allowed=False,
+                     enabled_key_allowed=True, disabled_key_allowed=False): ...
+    @staticmethod
+    def _get_store(account_id, region_name): ...
+    @staticmethod
+    def _parse_key_id(key_id_or_arn, context): ...
+"""
+
+
 def _run_with_shim(pythonpath: list[Path], code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(localstack_python()), "-c", code],
@@ -243,6 +508,7 @@ def test_shim_patches_the_installed_localstack(tmp_path: Path) -> None:
     [
         (None, "cannot import localstack.services.kms.provider"),
         ("class Other: pass\n", "KmsProvider is missing"),
+        (_PROVIDER_WITHOUT_UNWRAP, "KmsProvider._decrypt_wrapped_key_material is missing"),
         (
             "class KmsProvider:\n"
             "    def import_key_material(self, context, key_id, **kwargs): ...\n",

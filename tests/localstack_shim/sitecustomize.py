@@ -1,67 +1,173 @@
-"""Fidelity shim for LocalStack 4.10's KMS ImportKeyMaterial; loaded into LocalStack only.
+"""Fidelity shim for LocalStack 4.10's KMS key-material import; loaded into LocalStack only.
 
-Why: LocalStack 4.10 accepts ``ValidTo`` on ImportKeyMaterial but never stores it (see
-``localstack/services/kms/provider.py``, ``import_key_material``, "TODO actually set validTo"),
-so DescribeKey never reports it, and the call answers ``{}``. The handler under test confirms an
-import the way the KMS API reference documents it: ``ImportKeyMaterial`` returns ``KeyId`` (the
-key ARN) and ``DescribeKey`` then reports ``KeyMetadata.ValidTo``, which is present only for an
-``EXTERNAL`` key whose ``ExpirationModel`` is ``KEY_MATERIAL_EXPIRES``. Without this shim every
-end-to-end run would look like a failed confirmation.
+Why: LocalStack 4.10 imports key material into an ``EXTERNAL`` key but models little of what
+real KMS does around it (see ``localstack/services/kms/provider.py``, ``import_key_material``:
+"TODO actually set validTo", "TODO check if there was already a key imported for this kms key";
+``delete_imported_key_material``: "TODO add support for key_material_id";
+``rotate_key_on_demand``: "Rotation of imported keys is not supported yet"; ListKeyRotations
+is not implemented at all). The handler under test confirms an import the way the KMS API
+reference documents it, and rotates symmetric keys to new imported material; without this shim
+every end-to-end run would look like a failed confirmation, and LocalStack would silently accept
+material real KMS refuses.
 
 What it adds, and nothing more (all of it documented real-KMS behaviour):
 
-* after a successful ImportKeyMaterial: ``ValidTo`` is stored in the key metadata when the
-  expiration model is ``KEY_MATERIAL_EXPIRES`` and removed when it is
-  ``KEY_MATERIAL_DOES_NOT_EXPIRE``; the response carries ``KeyId`` (the key ARN);
-* after DeleteImportedKeyMaterial: ``ValidTo`` is removed, as LocalStack already removes
-  ``ExpirationModel`` there; otherwise the shim itself would leave a stale date on a key that
-  is back in ``PendingImport``.
+* every key: after a successful ImportKeyMaterial, ``ValidTo`` is stored in the key metadata
+  when the expiration model is ``KEY_MATERIAL_EXPIRES`` and removed when it is
+  ``KEY_MATERIAL_DOES_NOT_EXPIRE``; the response carries ``KeyId`` (the key ARN). After
+  DeleteImportedKeyMaterial ``ValidTo`` is removed, as LocalStack already removes
+  ``ExpirationModel`` there.
+* ``EXTERNAL`` ``SYMMETRIC_DEFAULT`` keys (the only ones that may hold several materials) keep
+  the list of their key materials on the LocalStack key object (attribute
+  ``imported_key_cdk_materials``, so it lives and dies with the key): the bytes, the key
+  material ID (``sha256(key id + material)``, KMS derives it "based on the KMS key ID and the
+  imported key material"), the state (``CURRENT`` / ``NON_CURRENT`` / ``PENDING_ROTATION``),
+  the import state (``IMPORTED`` / ``PENDING_IMPORT``), and each material's own
+  ``ExpirationModel`` / ``ValidTo`` / description / rotation date. For these keys:
 
-It does not make material expire and adds no validation: those stay LocalStack gaps.
+  - ImportKeyMaterial unwraps the material with LocalStack's own unwrap and then decides as
+    KMS does. ``EXISTING_KEY_MATERIAL`` (the default): the first material becomes
+    ``CURRENT``; a known one gets its ValidTo, expiration model and import state refreshed;
+    unknown material, or a ``KeyMaterialId`` that does not match the material, is refused with
+    ``IncorrectKeyMaterialException``. ``NEW_KEY_MATERIAL``: material the key already has is
+    refused with ``IncorrectKeyMaterialException``, a second pending material with
+    ``KMSInvalidStateException``, ``KeyMaterialId`` with ``ValidationException``; otherwise the
+    material is added as ``PENDING_ROTATION`` and the key keeps encrypting with its current
+    material. LocalStack's own import (which loads the bytes into the crypto key) runs only
+    when the material is or becomes ``CURRENT``. The response carries ``KeyMaterialId``.
+  - RotateKeyOnDemand (LocalStack raises NotImplementedError) makes the imported pending
+    material ``CURRENT`` and loads it into the crypto key; the old one becomes ``NON_CURRENT``
+    and goes into LocalStack's ``previous_keys``, which ``KmsKey.decrypt`` tries after the
+    current material, so old ciphertexts still decrypt. Without pending material:
+    ``UnsupportedOperationException``; on a key pending import: ``KMSInvalidStateException``.
+  - DescribeKey reports ``CurrentKeyMaterialId`` and the current material's
+    ``ExpirationModel`` / ``ValidTo``: the shim keeps the key metadata in step after every
+    change (DescribeKey itself is not patched).
+  - ListKeyRotations (not implemented in LocalStack) lists the materials: the rotated-in ones
+    (``ROTATIONS_ONLY``, the default) or all of them (``ALL_KEY_MATERIAL``).
+  - DeleteImportedKeyMaterial deletes the material named by ``KeyMaterialId``, or the current
+    one. Deleting any material that is not ``PENDING_ROTATION`` puts the key in
+    ``PendingImport`` until that material is imported again; pending material "is not
+    permanently associated with the KMS key", so deleting it drops it and leaves the key alone.
+    The response carries ``KeyId`` and ``KeyMaterialId``.
+
+It does not make material expire and adds no other validation: those stay LocalStack gaps.
+Other keys (and ListKeyRotations / RotateKeyOnDemand for them) are left to LocalStack.
 
 One more thing, for the workplace rather than for KMS: LocalStack 4.10 ignores the host part of
 ``GATEWAY_LISTEN`` for IPv4 (``runtime/server/twisted.py``, "TODO: interface = host?") and
 listens on every interface. The shim makes IPv4 server endpoints default to 127.0.0.1.
 
 It is a ``sitecustomize`` so that it runs before LocalStack loads its services; put this
-directory on ``PYTHONPATH`` of the LocalStack process only. If the code it patches has moved
-(a LocalStack upgrade), it stops the interpreter with ``SystemExit``: ``site`` swallows any
-other exception from ``sitecustomize`` and LocalStack would then start unpatched and quietly.
+directory on ``PYTHONPATH`` of the LocalStack process only. If the code it patches or relies on
+has moved (a LocalStack upgrade), it stops the interpreter with ``SystemExit``: ``site``
+swallows any other exception from ``sitecustomize`` and LocalStack would then start unpatched
+and quietly.
 """
 
+import dataclasses
+import datetime
 import functools
+import hashlib
 import importlib
 import inspect
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 _PROVIDER_MODULE = "localstack.services.kms.provider"
+_MODELS_MODULE = "localstack.services.kms.models"
+_API_MODULE = "localstack.aws.api.kms"
+_EXCEPTIONS_MODULE = "localstack.services.kms.exceptions"
 _EXPECTED_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "import_key_material": ("self", "context", "key_id", "valid_to"),
-    "delete_imported_key_material": ("self", "context", "key_id"),
-    "_get_kms_key": ("account_id", "region_name", "any_type_of_key_id", "any_key_state_allowed"),
+    # valid_to first: the self-check names it as the first missing parameter of a stub.
+    "import_key_material": (
+        "self",
+        "context",
+        "key_id",
+        "valid_to",
+        "import_token",
+        "encrypted_key_material",
+        "expiration_model",
+        "import_type",
+        "key_material_description",
+        "key_material_id",
+    ),
+    "delete_imported_key_material": ("self", "context", "key_id", "key_material_id"),
+    "rotate_key_on_demand": ("self", "context", "request"),
+    "list_key_rotations": (
+        "self",
+        "context",
+        "key_id",
+        "include_key_material",
+        "limit",
+        "marker",
+    ),
+    "_get_kms_key": (
+        "account_id",
+        "region_name",
+        "any_type_of_key_id",
+        "any_key_state_allowed",
+        "enabled_key_allowed",
+        "disabled_key_allowed",
+    ),
+    "_get_store": ("account_id", "region_name"),
+    "_parse_key_id": ("key_id_or_arn", "context"),
+    "_decrypt_wrapped_key_material": ("self", "import_state", "encrypted_key_material"),
+}
+# How LocalStack's dispatcher calls each patched handler: with the request dict (False) or
+# with keyword arguments (True). The wrappers below are written for exactly these.
+_EXPECTED_EXPANSION = {
+    "import_key_material": True,
+    "delete_imported_key_material": True,
+    "rotate_key_on_demand": False,
+    "list_key_rotations": True,
 }
 # Printed into LocalStack's log so the test harness can tell the shim is really active.
 MARKER = "imported-key-cdk localstack shim: KMS ImportKeyMaterial patched"
 
 _KEY_MATERIAL_EXPIRES = "KEY_MATERIAL_EXPIRES"
+_EXISTING = "EXISTING_KEY_MATERIAL"
+_NEW = "NEW_KEY_MATERIAL"
+_CURRENT = "CURRENT"
+_NON_CURRENT = "NON_CURRENT"
+_PENDING_ROTATION = "PENDING_ROTATION"
+_IMPORTED = "IMPORTED"
+_PENDING_IMPORT = "PENDING_IMPORT"
+_ALL_KEY_MATERIAL = "ALL_KEY_MATERIAL"
+_ROTATIONS_ONLY = "ROTATIONS_ONLY"
+_MATERIALS_ATTRIBUTE = "imported_key_cdk_materials"
+_DEFAULT_LIST_LIMIT = 100
+# LocalStack serves requests from several threads; material bookkeeping is read-modify-write.
+_LOCK = threading.RLock()
 
 
 def _fail(reason: str) -> NoReturn:
     raise SystemExit(
         f"imported-key-cdk localstack shim ({__file__}): {reason}. The LocalStack KMS provider "
-        "no longer looks like the one this shim was written for (4.10); check whether the new "
-        "version stores ValidTo itself and update or remove the shim."
+        "no longer looks like the one this shim was written for (4.10); check what the new "
+        "version models itself (ValidTo, key material IDs, rotation of imported keys) and "
+        "update or remove the shim."
     )
 
 
-def _provider_class() -> type[Any]:
+def _module(name: str) -> Any:
     try:
-        module = importlib.import_module(_PROVIDER_MODULE)
+        return importlib.import_module(name)
     except ImportError as error:
-        _fail(f"cannot import {_PROVIDER_MODULE}: {error}")
-    provider: Any = getattr(module, "KmsProvider", None)
+        _fail(f"cannot import {name}: {error}")
+
+
+def _attribute(module_name: str, name: str) -> Any:
+    value = getattr(_module(module_name), name, None)
+    if value is None:
+        _fail(f"{module_name}.{name} is missing")
+    return value
+
+
+def _provider_class() -> type[Any]:
+    provider: Any = getattr(_module(_PROVIDER_MODULE), "KmsProvider", None)
     if not isinstance(provider, type):
         _fail(f"{_PROVIDER_MODULE}.KmsProvider is missing")
     for name, expected in _EXPECTED_PARAMETERS.items():
@@ -74,27 +180,145 @@ def _provider_class() -> type[Any]:
         missing = [parameter for parameter in expected if parameter not in parameters]
         if missing:
             _fail(f"KmsProvider.{name} has no parameter(s) {', '.join(missing)}")
+    for name, expanded in _EXPECTED_EXPANSION.items():
+        if _handler_expansion(provider, name) is not expanded:
+            _fail(f"KmsProvider.{name} is no longer a handler with expand={expanded}")
     return provider
 
 
-def _find_key(provider: Any, context: Any, key_id: str) -> Any:
-    return provider._get_kms_key(
-        context.account_id, context.region, key_id, any_key_state_allowed=True
+def _handler_expansion(provider: type[Any], name: str) -> bool | None:
+    """How LocalStack calls handler ``name``: the most derived ``@handler`` in the MRO decides
+    (``localstack.aws.skeleton.create_dispatch_table``)."""
+    for cls in provider.__mro__:
+        expanded = getattr(cls.__dict__.get(name), "expand_parameters", None)
+        if expanded is not None:
+            return bool(expanded)
+    return None
+
+
+class _LocalStack:
+    """What the shim uses of LocalStack besides the provider, checked once at start-up."""
+
+    def __init__(self) -> None:
+        self.incorrect_key_material = _attribute(_API_MODULE, "IncorrectKeyMaterialException")
+        self.invalid_state = _attribute(_API_MODULE, "KMSInvalidStateException")
+        self.unsupported = _attribute(_API_MODULE, "UnsupportedOperationException")
+        self.not_found = _attribute(_API_MODULE, "NotFoundException")
+        self.limit_exceeded = _attribute(_API_MODULE, "LimitExceededException")
+        self.invalid_marker = _attribute(_API_MODULE, "InvalidMarkerException")
+        self.validation = _attribute(_EXCEPTIONS_MODULE, "ValidationException")
+        self.rotation_limit: int = _attribute(_MODELS_MODULE, "ON_DEMAND_ROTATION_LIMIT")
+        kms_key = _attribute(_MODELS_MODULE, "KmsKey")
+        crypto_key = _attribute(_MODELS_MODULE, "KmsCryptoKey")
+        if not callable(getattr(crypto_key, "load_key_material", None)):
+            _fail(f"{_MODELS_MODULE}.KmsCryptoKey.load_key_material is missing")
+        # Old ciphertexts decrypt after a rotation only because KmsKey.decrypt tries these.
+        if "previous_keys" not in inspect.getsource(kms_key.decrypt):
+            _fail(f"{_MODELS_MODULE}.KmsKey.decrypt no longer tries previous_keys")
+
+
+@dataclasses.dataclass
+class _Material:
+    """One key material associated with an EXTERNAL symmetric key, as KMS keeps it."""
+
+    material_id: str
+    material: bytes = dataclasses.field(repr=False)
+    state: str
+    import_state: str = _IMPORTED
+    expiration_model: str | None = None
+    valid_to: datetime.datetime | None = None
+    description: str | None = None
+    rotation_date: datetime.datetime | None = None
+
+
+def _materials(key: Any) -> list[_Material]:
+    materials: list[_Material] | None = getattr(key, _MATERIALS_ATTRIBUTE, None)
+    if materials is None:
+        materials = []
+        setattr(key, _MATERIALS_ATTRIBUTE, materials)
+    return materials
+
+
+def _in_state(materials: list[_Material], state: str) -> _Material | None:
+    return next((material for material in materials if material.state == state), None)
+
+
+def _may_rotate(key: Any) -> bool:
+    """Keys that may hold several materials: EXTERNAL and SYMMETRIC_DEFAULT."""
+    metadata = key.metadata
+    return bool(
+        metadata.get("Origin") == "EXTERNAL" and metadata.get("KeySpec") == "SYMMETRIC_DEFAULT"
     )
 
 
-def _patch(provider: type[Any]) -> None:
+def _material_id(key: Any, material: bytes) -> str:
+    return hashlib.sha256(str(key.metadata["KeyId"]).encode("utf-8") + material).hexdigest()
+
+
+def _sync(key: Any) -> None:
+    """Bring LocalStack's view of the key in line with its materials.
+
+    The metadata reports the current material (``CurrentKeyMaterialId``, its expiration model
+    and ValidTo); ``previous_keys`` holds the imported non-current materials; the key awaits
+    import while any material other than a pending one is deleted.
+    """
+    materials = _materials(key)
+    current = _in_state(materials, _CURRENT)
+    if current is None:
+        return
+    metadata = key.metadata
+    metadata["CurrentKeyMaterialId"] = current.material_id
+    if current.import_state == _IMPORTED and current.expiration_model is not None:
+        metadata["ExpirationModel"] = current.expiration_model
+    else:
+        metadata.pop("ExpirationModel", None)
+    if current.import_state == _IMPORTED and current.valid_to is not None:
+        metadata["ValidTo"] = current.valid_to
+    else:
+        metadata.pop("ValidTo", None)
+    key.previous_keys = [
+        material.material
+        for material in materials
+        if material.state == _NON_CURRENT and material.import_state == _IMPORTED
+    ]
+    awaiting = any(
+        material.import_state == _PENDING_IMPORT and material.state != _PENDING_ROTATION
+        for material in materials
+    )
+    if metadata.get("KeyState") == "PendingDeletion":
+        return  # KMS leaves a key pending deletion in that state
+    if awaiting:
+        metadata["KeyState"] = "PendingImport"
+        metadata["Enabled"] = False
+    elif metadata.get("KeyState") == "PendingImport":
+        metadata["KeyState"] = "Enabled"
+        metadata["Enabled"] = True
+
+
+def _patch(provider: type[Any], localstack: _LocalStack) -> None:
     original_import: Callable[..., Any] = provider.import_key_material
     original_delete: Callable[..., Any] = provider.delete_imported_key_material
+    original_rotate: Callable[..., Any] = provider.rotate_key_on_demand
+    original_list_rotations: Callable[..., Any] = provider.list_key_rotations
     import_signature = inspect.signature(original_import)
+    delete_signature = inspect.signature(original_delete)
+    list_signature = inspect.signature(original_list_rotations)
 
-    # LocalStack dispatches by method name with keyword arguments, so the wrappers keep the name
-    # (functools.wraps) and take whatever the original takes.
-    @functools.wraps(original_import)
-    def import_key_material(self: Any, context: Any, key_id: str, *args: Any, **kwargs: Any) -> Any:
-        response = original_import(self, context, key_id, *args, **kwargs)
-        metadata = _find_key(self, context, key_id).metadata
-        call = import_signature.bind(self, context, key_id, *args, **kwargs)
+    def importable_key(self: Any, context: Any, key_id: str) -> Any:
+        # The same lookup LocalStack's import and delete do, so the same errors come first.
+        return self._get_kms_key(
+            context.account_id,
+            context.region,
+            key_id,
+            enabled_key_allowed=True,
+            disabled_key_allowed=True,
+        )
+
+    def plain_import(self: Any, context: Any, key_id: str, call: inspect.BoundArguments) -> Any:
+        response = original_import(*call.args, **call.kwargs)
+        metadata = self._get_kms_key(
+            context.account_id, context.region, key_id, any_key_state_allowed=True
+        ).metadata
         valid_to = call.arguments.get("valid_to")
         if metadata.get("ExpirationModel") == _KEY_MATERIAL_EXPIRES and valid_to is not None:
             metadata["ValidTo"] = valid_to
@@ -104,16 +328,217 @@ def _patch(provider: type[Any]) -> None:
         response["KeyId"] = metadata["Arn"]
         return response
 
+    # LocalStack dispatches by method name with keyword arguments (or the request dict, for
+    # expand=False handlers), so the wrappers keep the name and the handler attributes
+    # (functools.wraps) and take whatever the original takes.
+    @functools.wraps(original_import)
+    def import_key_material(self: Any, context: Any, key_id: str, *args: Any, **kwargs: Any) -> Any:
+        call = import_signature.bind(self, context, key_id, *args, **kwargs)
+        arguments = call.arguments
+        with _LOCK:
+            store = self._get_store(context.account_id, context.region)
+            token = arguments.get("import_token")
+            import_state = store.imports.get(
+                token.decode("utf-8") if isinstance(token, bytes) else token
+            )
+            key = None if import_state is None else importable_key(self, context, key_id)
+            if key is None or not _may_rotate(key):
+                # An unknown token: LocalStack's import raises its own NotFoundException.
+                return plain_import(self, context, key_id, call)
+            arn = key.metadata["Arn"]
+            import_type = arguments.get("import_type") or _EXISTING
+            if import_type not in (_EXISTING, _NEW):
+                raise localstack.validation(
+                    f"1 validation error detected: Value '{import_type}' at 'importType' failed "
+                    f"to satisfy constraint: Member must satisfy enum value set: [{_NEW}, "
+                    f"{_EXISTING}]"
+                )
+            requested_id = arguments.get("key_material_id")
+            if import_type == _NEW and requested_id is not None:
+                raise localstack.validation(
+                    f"KeyMaterialId cannot be specified when ImportType is {_NEW}: KMS assigns "
+                    "the ID of new key material."
+                )
+            expiration_model = arguments.get("expiration_model") or _KEY_MATERIAL_EXPIRES
+            valid_to = arguments.get("valid_to")
+            if expiration_model == _KEY_MATERIAL_EXPIRES and not valid_to:
+                raise localstack.validation(  # LocalStack's own check, before any change
+                    "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES"
+                )
+            material = self._decrypt_wrapped_key_material(
+                import_state, arguments["encrypted_key_material"]
+            )
+            material_id = _material_id(key, material)
+            if requested_id is not None and requested_id != material_id:
+                raise localstack.incorrect_key_material(
+                    f"The key material in the request does not match key material ID "
+                    f"{requested_id} of KMS key {arn}."
+                )
+            materials = _materials(key)
+            known = next((m for m in materials if m.material_id == material_id), None)
+            if not materials:  # the first import, whichever the type: it becomes current
+                original_import(*call.args, **call.kwargs)
+                target = _Material(material_id, material, _CURRENT)
+                materials.append(target)
+            elif import_type == _NEW:
+                if known is not None:
+                    raise localstack.incorrect_key_material(
+                        f"The key material in the request is already associated with KMS key "
+                        f"{arn} (key material ID {material_id}); to reimport it, use "
+                        f"ImportType {_EXISTING}."
+                    )
+                pending = _in_state(materials, _PENDING_ROTATION)
+                if pending is not None:
+                    raise localstack.invalid_state(
+                        f"KMS key {arn} already has key material {pending.material_id} in "
+                        f"{_PENDING_ROTATION} state: rotate to it with RotateKeyOnDemand or "
+                        "delete it before importing other new key material."
+                    )
+                target = _Material(material_id, material, _PENDING_ROTATION)
+                materials.append(target)
+            elif known is None:
+                raise localstack.incorrect_key_material(
+                    f"The key material in the request is not associated with KMS key {arn}: a "
+                    "key only accepts key material that was imported into it before; import "
+                    f"new key material with ImportType {_NEW}."
+                )
+            else:
+                target = known
+                if target.state == _CURRENT:  # LocalStack (re)loads it into the crypto key
+                    original_import(*call.args, **call.kwargs)
+            target.import_state = _IMPORTED
+            target.expiration_model = expiration_model
+            target.valid_to = valid_to if expiration_model == _KEY_MATERIAL_EXPIRES else None
+            if arguments.get("key_material_description") is not None:
+                target.description = arguments["key_material_description"]
+            _sync(key)
+            return {"KeyId": arn, "KeyMaterialId": material_id}
+
     @functools.wraps(original_delete)
     def delete_imported_key_material(
         self: Any, context: Any, key_id: str, *args: Any, **kwargs: Any
     ) -> Any:
-        response = original_delete(self, context, key_id, *args, **kwargs)
-        _find_key(self, context, key_id).metadata.pop("ValidTo", None)
+        call = delete_signature.bind(self, context, key_id, *args, **kwargs)
+        with _LOCK:
+            key = importable_key(self, context, key_id)
+            materials = _materials(key) if _may_rotate(key) else []
+            if not materials:
+                response = original_delete(*call.args, **call.kwargs)
+                key.metadata.pop("ValidTo", None)
+                return response
+            arn = key.metadata["Arn"]
+            requested_id = call.arguments.get("key_material_id")
+            if requested_id is None:
+                target = _in_state(materials, _CURRENT)
+            else:
+                target = next((m for m in materials if m.material_id == requested_id), None)
+            if target is None:
+                raise localstack.not_found(
+                    f"Key material ID {requested_id} is not associated with KMS key {arn}."
+                )
+            if target.state == _PENDING_ROTATION:
+                materials.remove(target)  # never part of the key: nothing awaits it
+            else:
+                if target.state == _CURRENT:  # LocalStack drops it from the crypto key
+                    original_delete(*call.args, **call.kwargs)
+                target.import_state = _PENDING_IMPORT
+                target.expiration_model = None
+                target.valid_to = None
+            _sync(key)
+            return {"KeyId": arn, "KeyMaterialId": target.material_id}
+
+    @functools.wraps(original_rotate)
+    def rotate_key_on_demand(self: Any, context: Any, request: Any) -> Any:
+        with _LOCK:
+            account_id, region_name, key_id = self._parse_key_id(request["KeyId"], context)
+            key = self._get_kms_key(account_id, region_name, key_id)
+            if not _may_rotate(key):
+                return original_rotate(self, context, request)
+            arn = key.metadata["Arn"]
+            if key.metadata.get("MultiRegion"):
+                raise localstack.unsupported(
+                    f"{arn} is a multi-Region key with imported key material, which does not "
+                    "support on-demand rotation."
+                )
+            if key.metadata.get("KeyState") == "PendingImport":
+                raise localstack.invalid_state(f"{arn} is pending import.")
+            materials = _materials(key)
+            current = _in_state(materials, _CURRENT)
+            pending = _in_state(materials, _PENDING_ROTATION)
+            if current is None or pending is None or pending.import_state != _IMPORTED:
+                raise localstack.unsupported(
+                    f"{arn} has no imported key material in {_PENDING_ROTATION} state: import "
+                    f"new key material with ImportType {_NEW} before rotating it on demand."
+                )
+            if sum(m.rotation_date is not None for m in materials) >= localstack.rotation_limit:
+                raise localstack.limit_exceeded(  # LocalStack's message for its own keys
+                    "The on-demand rotations limit has been reached for the given keyId. "
+                    f"No more on-demand rotations can be performed for this key: {arn}"
+                )
+            current.state = _NON_CURRENT
+            pending.state = _CURRENT
+            pending.rotation_date = datetime.datetime.now(datetime.UTC)
+            key.crypto_key.load_key_material(pending.material)
+            _sync(key)
+            return {"KeyId": key_id}
+
+    @functools.wraps(original_list_rotations)
+    def list_key_rotations(self: Any, context: Any, key_id: str, *args: Any, **kwargs: Any) -> Any:
+        call = list_signature.bind(self, context, key_id, *args, **kwargs)
+        arguments = call.arguments
+        with _LOCK:
+            key = self._get_kms_key(
+                context.account_id, context.region, key_id, any_key_state_allowed=True
+            )
+            if not _may_rotate(key):
+                return original_list_rotations(*call.args, **call.kwargs)
+            include = arguments.get("include_key_material") or _ROTATIONS_ONLY
+            if include not in (_ALL_KEY_MATERIAL, _ROTATIONS_ONLY):
+                raise localstack.validation(
+                    f"1 validation error detected: Value '{include}' at 'includeKeyMaterial' "
+                    f"failed to satisfy constraint: Member must satisfy enum value set: "
+                    f"[{_ALL_KEY_MATERIAL}, {_ROTATIONS_ONLY}]"
+                )
+            entries = [
+                _rotations_entry(key, material)
+                for material in _materials(key)
+                if include == _ALL_KEY_MATERIAL or material.rotation_date is not None
+            ]
+        marker = arguments.get("marker")
+        start = 0
+        if marker is not None:
+            if not str(marker).isdigit() or int(marker) > len(entries):
+                raise localstack.invalid_marker(f"Invalid marker: {marker}")
+            start = int(marker)
+        end = start + int(arguments.get("limit") or _DEFAULT_LIST_LIMIT)
+        response: dict[str, Any] = {"Rotations": entries[start:end], "Truncated": False}
+        if end < len(entries):
+            response.update(NextMarker=str(end), Truncated=True)
         return response
 
     provider.import_key_material = import_key_material
     provider.delete_imported_key_material = delete_imported_key_material
+    provider.rotate_key_on_demand = rotate_key_on_demand
+    provider.list_key_rotations = list_key_rotations
+
+
+def _rotations_entry(key: Any, material: _Material) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "KeyId": key.metadata["KeyId"],
+        "KeyMaterialId": material.material_id,
+        "ImportState": material.import_state,
+        "KeyMaterialState": material.state,
+    }
+    if material.description is not None:
+        entry["KeyMaterialDescription"] = material.description
+    if material.import_state == _IMPORTED and material.expiration_model is not None:
+        entry["ExpirationModel"] = material.expiration_model
+        if material.valid_to is not None:
+            entry["ValidTo"] = material.valid_to
+    if material.rotation_date is not None:
+        entry["RotationDate"] = material.rotation_date
+        entry["RotationType"] = "ON_DEMAND"
+    return entry
 
 
 def _listen_on_loopback_only() -> None:
@@ -126,6 +551,6 @@ def _listen_on_loopback_only() -> None:
     endpoints.TCP4ServerEndpoint = LoopbackTCP4ServerEndpoint
 
 
-_patch(_provider_class())
+_patch(_provider_class(), _LocalStack())
 _listen_on_loopback_only()
 print(MARKER, file=sys.stderr, flush=True)
