@@ -16,6 +16,12 @@ RESOURCE_TYPE: Final = "Custom::ImportedKeyMaterial"
 PROP_KEY_ID: Final = "KeyId"
 PROP_SECRET_ARN: Final = "SecretArn"  # noqa: S105 - a property name
 PROP_KEY_SPEC: Final = "KeySpec"
+PROP_KEY_USAGE: Final = "KeyUsage"
+# How the secret holds the material: "auto" (SecretBinary raw bytes, SecretString base64 or a
+# materials document), or explicitly "raw", "base64", "hex" or "pem"; optionally inside a JSON
+# SecretString under the field PROP_JSON_FIELD names.
+PROP_MATERIAL_ENCODING: Final = "MaterialEncoding"
+PROP_JSON_FIELD: Final = "JsonField"
 PROP_WRAPPING_ALGORITHM: Final = "WrappingAlgorithm"
 PROP_WRAPPING_KEY_SPEC: Final = "WrappingKeySpec"
 PROP_EXPIRATION_MODEL: Final = "ExpirationModel"
@@ -34,6 +40,10 @@ ATTR_KEY_ARN: Final = "KeyArn"
 ATTR_KEY_ID: Final = "KeyId"
 ATTR_VALID_TO: Final = "ValidTo"
 ATTR_KEY_MATERIAL_ID: Final = "KeyMaterialId"
+# How the import was proven: GetPublicKey, GenerateMac or KeyMaterialId.
+ATTR_VERIFIED: Final = "Verified"
+
+MATERIAL_ENCODINGS: Final = ("auto", "raw", "base64", "hex", "pem")
 
 SYMMETRIC_DEFAULT: Final = "SYMMETRIC_DEFAULT"
 SUPPORTED_KEY_SPECS: Final = (SYMMETRIC_DEFAULT,)

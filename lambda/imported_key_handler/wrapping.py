@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from . import protocol
 from .errors import ImportFailure
+from .key_specs import oaep_capacity
 
 _AES_KEY_BYTES = 32
 
@@ -26,12 +27,6 @@ def _oaep(algorithm: str) -> padding.OAEP:
         hashes.SHA1() if algorithm.endswith("_SHA_1") else hashes.SHA256()  # noqa: S303 - KMS-defined
     )
     return padding.OAEP(mgf=padding.MGF1(digest), algorithm=digest, label=None)
-
-
-def oaep_capacity(modulus_bits: int, algorithm: str) -> int:
-    """Largest plaintext in bytes that RSA-OAEP with this algorithm's hash can encrypt."""
-    digest_bytes = 20 if algorithm.endswith("_SHA_1") else 32
-    return modulus_bits // 8 - 2 * digest_bytes - 2
 
 
 def load_wrapping_key(public_key_der: bytes) -> rsa.RSAPublicKey:
