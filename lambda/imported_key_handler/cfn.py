@@ -59,6 +59,7 @@ def data_for(result: ImportResult) -> dict[str, str]:
         protocol.ATTR_KEY_ID: result.key_id,
         protocol.ATTR_VALID_TO: result.valid_to.isoformat() if result.valid_to else "",
         protocol.ATTR_KEY_MATERIAL_ID: result.key_material_id or "",
+        protocol.ATTR_VERIFIED: result.verified or "",
     }
 
 

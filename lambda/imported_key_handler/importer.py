@@ -7,7 +7,7 @@ import token is tied to its public key and expires after 24 hours.
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +15,11 @@ from botocore.exceptions import ClientError
 
 from . import protocol
 from .errors import ImportFailure
-from .material import read_material, read_materials, validate_material, validate_materials
+from .key_material import prepare_material
+from .kms_errors import error_code, kms_failure
+from .material import read_material, read_materials, validate_materials
 from .request import ImportRequest
+from .verification import verify_import
 from .wrapping import wrap_key_material
 
 if TYPE_CHECKING:
@@ -41,58 +44,7 @@ class ImportResult:
     key_arn: str
     valid_to: datetime | None
     key_material_id: str | None = None
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def kms_failure(error: ClientError, operation: str, key_id: str) -> ImportFailure:
-    code = _code(error)
-    reasons = {
-        "NotFoundException": (
-            f"KMS key {key_id} does not exist in this account and Region: check the KeyId "
-            "and the Region the stack deploys to."
-        ),
-        "AccessDeniedException": (
-            f"The handler may not call kms:{operation} on key {key_id}: check its role and "
-            "the key policy."
-        ),
-        "UnsupportedOperationException": (
-            f"Key {key_id} does not take imported material: only Origin=EXTERNAL keys do."
-        ),
-        "KMSInvalidStateException": (
-            f"Key {key_id} is in a state that refuses {operation} (pending deletion or "
-            "unavailable): cancel its deletion or use another key."
-        ),
-        "IncorrectKeyMaterialException": (
-            f"The secret holds material key {key_id} was never given; a key only ever accepts "
-            "its original material: restore it in the secret, or rotate to it with "
-            "rotation_on_material_change=True."
-        ),
-        "InvalidCiphertextException": (
-            f"KMS could not unwrap the material for key {key_id}: the wrapping did not match "
-            "the import parameters. Retry; report it if it persists."
-        ),
-        "ThrottlingException": (
-            f"KMS throttled {operation} for key {key_id} after retries (GetParametersForImport "
-            "allows 1 request/s): retry the deployment."
-        ),
-        "LimitExceededException": (
-            f"KMS throttled {operation} for key {key_id} after retries: retry the deployment."
-        ),
-    }
-    if operation == "RotateKeyOnDemand" and code == "LimitExceededException":
-        return ImportFailure(
-            f"Key {key_id} has had the 25 on-demand rotations KMS allows (RotateKeyOnDemand "
-            "refused): import new material into a new ImportedKey instead."
-        )
-    reason = reasons.get(
-        code,
-        f"kms:{operation} on key {key_id} failed with {code or 'an unknown error'}: retry "
-        "the deployment; if it persists, check the key in the KMS console.",
-    )
-    return ImportFailure(reason)
+    verified: str | None = None
 
 
 def describe_importable_key(kms: "KMSClient", key_id: str, key_spec: str) -> "KeyMetadataTypeDef":
@@ -176,13 +128,13 @@ def _import_retrying(
         try:
             return _import_once(kms, request, material, valid_to, import_type)
         except ClientError as error:
-            if _code(error) in _TOKEN_ERRORS and attempt == 1:
+            if error_code(error) in _TOKEN_ERRORS and attempt == 1:
                 logger.warning(
                     "Import token rejected (%s); fetching fresh import parameters once",
-                    _code(error),
+                    error_code(error),
                 )
                 continue
-            if may_be_new and _code(error) == "IncorrectKeyMaterialException":
+            if may_be_new and error_code(error) == "IncorrectKeyMaterialException":
                 raise _NewMaterial from None
             raise kms_failure(error, "ImportKeyMaterial", request.key_id) from None
     raise AssertionError("unreachable")  # pragma: no cover
@@ -197,8 +149,9 @@ def import_key_material(
     idempotent and lets CloudFormation retries and rollbacks succeed.
     """
     valid_to = valid_to_for(request, now or datetime.now(UTC))
-    _import_retrying(kms, request, material, valid_to)
-    return confirm_import(kms, request, valid_to)
+    material_id = _import_retrying(kms, request, material, valid_to)
+    # For a symmetric key, KMS's id of the material just imported must be the current one.
+    return confirm_import(kms, request, valid_to, current_material_id=material_id)
 
 
 def import_rotating(
@@ -333,13 +286,31 @@ def import_from_secret(
 ) -> ImportResult:
     """The whole import: read and check the material, check the key, import, confirm."""
     if not request.rotate_on_material_change:
-        material = read_material(secrets, request.secret_arn, request.material_version_id)
-        validate_material(material, request.key_spec, request.secret_arn)
+        material = prepare_material(
+            read_material(
+                secrets,
+                request.secret_arn,
+                request.material_version_id,
+                request.material_encoding,
+                request.json_field,
+            ),
+            request.spec,
+            request.secret_arn,
+        )
         describe_importable_key(kms, request.key_id, request.key_spec)
         result = import_key_material(kms, request, material, now=now)
-        del material  # drop our reference as soon as KMS has it
-        return result
-    materials = read_materials(secrets, request.secret_arn, request.material_version_id)
+        verified = verify_import(
+            kms, request.spec, request.key_id, material, result.key_material_id
+        )
+        del material  # drop our reference as soon as KMS has it and it is proven
+        return replace(result, verified=verified)
+    materials = read_materials(
+        secrets,
+        request.secret_arn,
+        request.material_version_id,
+        request.material_encoding,
+        request.json_field,
+    )
     validate_materials(materials, request.key_spec, request.secret_arn)
     describe_importable_key(kms, request.key_id, request.key_spec)
     result = import_rotating(kms, request, materials, now=now, renewing=renewing)

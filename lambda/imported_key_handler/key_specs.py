@@ -40,9 +40,7 @@ def _hmac(bits: int) -> KeySpec:
 
 def _rsa(bits: int) -> KeySpec:
     # A PKCS#8 RSA key is about 0.6 bytes per modulus bit; RSA keys only go by RSA_AES_KEY_WRAP.
-    return KeySpec(
-        f"RSA_{bits}", RSA, (ENCRYPT_DECRYPT, SIGN_VERIFY), 64, bits, modulus_bits=bits
-    )
+    return KeySpec(f"RSA_{bits}", RSA, (ENCRYPT_DECRYPT, SIGN_VERIFY), 64, bits, modulus_bits=bits)
 
 
 def _ecc(name: str, curve: str, der_bytes: int, usages: tuple[str, ...]) -> KeySpec:

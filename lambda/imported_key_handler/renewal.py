@@ -15,7 +15,8 @@ from botocore.exceptions import ClientError
 from . import clients, protocol
 from .audit import audited
 from .errors import ImportFailure
-from .importer import ImportResult, import_from_secret, kms_failure
+from .importer import ImportResult, import_from_secret
+from .kms_errors import kms_failure
 from .request import ImportRequest
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ from typing import Any
 
 from . import protocol
 from .errors import ImportFailure
+from .key_specs import KEY_SPECS, KeySpec, wrapping_refusal
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,13 @@ class ImportRequest:
     validity_days: int | None
     material_version_id: str | None = None
     rotate_on_material_change: bool = False
+    key_usage: str | None = None
+    material_encoding: str = "auto"
+    json_field: str | None = None
+
+    @property
+    def spec(self) -> KeySpec:
+        return KEY_SPECS[self.key_spec]
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any]) -> "ImportRequest":
@@ -42,7 +50,25 @@ class ImportRequest:
                 )
             return value
 
-        key_spec = one_of(protocol.PROP_KEY_SPEC, protocol.SUPPORTED_KEY_SPECS)
+        key_spec = one_of(protocol.PROP_KEY_SPEC, tuple(KEY_SPECS))
+        spec = KEY_SPECS[key_spec]
+        key_usage = _optional_string(properties, protocol.PROP_KEY_USAGE) or spec.usages[0]
+        if key_usage not in spec.usages:
+            raise ImportFailure(
+                f"Property {protocol.PROP_KEY_USAGE}={key_usage[:32]!r} does not fit {key_spec}; "
+                f"use one of {', '.join(spec.usages)}."
+            )
+        wrapping_algorithm = one_of(protocol.PROP_WRAPPING_ALGORITHM, protocol.WRAPPING_ALGORITHMS)
+        wrapping_key_spec = one_of(protocol.PROP_WRAPPING_KEY_SPEC, protocol.WRAPPING_KEY_SPECS)
+        refusal = wrapping_refusal(spec, wrapping_algorithm, wrapping_key_spec)
+        if refusal:
+            raise ImportFailure(refusal)
+        encoding = _optional_string(properties, protocol.PROP_MATERIAL_ENCODING) or "auto"
+        if encoding not in protocol.MATERIAL_ENCODINGS:
+            raise ImportFailure(
+                f"Property {protocol.PROP_MATERIAL_ENCODING}={encoding[:16]!r} is not supported; "
+                f"use one of {', '.join(protocol.MATERIAL_ENCODINGS)}."
+            )
         expiration_model = one_of(protocol.PROP_EXPIRATION_MODEL, protocol.EXPIRATION_MODELS)
         validity_days: int | None = None
         if expiration_model == protocol.KEY_MATERIAL_EXPIRES:
@@ -64,14 +90,15 @@ class ImportRequest:
             key_id=required(protocol.PROP_KEY_ID),
             secret_arn=required(protocol.PROP_SECRET_ARN),
             key_spec=key_spec,
-            wrapping_algorithm=one_of(
-                protocol.PROP_WRAPPING_ALGORITHM, protocol.SYMMETRIC_WRAPPING_ALGORITHMS
-            ),
-            wrapping_key_spec=one_of(protocol.PROP_WRAPPING_KEY_SPEC, protocol.WRAPPING_KEY_SPECS),
+            wrapping_algorithm=wrapping_algorithm,
+            wrapping_key_spec=wrapping_key_spec,
             expiration_model=expiration_model,
             validity_days=validity_days,
             material_version_id=_optional_string(properties, protocol.PROP_MATERIAL_VERSION_ID),
             rotate_on_material_change=_flag(properties, protocol.PROP_ROTATE_ON_MATERIAL_CHANGE),
+            key_usage=key_usage,
+            material_encoding=encoding,
+            json_field=_optional_string(properties, protocol.PROP_JSON_FIELD),
         )
 
 

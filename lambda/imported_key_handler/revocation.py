@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from . import protocol
 from .errors import ImportFailure
-from .importer import kms_failure
+from .kms_errors import kms_failure
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
