@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .expiration import MaterialExpiration
 from .imported_key import ImportedKey
+from .material_encoding import MaterialEncoding
 from .wrapping_options import WrappingAlgorithm, WrappingKeySpec
 
 try:
@@ -11,4 +12,10 @@ try:
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0+unknown"
 
-__all__ = ["ImportedKey", "MaterialExpiration", "WrappingAlgorithm", "WrappingKeySpec"]
+__all__ = [
+    "ImportedKey",
+    "MaterialEncoding",
+    "MaterialExpiration",
+    "WrappingAlgorithm",
+    "WrappingKeySpec",
+]

@@ -15,11 +15,12 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from imported_key_handler import protocol
+from imported_key_handler import key_specs, protocol
 
 from . import _perms
 from .expiration import MaterialExpiration
 from .handler_function import SUPPORTED_ARCHITECTURES, SUPPORTED_RUNTIMES, ImportHandler
+from .material_encoding import MaterialEncoding
 from .renewal_schedule import DEFAULT_RENEWAL_SCHEDULE, check_renewal, default_renew_before
 from .wrapping_options import WrappingAlgorithm, WrappingKeySpec
 
@@ -35,13 +36,95 @@ def _choice(prop: str, value: str, allowed: Sequence[str]) -> str:
     raise ValueError(f"Invalid {prop}: {value!r}. Use one of: {', '.join(allowed)}.")
 
 
+def _key_spec(value: kms.KeySpec | str) -> key_specs.KeySpec:
+    """The catalog entry of ``key_spec``; a spec must be known at synth (it decides the
+    wrapping, the usage and the handler's permissions)."""
+    name = value.value if isinstance(value, kms.KeySpec) else str(value)
+    if name in key_specs.KEY_SPECS:
+        return key_specs.KEY_SPECS[name]
+    supported = f"Use one of: {', '.join(key_specs.KEY_SPECS)}."
+    if cdk.Token.is_unresolved(name):
+        raise ValueError(
+            f"Invalid key_spec: {name!r}. It must be known at synth time, not a token. {supported}"
+        )
+    reason = key_specs.REFUSED_KEY_SPECS.get(name)
+    if reason is not None:
+        raise ValueError(f"Invalid key_spec: {name!r}. {reason}. {supported}")
+    raise ValueError(f"Invalid key_spec: {name!r}. {supported}")
+
+
+def _key_usage(spec: key_specs.KeySpec, value: kms.KeyUsage | str | None) -> str:
+    """``key_usage`` checked against the spec; None means the spec's first usage."""
+    if value is None:
+        return spec.usages[0]
+    name = value.value if isinstance(value, kms.KeyUsage) else str(value)
+    if name in spec.usages:
+        return name
+    raise ValueError(
+        f"Invalid key_usage: {name!r}. {spec.name} keys allow: {', '.join(spec.usages)}."
+    )
+
+
+def _wrapping(
+    spec: key_specs.KeySpec,
+    wrapping_algorithm: WrappingAlgorithm | str | None,
+    wrapping_key_spec: WrappingKeySpec | str | None,
+) -> tuple[str, str]:
+    """The wrapping to use: the spec's default for what is unset, refused if KMS would refuse
+    it (tokens are left for the handler to check)."""
+    default_algorithm, default_wrapping_key_spec = key_specs.default_wrapping(spec)
+    algorithm = _choice(
+        "wrapping_algorithm",
+        default_algorithm if wrapping_algorithm is None else str(wrapping_algorithm),
+        protocol.WRAPPING_ALGORITHMS,
+    )
+    wrapping_spec = _choice(
+        "wrapping_key_spec",
+        default_wrapping_key_spec if wrapping_key_spec is None else str(wrapping_key_spec),
+        protocol.WRAPPING_KEY_SPECS,
+    )
+    if cdk.Token.is_unresolved(algorithm) or cdk.Token.is_unresolved(wrapping_spec):
+        return algorithm, wrapping_spec
+    refusal = key_specs.wrapping_refusal(spec, algorithm, wrapping_spec)
+    if refusal is not None:
+        if wrapping_algorithm is None:
+            raise ValueError(f"Invalid wrapping_key_spec: {wrapping_spec!r}. {refusal}")
+        raise ValueError(f"Invalid wrapping_algorithm: {algorithm!r}. {refusal}")
+    return algorithm, wrapping_spec
+
+
+def _material_encoding(
+    material_encoding: MaterialEncoding | str | None, json_field: str | None
+) -> str:
+    encoding = _choice(
+        "material_encoding",
+        MaterialEncoding.AUTO.value if material_encoding is None else str(material_encoding),
+        protocol.MATERIAL_ENCODINGS,
+    )
+    if json_field is not None and not cdk.Token.is_unresolved(json_field):
+        if not json_field:
+            raise ValueError(
+                "Invalid json_field: ''. Name the SecretString field that holds the material, "
+                "or leave json_field unset."
+            )
+        if encoding == MaterialEncoding.RAW:
+            raise ValueError(
+                f"Invalid json_field: {json_field!r}. material_encoding {encoding!r} reads the "
+                "raw bytes of SecretBinary, which has no JSON fields; use one of: "
+                f"{', '.join(e for e in protocol.MATERIAL_ENCODINGS if e != encoding)}, or "
+                "leave json_field unset."
+            )
+    return encoding
+
+
 class ImportedKey(Construct):
     """A KMS key with ``Origin=EXTERNAL`` that holds key material you bring.
 
-    On deployment a custom resource reads the material from ``key_material_secret`` (SecretBinary
-    holds the raw bytes; SecretString holds their base64), wraps it with fresh import parameters
-    and imports it, so the key ends the deployment ``Enabled``. Only the secret's ARN appears in
-    the template; the material never does.
+    The key may be symmetric, HMAC, RSA or ECC (``key_spec``). On deployment a custom resource
+    reads the material from ``key_material_secret`` (by default SecretBinary holds the raw bytes
+    and SecretString their base64; see ``material_encoding`` and ``json_field``), wraps it with
+    fresh import parameters, imports it and checks the result, so the key ends the deployment
+    ``Enabled``. Only the secret's ARN appears in the template; the material never does.
 
     Use ``key`` (or ``key_arn``/``key_id`` and the ``grant*`` methods) for anything that uses the
     key: they resolve through the import, so CloudFormation creates their users after it.
@@ -61,9 +144,12 @@ class ImportedKey(Construct):
         pending_window: cdk.Duration | None = None,
         enable_key_rotation: bool = False,
         key_spec: kms.KeySpec = kms.KeySpec.SYMMETRIC_DEFAULT,
+        key_usage: kms.KeyUsage | None = None,
+        material_encoding: MaterialEncoding | str | None = None,
+        json_field: str | None = None,
         expiration: MaterialExpiration | None = None,
-        wrapping_algorithm: WrappingAlgorithm | str = WrappingAlgorithm.RSAES_OAEP_SHA_256,
-        wrapping_key_spec: WrappingKeySpec | str = WrappingKeySpec.RSA_4096,
+        wrapping_algorithm: WrappingAlgorithm | str | None = None,
+        wrapping_key_spec: WrappingKeySpec | str | None = None,
         material_version_id: str | None = None,
         rotation_on_material_change: bool = False,
         delete_material_on_removal: bool = False,
@@ -76,9 +162,11 @@ class ImportedKey(Construct):
     ) -> None:
         """Define an EXTERNAL key and the import of its material.
 
-        :param key_material_secret: The secret that holds the key material: SecretBinary with
-            the raw bytes, or SecretString with their base64 (32 bytes for SYMMETRIC_DEFAULT).
-            Required. The handler may read only this secret.
+        :param key_material_secret: The secret that holds the key material, as
+            ``material_encoding`` says: by default SecretBinary with the raw bytes, or
+            SecretString with their base64 (32 bytes for SYMMETRIC_DEFAULT, the key itself for
+            HMAC, a PKCS#8 DER private key for RSA and ECC). Required. The handler may read
+            only this secret.
         :param alias: Alias for the key (``alias/`` is added if missing). Default: no alias.
         :param description: Description of the key. Default: no description.
         :param admins: Principals allowed to administer the key (not to use it or import into
@@ -90,12 +178,28 @@ class ImportedKey(Construct):
             Default: 30 days.
         :param enable_key_rotation: Must stay False: KMS refuses automatic rotation for keys
             with imported material. Default: False.
-        :param key_spec: The key's spec. Default: ``KeySpec.SYMMETRIC_DEFAULT`` (the only spec
-            supported so far).
+        :param key_spec: The key's spec: ``SYMMETRIC_DEFAULT``, ``HMAC_224/256/384/512``,
+            ``RSA_2048/3072/4096``, ``ECC_NIST_P256/P384/P521`` or ``ECC_SECG_P256K1`` (KMS
+            takes no imported material for ML-DSA, SM2 or Ed25519 keys).
+            Default: ``KeySpec.SYMMETRIC_DEFAULT``.
+        :param key_usage: What the key is for; it must be one the spec allows
+            (``ENCRYPT_DECRYPT`` or ``SIGN_VERIFY`` for RSA, ``SIGN_VERIFY`` or
+            ``KEY_AGREEMENT`` for the NIST curves, ``SIGN_VERIFY`` for secp256k1).
+            Default: the spec's first usage (``ENCRYPT_DECRYPT`` for symmetric and RSA keys,
+            ``GENERATE_VERIFY_MAC`` for HMAC keys, ``SIGN_VERIFY`` for ECC keys).
+        :param material_encoding: How the secret holds the material: ``AUTO``, ``RAW``
+            (SecretBinary bytes), ``BASE64``, ``HEX`` or ``PEM`` (a PEM private key).
+            Default: ``MaterialEncoding.AUTO`` (SecretBinary raw bytes, SecretString base64).
+        :param json_field: The SecretString is a JSON object and this field holds the
+            material (encoded as ``material_encoding`` says). Not allowed with ``RAW``.
+            Default: the whole secret value is the material.
         :param expiration: When the imported material expires, counted from each import.
             Default: ``MaterialExpiration.after(Duration.days(365))``.
-        :param wrapping_algorithm: How the material is wrapped for transport to KMS.
-            Default: ``RSAES_OAEP_SHA_256`` (``RSAES_OAEP_SHA_1`` is also accepted).
+        :param wrapping_algorithm: How the material is wrapped for transport to KMS. Secret
+            keys (symmetric, HMAC) go by RSA-OAEP only, RSA private keys by
+            ``RSA_AES_KEY_WRAP_*`` only, and ECC private keys by either when they fit.
+            Default: ``RSAES_OAEP_SHA_256`` for symmetric and HMAC keys,
+            ``RSA_AES_KEY_WRAP_SHA_256`` for RSA and ECC keys.
         :param wrapping_key_spec: Size of KMS's RSA wrapping key. Default: ``RSA_4096``.
         :param material_version_id: The secret version (its VersionId) to import. Change it
             after you put new material in the secret: CloudFormation then updates the import,
@@ -105,7 +209,8 @@ class ImportedKey(Construct):
             secret then holds every material tied to the key as a JSON document
             ``{"materials": ["<base64>", ...]}``, oldest first; a new last entry is imported as
             new material and made current with RotateKeyOnDemand (at most 25 times). Older
-            materials stay imported and are renewed, so old ciphertexts still decrypt.
+            materials stay imported and are renewed, so old ciphertexts still decrypt. Only
+            for ``SYMMETRIC_DEFAULT`` keys: KMS rotates no other key on demand.
             Default: False (the key accepts only its original material; a different one fails
             the update and changes nothing).
         :param delete_material_on_removal: When the ImportedKey leaves the stack (or the stack
@@ -134,14 +239,15 @@ class ImportedKey(Construct):
                 "Invalid enable_key_rotation: True. KMS refuses automatic rotation for keys "
                 "with imported material (Origin=EXTERNAL); leave it False."
             )
-        spec = kms.KeySpec(key_spec).value if isinstance(key_spec, str) else key_spec.value
-        _choice("key_spec", spec, protocol.SUPPORTED_KEY_SPECS)
-        algorithm = _choice(
-            "wrapping_algorithm", str(wrapping_algorithm), protocol.SYMMETRIC_WRAPPING_ALGORITHMS
-        )
-        wrapping_spec = _choice(
-            "wrapping_key_spec", str(wrapping_key_spec), protocol.WRAPPING_KEY_SPECS
-        )
+        spec = _key_spec(key_spec)
+        usage = _key_usage(spec, key_usage)
+        algorithm, wrapping_spec = _wrapping(spec, wrapping_algorithm, wrapping_key_spec)
+        encoding = _material_encoding(material_encoding, json_field)
+        if rotation_on_material_change and spec.family != key_specs.SYMMETRIC:
+            raise ValueError(
+                f"Invalid rotation_on_material_change: True with key_spec {spec.name!r}. KMS "
+                "rotates only SYMMETRIC_DEFAULT keys on demand; leave it False."
+            )
         if handler_runtime.name not in SUPPORTED_RUNTIMES:
             raise ValueError(
                 f"Invalid handler_runtime: {handler_runtime.name!r}. Use one of: "
@@ -184,8 +290,8 @@ class ImportedKey(Construct):
             policy=policy,
             removal_policy=removal_policy,
             pending_window=pending_window,
-            key_spec=kms.KeySpec.SYMMETRIC_DEFAULT,
-            key_usage=kms.KeyUsage.ENCRYPT_DECRYPT,
+            key_spec=kms.KeySpec(spec.name),
+            key_usage=kms.KeyUsage(usage),
         )
         """The key resource itself, which is PendingImport until the import has run.
 
@@ -198,6 +304,7 @@ class ImportedKey(Construct):
         """The stack's import handler, shared by every ImportedKey with the same runtime."""
         self._grant_handler(
             key_material_secret,
+            spec,
             algorithm,
             wrapping_spec,
             revoke=delete_material_on_removal,
@@ -207,11 +314,15 @@ class ImportedKey(Construct):
         properties: dict[str, str] = {
             protocol.PROP_KEY_ID: self.external_key.key_id,
             protocol.PROP_SECRET_ARN: key_material_secret.secret_arn,
-            protocol.PROP_KEY_SPEC: spec,
+            protocol.PROP_KEY_SPEC: spec.name,
+            protocol.PROP_KEY_USAGE: usage,
+            protocol.PROP_MATERIAL_ENCODING: encoding,
             protocol.PROP_WRAPPING_ALGORITHM: algorithm,
             protocol.PROP_WRAPPING_KEY_SPEC: wrapping_spec,
             protocol.PROP_EXPIRATION_MODEL: self.expiration.expiration_model,
         }
+        if json_field is not None:
+            properties[protocol.PROP_JSON_FIELD] = json_field
         if self.expiration.validity_days is not None:
             properties[protocol.PROP_VALIDITY_DAYS] = str(self.expiration.validity_days)
         properties[protocol.PROP_DELETE_MATERIAL_ON_REMOVAL] = str(
@@ -330,6 +441,7 @@ class ImportedKey(Construct):
     def _grant_handler(
         self,
         secret: secretsmanager.ISecret,
+        spec: key_specs.KeySpec,
         algorithm: str,
         wrapping_spec: str,
         *,
@@ -363,6 +475,17 @@ class ImportedKey(Construct):
                 resources=[secret.secret_full_arn or f"{secret.secret_arn}-??????"],
             ),
         ]
+        # Proof of the import: the public key of a private key, a MAC of an HMAC key.
+        if spec.family in (key_specs.RSA, key_specs.ECC):
+            statements.append(
+                iam.PolicyStatement(
+                    actions=_perms.HANDLER_VERIFY_PUBLIC_KEY_ACTIONS, resources=[key_arn]
+                )
+            )
+        elif spec.family == key_specs.HMAC:
+            statements.append(
+                iam.PolicyStatement(actions=_perms.HANDLER_VERIFY_MAC_ACTIONS, resources=[key_arn])
+            )
         if rotate:
             statements.append(
                 iam.PolicyStatement(actions=_perms.HANDLER_ROTATE_ACTIONS, resources=[key_arn])
@@ -402,3 +525,25 @@ class ImportedKey(Construct):
     def grant_decrypt(self, grantee: iam.IGrantable) -> iam.Grant:
         """Grant decryption with the key, effective after the import."""
         return self.key.grant_decrypt(grantee)
+
+    def grant_sign(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Grant signing with the key (``SIGN_VERIFY`` keys), effective after the import."""
+        return self.key.grant_sign(grantee)
+
+    def grant_verify(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Grant signature verification with the key (``SIGN_VERIFY`` keys), effective after
+        the import."""
+        return self.key.grant_verify(grantee)
+
+    def grant_sign_verify(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Grant signing and verification with the key (``SIGN_VERIFY`` keys), effective after
+        the import."""
+        return self.key.grant_sign_verify(grantee)
+
+    def grant_generate_mac(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Grant MAC generation with the key (HMAC keys), effective after the import."""
+        return self.key.grant_generate_mac(grantee)
+
+    def grant_verify_mac(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Grant MAC verification with the key (HMAC keys), effective after the import."""
+        return self.key.grant_verify_mac(grantee)

@@ -107,7 +107,8 @@ def test_rotation_is_rejected(bad: bool) -> None:
             r"wrapping_algorithm: 'RSA_AES_KEY_WRAP_SHA_256'.*RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256",
         ),
         ("wrapping_key_spec", "RSA_1024", r"wrapping_key_spec: 'RSA_1024'.*RSA_2048"),
-        ("key_spec", kms.KeySpec.RSA_2048, r"key_spec: 'RSA_2048'.*SYMMETRIC_DEFAULT"),
+        ("key_spec", "RSA_1024", r"key_spec: 'RSA_1024'.*SYMMETRIC_DEFAULT, HMAC_224"),
+        ("key_spec", kms.KeySpec.SM2, r"key_spec: 'SM2'.*SYMMETRIC_DEFAULT"),
         ("handler_runtime", lambda_.Runtime.PYTHON_3_12, r"handler_runtime: 'python3.12'"),
     ],
 )
@@ -141,6 +142,8 @@ def test_custom_resource_holds_identifiers_and_settings_only() -> None:
         protocol.PROP_KEY_ID: {"Ref": key_logical_id},
         protocol.PROP_SECRET_ARN: SECRET_ARN,
         protocol.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
+        protocol.PROP_KEY_USAGE: "ENCRYPT_DECRYPT",
+        protocol.PROP_MATERIAL_ENCODING: "auto",
         protocol.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_1",
         protocol.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
         protocol.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_EXPIRES",
