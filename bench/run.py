@@ -8,7 +8,6 @@ the deployed bundle running one import under Python 3.13.
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from support.cfn_server import CfnResponseServer  # noqa: E402
 from support.events import REGION, cfn_event, import_properties  # noqa: E402
 from support.lambda_context import FakeLambdaContext  # noqa: E402
+from support.lambda_runtime import find_python_313, install_runtime_boto3  # noqa: E402
 from support.localstack import start_localstack  # noqa: E402
 
 from imported_key_handler.wrapping import wrap_key_material  # noqa: E402
@@ -106,17 +106,10 @@ def handler_imports(work: Path) -> dict[str, Any]:
 
 def bundle_peak_rss_mib(bundle: Path, work: Path) -> float | None:
     """Peak RSS of Python 3.13 importing the bundled handler (with boto3) and wrapping once."""
-    boto3_dir = work / "runtime-boto3"  # the Lambda runtime's own boto3
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(boto3_dir),
-         "--only-binary=:all:", "--python-version", "3.13", "--implementation", "cp",
-         "--platform", "manylinux2014_x86_64", "boto3"],
-        check=True, timeout=600,
-    )  # fmt: skip
-    pythons = sorted(Path.home().glob(".pyenv/versions/3.13*/bin/python3.13"))
-    python = str(pythons[-1]) if pythons else shutil.which("python3.13")
+    python = find_python_313()
     if not python:
         return None
+    boto3_dir = install_runtime_boto3(work / "runtime-boto3")  # the Lambda runtime's own boto3
     code = (
         "import sys; sys.path[0:0] = sys.argv[1:3];"
         "import imported_key_handler.wrapping as w, imported_key_handler.cfn, boto3;"

@@ -6,9 +6,7 @@ only boto3 added from outside, as the Lambda runtime provides it.
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 from support.cfn_server import CfnResponseServer
 from support.events import REGION, cfn_event, import_properties
 from support.kms_blob import decrypt_localstack_ciphertext
+from support.lambda_runtime import find_python_313, install_runtime_boto3
 from support.localstack import LocalStack
 
 from imported_key_handler import protocol
@@ -27,21 +26,6 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
 pytestmark = [pytest.mark.localstack, pytest.mark.slow]
-
-
-def find_python_313() -> str | None:
-    """A working Python 3.13: $PYTHON313, pyenv's install, or python3.13 on PATH."""
-    candidates = [os.environ.get("PYTHON313", "")]
-    candidates += sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.13*/bin/python3.13"))
-    candidates.append(shutil.which("python3.13") or "")
-    for candidate in filter(None, candidates):
-        probe = subprocess.run(
-            [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 13))"],
-            capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
-        if probe.stdout.strip() == "True":
-            return candidate
-    return None
 
 
 RUNTIME_PYTHON = find_python_313()
@@ -68,14 +52,7 @@ INVOKE = textwrap.dedent(
 @pytest.fixture(scope="module")
 def lambda_runtime_boto3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """boto3 for Python 3.13, standing in for the copy the Lambda runtime ships."""
-    target = tmp_path_factory.mktemp("runtime-boto3")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
-         "--only-binary=:all:", "--python-version", "3.13", "--implementation", "cp",
-         "--platform", "manylinux2014_x86_64", "boto3"],
-        check=True, timeout=600,
-    )  # fmt: skip
-    return target
+    return install_runtime_boto3(tmp_path_factory.mktemp("runtime-boto3"))
 
 
 @pytest.mark.skipif(RUNTIME_PYTHON is None, reason="python3.13 is not on this machine")

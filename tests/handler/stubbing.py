@@ -16,16 +16,19 @@ import base64
 import functools
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
+import pytest
 from botocore.model import OperationModel
 from botocore.stub import ANY, Stubber
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from imported_key_handler.errors import ImportFailure
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -332,6 +335,28 @@ def _recorded(client: KMSClient | SecretsManagerClient, event_service: str) -> C
     recorder = CallRecorder()
     client.meta.events.register(f"provide-client-params.{event_service}", recorder)
     return recorder
+
+
+def assert_all_answered(*stubs: KmsStub | SecretsStub) -> None:
+    """Every response queued on these clients was asked for."""
+    for stubbed in stubs:
+        stubbed.stub.assert_no_pending_responses()
+
+
+def failure_reason(
+    call: Callable[[], object],
+    *answered: KmsStub | SecretsStub,
+    materials: Sequence[bytes] = (SENTINEL_MATERIAL,),
+) -> str:
+    """Run ``call`` expecting an ImportFailure; return its reason, checked to be a clean
+    CloudFormation Reason for every one of ``materials``, once every response queued on the
+    ``answered`` clients was used."""
+    with pytest.raises(ImportFailure) as caught:
+        call()
+    assert_all_answered(*answered)
+    for material in materials:
+        assert_clean_reason(caught.value.reason, material)
+    return caught.value.reason
 
 
 def new_kms() -> KmsStub:

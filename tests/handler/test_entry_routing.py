@@ -10,13 +10,11 @@ from __future__ import annotations
 import logging
 import sys
 import types
-from collections.abc import Iterator
 from typing import Any, Final
 
 import pytest
 
 from imported_key_handler import entry
-from imported_key_handler.log_config import QUIETED_LOGGERS
 
 SIGNATURE: Final = "SIGNATURE0123456789abcdef"
 CFN_EVENT: Final[dict[str, Any]] = {
@@ -82,17 +80,13 @@ def _tripwire_build_helper() -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_entry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No helper built yet, a tripwire instead of the crhelper wiring, logger levels restored."""
+def _isolated_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No helper built yet, a tripwire instead of the crhelper wiring (conftest.py puts the
+    logger levels back)."""
     monkeypatch.setattr(entry, "_helper", None)
     tripwire = types.ModuleType("imported_key_handler.cfn")
     tripwire.build_helper = _tripwire_build_helper  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "imported_key_handler.cfn", tripwire)
-    names = [*QUIETED_LOGGERS, "imported_key_handler"]
-    levels = {name: logging.getLogger(name).level for name in names}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
 
 
 @pytest.mark.parametrize("request_type", ["Create", "Update", "Delete"])

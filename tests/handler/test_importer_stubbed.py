@@ -8,9 +8,8 @@ unwraps the EncryptedKeyMaterial the handler sent with the private half.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import pytest
 import stubbing
@@ -65,27 +64,7 @@ def make_request(
 REQUEST: Final = make_request()
 VALID_TO: Final = NOW_WHOLE + timedelta(days=30)
 
-
-@pytest.fixture(autouse=True)
-def _no_material_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="imported_key_handler")
-    yield
-    stubbing.assert_records_clean(caplog.records)
-
-
-@pytest.fixture
-def kms() -> Iterator[stubbing.KmsStub]:
-    stubbed = stubbing.new_kms()
-    with stubbed.stub:
-        yield stubbed
-
-
-@pytest.fixture
-def secrets() -> Iterator[stubbing.SecretsStub]:
-    stubbed = stubbing.new_secrets()
-    with stubbed.stub:
-        yield stubbed
+pytestmark = pytest.mark.usefixtures("no_material_in_logs")
 
 
 def queue_check(
@@ -161,12 +140,9 @@ def import_failure(
     request: ImportRequest = REQUEST,
 ) -> str:
     """Run the whole import expecting an ImportFailure; return its checked reason."""
-    with pytest.raises(ImportFailure) as caught:
-        import_from_secret(kms.client, secrets.client, request, now=NOW)
-    stubbing.assert_clean_reason(caught.value.reason)
-    kms.stub.assert_no_pending_responses()
-    secrets.stub.assert_no_pending_responses()
-    return caught.value.reason
+    return stubbing.failure_reason(
+        lambda: import_from_secret(kms.client, secrets.client, request, now=NOW), kms, secrets
+    )
 
 
 # --- the happy path ---------------------------------------------------------------------------
@@ -199,8 +175,7 @@ def test_import_from_secret_makes_the_exact_calls_and_sends_the_material_wrapped
         key_id=stubbing.KEY_ID, key_arn=stubbing.KEY_ARN, valid_to=valid_to
     )
     assert kms.recorder.operations == [DESCRIBE, PARAMETERS, IMPORT, DESCRIBE]
-    kms.stub.assert_no_pending_responses()
-    secrets.stub.assert_no_pending_responses()
+    stubbing.assert_all_answered(kms, secrets)
     (sent,) = kms.recorder.params_of(IMPORT)
     if days is None:
         assert "ValidTo" not in sent
@@ -473,40 +448,43 @@ def test_a_missing_key_reason_says_what_to_do(
 # --- checks before the import ------------------------------------------------------------------
 
 
+def refusal_at_the_check(
+    kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, **metadata: Any
+) -> str:
+    """The whole import of a key DescribeKey reports with ``metadata``: the checked reason of
+    its refusal, made before any call after that DescribeKey."""
+    secrets.add_secret(SecretBinary=SENTINEL)
+    kms.add_describe(stubbing.key_metadata(**metadata))
+    reason = import_failure(kms, secrets)
+    assert kms.recorder.operations == [DESCRIBE]
+    return reason
+
+
 @pytest.mark.parametrize("origin", ["AWS_KMS", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE", None])
 def test_a_key_that_is_not_external_is_refused_before_any_import_call(
     kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, origin: str | None
 ) -> None:
-    secrets.add_secret(SecretBinary=SENTINEL)
-    kms.add_describe(stubbing.key_metadata(origin=origin, state="Enabled"))
-    reason = import_failure(kms, secrets)
+    reason = refusal_at_the_check(kms, secrets, origin=origin, state="Enabled")
     assert f"has Origin={origin}" in reason
     assert "created with Origin=EXTERNAL" in reason
-    assert kms.recorder.operations == [DESCRIBE]
 
 
 @pytest.mark.parametrize("state", ["PendingDeletion", "Unavailable", "PendingReplicaDeletion"])
 def test_a_key_in_a_state_that_refuses_material_is_refused_with_the_fix(
     kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, state: str
 ) -> None:
-    secrets.add_secret(SecretBinary=SENTINEL)
-    kms.add_describe(stubbing.key_metadata(state=state))
-    reason = import_failure(kms, secrets)
+    reason = refusal_at_the_check(kms, secrets, state=state)
     assert f"Key {stubbing.KEY_ID} is {state}" in reason
     assert "CancelKeyDeletion" in reason
-    assert kms.recorder.operations == [DESCRIBE]
 
 
 @pytest.mark.parametrize("key_spec", ["HMAC_256", "RSA_2048", "ECC_NIST_P256"])
 def test_a_key_of_another_spec_is_refused_before_any_import_call(
     kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, key_spec: str
 ) -> None:
-    secrets.add_secret(SecretBinary=SENTINEL)
-    kms.add_describe(stubbing.key_metadata(key_spec=key_spec))
-    reason = import_failure(kms, secrets)
+    reason = refusal_at_the_check(kms, secrets, key_spec=key_spec)
     assert f"is {key_spec} but the material is declared SYMMETRIC_DEFAULT" in reason
     assert "same spec" in reason
-    assert kms.recorder.operations == [DESCRIBE]
 
 
 @pytest.mark.parametrize("state", ["PendingImport", "Enabled", "Disabled"])
@@ -556,11 +534,7 @@ def test_a_secret_string_that_is_not_base64_never_reaches_kms(
 def confirm_failure(
     kms: stubbing.KmsStub, request: ImportRequest, valid_to: datetime | None
 ) -> str:
-    with pytest.raises(ImportFailure) as caught:
-        confirm_import(kms.client, request, valid_to)
-    stubbing.assert_clean_reason(caught.value.reason)
-    kms.stub.assert_no_pending_responses()
-    return caught.value.reason
+    return stubbing.failure_reason(lambda: confirm_import(kms.client, request, valid_to), kms)
 
 
 @pytest.mark.parametrize("state", ["Disabled", "PendingImport", "PendingDeletion"])

@@ -33,7 +33,6 @@ import stubbing
 
 from imported_key_handler import clients, entry, protocol, renewal
 from imported_key_handler.errors import ImportFailure
-from imported_key_handler.log_config import QUIETED_LOGGERS
 from imported_key_handler.renewal import (
     RenewalRequest,
     RenewalResult,
@@ -108,45 +107,8 @@ RENEWAL: Final = RenewalRequest.from_event(renewal_event())
 # --- fixtures -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _no_material_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="imported_key_handler")
-    yield
-    stubbing.assert_records_clean(caplog.records)
-
-
-@pytest.fixture(autouse=True)
-def _restore_logger_levels() -> Iterator[None]:
-    """``entry.handler`` sets logger levels; put them back for the other tests."""
-    names = [*QUIETED_LOGGERS, "imported_key_handler"]
-    levels = {name: logging.getLogger(name).level for name in names}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-
-
-@pytest.fixture
-def kms() -> Iterator[stubbing.KmsStub]:
-    stubbed = stubbing.new_kms()
-    with stubbed.stub:
-        yield stubbed
-
-
-@pytest.fixture
-def secrets() -> Iterator[stubbing.SecretsStub]:
-    stubbed = stubbing.new_secrets()
-    with stubbed.stub:
-        yield stubbed
-
-
-@pytest.fixture
-def timeline(kms: stubbing.KmsStub, secrets: stubbing.SecretsStub) -> stubbing.CallRecorder:
-    """One recorder on both clients: the order of the calls across the two services."""
-    recorder = stubbing.CallRecorder()
-    kms.client.meta.events.register("provide-client-params.kms", recorder)
-    secrets.client.meta.events.register("provide-client-params.secrets-manager", recorder)
-    return recorder
+# kms, secrets, timeline and the logger-level reset come from conftest.py.
+pytestmark = pytest.mark.usefixtures("no_material_in_logs")
 
 
 class _FrozenDatetime(datetime):
@@ -247,22 +209,15 @@ def queue_due_renewal(
     return key
 
 
-def assert_all_answered(kms: stubbing.KmsStub, secrets: stubbing.SecretsStub) -> None:
-    kms.stub.assert_no_pending_responses()
-    secrets.stub.assert_no_pending_responses()
-
-
 def renewal_failure(
     kms: stubbing.KmsStub,
     secrets: stubbing.SecretsStub,
     request: RenewalRequest = RENEWAL,
 ) -> str:
     """Run the renewal expecting an ImportFailure; return its checked reason."""
-    with pytest.raises(ImportFailure) as caught:
-        renew_if_due(kms.client, secrets.client, request, now=NOW)
-    stubbing.assert_clean_reason(caught.value.reason)
-    assert_all_answered(kms, secrets)
-    return caught.value.reason
+    return stubbing.failure_reason(
+        lambda: renew_if_due(kms.client, secrets.client, request, now=NOW), kms, secrets
+    )
 
 
 def audit_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -311,10 +266,9 @@ def test_an_event_without_a_renewal_body_is_refused(event: dict[str, Any]) -> No
     "trigger", [MISSING, None, "", "Schedule", "rate(1 day)", 7, ["schedule"], "x" * 300]
 )
 def test_an_unknown_trigger_is_refused(trigger: object) -> None:
-    with pytest.raises(ImportFailure) as caught:
-        RenewalRequest.from_event(renewal_event(trigger=trigger))
-    reason = caught.value.reason
-    stubbing.assert_clean_reason(reason)
+    reason = stubbing.failure_reason(
+        lambda: RenewalRequest.from_event(renewal_event(trigger=trigger))
+    )
     assert f"has {protocol.RENEWAL_TRIGGER}=" in reason
     assert reason.endswith("expected one of schedule, material-expired.")
 
@@ -326,10 +280,9 @@ def test_an_unknown_trigger_is_refused(trigger: object) -> None:
 def test_a_renew_before_that_is_not_a_positive_whole_number_is_refused(
     renew_before: object,
 ) -> None:
-    with pytest.raises(ImportFailure) as caught:
-        RenewalRequest.from_event(renewal_event(renew_before=renew_before))
-    reason = caught.value.reason
-    stubbing.assert_clean_reason(reason)
+    reason = stubbing.failure_reason(
+        lambda: RenewalRequest.from_event(renewal_event(renew_before=renew_before))
+    )
     assert f"needs {protocol.RENEWAL_RENEW_BEFORE_SECONDS} between 1 and" in reason
     assert "created by the ImportedKey construct" in reason
 
@@ -364,10 +317,9 @@ def test_an_event_without_a_properties_object_is_refused(properties: object) -> 
 def test_invalid_properties_are_refused_by_the_request_validation(
     change: dict[str, Any], fragment: str
 ) -> None:
-    with pytest.raises(ImportFailure) as caught:
-        RenewalRequest.from_event(renewal_event(properties={**PROPERTIES, **change}))
-    stubbing.assert_clean_reason(caught.value.reason)
-    assert fragment in caught.value.reason
+    event = renewal_event(properties={**PROPERTIES, **change})
+    reason = stubbing.failure_reason(lambda: RenewalRequest.from_event(event))
+    assert fragment in reason
 
 
 def test_properties_without_validity_days_for_expiring_material_are_refused() -> None:
@@ -444,7 +396,7 @@ def test_material_outside_the_window_is_left_alone_after_one_describe(
     result = renew_if_due(kms.client, secrets.client, RENEWAL, now=NOW)
     assert result == RenewalResult(stubbing.KEY_ID, False, "not due", valid_to)
     assert timeline.calls == [(DESCRIBE, {"KeyId": stubbing.KEY_ID})]
-    assert_all_answered(kms, secrets)
+    stubbing.assert_all_answered(kms, secrets)
 
 
 @pytest.mark.parametrize("state", ["Enabled", "Disabled"])
@@ -459,7 +411,7 @@ def test_material_that_never_expires_is_left_alone_after_one_describe(
     result = renew_if_due(kms.client, secrets.client, request, now=NOW)
     assert result == RenewalResult(stubbing.KEY_ID, False, "not due", None)
     assert timeline.operations == [DESCRIBE]
-    assert_all_answered(kms, secrets)
+    stubbing.assert_all_answered(kms, secrets)
 
 
 # --- due: the whole re-import ------------------------------------------------------------------
@@ -491,7 +443,7 @@ def test_material_inside_the_window_is_reimported_with_a_new_valid_to(
     assert sent["ValidTo"].microsecond == 0
     (encrypted,) = kms.encrypted_materials()
     assert key.unwrap(encrypted, OAEP_256) == SENTINEL
-    assert_all_answered(kms, secrets)
+    stubbing.assert_all_answered(kms, secrets)
 
 
 @pytest.mark.parametrize("trigger", [protocol.TRIGGER_MATERIAL_EXPIRED, protocol.TRIGGER_SCHEDULE])
@@ -516,7 +468,7 @@ def test_a_key_whose_material_expired_is_restored(
     assert timeline.operations == FULL_RENEWAL
     (encrypted,) = kms.encrypted_materials()
     assert key.unwrap(encrypted, OAEP_256) == SENTINEL
-    assert_all_answered(kms, secrets)
+    stubbing.assert_all_answered(kms, secrets)
 
 
 def test_an_expiring_key_without_a_reported_valid_to_is_renewed(
@@ -533,7 +485,7 @@ def test_an_expiring_key_without_a_reported_valid_to_is_renewed(
         stubbing.KEY_ID, True, "KMS reports no ValidTo for expiring material", NEW_VALID_TO
     )
     assert timeline.operations == FULL_RENEWAL
-    assert_all_answered(kms, secrets)
+    stubbing.assert_all_answered(kms, secrets)
 
 
 def test_material_stored_as_base64_text_is_renewed_without_leaking(
@@ -832,7 +784,7 @@ def test_an_expired_token_on_renewal_gets_fresh_parameters_and_one_retry(
     assert second_key.unwrap(second_sent, OAEP_256) == SENTINEL
     with pytest.raises(ValueError):
         first_key.unwrap(second_sent, OAEP_256)
-    assert_all_answered(kms, secrets)
+    stubbing.assert_all_answered(kms, secrets)
 
 
 # --- material the key does not hold: the alarm path ------------------------------------------
@@ -870,19 +822,16 @@ def test_a_failed_renewal_raises_out_of_the_entry_points_and_is_audited(
 
     # Raising (not returning) is what makes Lambda count an error, retry the event and
     # finally dead-letter it: the alarms watch exactly that.
-    with pytest.raises(ImportFailure) as caught:
-        invoke()
+    reason = stubbing.failure_reason(invoke, kms, secrets)
 
-    stubbing.assert_clean_reason(caught.value.reason)
-    assert "original material" in caught.value.reason
-    assert_all_answered(kms, secrets)
+    assert "original material" in reason
     (audit,) = audit_records(caplog)
     assert audit["levelno"] == logging.INFO
     assert audit["msg"] % audit["args"] == "Renew(schedule) FAILED"
     assert audit["action"] == "Renew(schedule)"
     assert audit["key_id"] == stubbing.KEY_ID
     assert audit["outcome"] == "FAILED"
-    assert audit["reason"] == caught.value.reason
+    assert audit["reason"] == reason
     stubbing.assert_no_material(repr(audit))
     assert entry._helper is None
 
@@ -908,7 +857,7 @@ def test_the_handler_renews_a_due_key_and_returns_the_summary(
     assert entry._helper is None
     (encrypted,) = kms.encrypted_materials()
     assert key.unwrap(encrypted, OAEP_256) == SENTINEL
-    assert_all_answered(kms, secrets)
+    stubbing.assert_all_answered(kms, secrets)
     (audit,) = audit_records(caplog)
     assert (audit["action"], audit["key_id"], audit["outcome"], audit["valid_to"]) == (
         "Renew(material-expired)",

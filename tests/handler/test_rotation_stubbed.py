@@ -18,7 +18,7 @@ import base64
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -27,9 +27,7 @@ import pytest
 import stubbing
 
 from imported_key_handler import cfn, clients, importer, protocol
-from imported_key_handler.errors import ImportFailure
 from imported_key_handler.importer import ImportResult, import_from_secret
-from imported_key_handler.log_config import QUIETED_LOGGERS
 from imported_key_handler.renewal import RenewalRequest, RenewalResult, renew_if_due
 from imported_key_handler.request import ImportRequest
 
@@ -125,23 +123,14 @@ def materials_document(*materials: bytes) -> str:
 # --- fixtures -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _no_material_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="imported_key_handler")
-    yield
-    for material in MATERIALS:
-        stubbing.assert_records_clean(caplog.records, material)
+# kms, secrets, timeline and the logger-level reset come from conftest.py.
+pytestmark = pytest.mark.usefixtures("no_material_in_logs")
 
 
-@pytest.fixture(autouse=True)
-def _restore_logger_levels() -> Iterator[None]:
-    """crhelper and ``build_helper`` set logger levels; put them back for the other tests."""
-    names = [*QUIETED_LOGGERS, "imported_key_handler", "boto", ""]
-    levels = {name: logging.getLogger(name).level for name in names}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
+@pytest.fixture
+def logged_materials() -> tuple[bytes, ...]:
+    """No log record may carry any of the three materials."""
+    return MATERIALS
 
 
 @dataclass
@@ -164,29 +153,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(importer, "time", fake)
     return fake
-
-
-@pytest.fixture
-def kms() -> Iterator[stubbing.KmsStub]:
-    stubbed = stubbing.new_kms()
-    with stubbed.stub:
-        yield stubbed
-
-
-@pytest.fixture
-def secrets() -> Iterator[stubbing.SecretsStub]:
-    stubbed = stubbing.new_secrets()
-    with stubbed.stub:
-        yield stubbed
-
-
-@pytest.fixture
-def timeline(kms: stubbing.KmsStub, secrets: stubbing.SecretsStub) -> stubbing.CallRecorder:
-    """One recorder on both clients: the order of the calls across the two services."""
-    recorder = stubbing.CallRecorder()
-    kms.client.meta.events.register("provide-client-params.kms", recorder)
-    secrets.client.meta.events.register("provide-client-params.secrets-manager", recorder)
-    return recorder
 
 
 @dataclass
@@ -270,8 +236,7 @@ def run(
     kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, request: ImportRequest = ROTATING
 ) -> ImportResult:
     result = import_from_secret(kms.client, secrets.client, request, now=NOW)
-    kms.stub.assert_no_pending_responses()
-    secrets.stub.assert_no_pending_responses()
+    stubbing.assert_all_answered(kms, secrets)
     return result
 
 
@@ -284,12 +249,12 @@ def failure(
     kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, request: ImportRequest = ROTATING
 ) -> str:
     """Run the import expecting an ImportFailure; every queued call made; its clean reason."""
-    with pytest.raises(ImportFailure) as caught:
-        import_from_secret(kms.client, secrets.client, request, now=NOW)
-    kms.stub.assert_no_pending_responses()
-    secrets.stub.assert_no_pending_responses()
-    assert_clean(caught.value.reason)
-    return caught.value.reason
+    return stubbing.failure_reason(
+        lambda: import_from_secret(kms.client, secrets.client, request, now=NOW),
+        kms,
+        secrets,
+        materials=MATERIALS,
+    )
 
 
 def result_with(material_id: str | None, request: ImportRequest = ROTATING) -> ImportResult:
@@ -539,15 +504,10 @@ def test_a_renewal_from_a_version_that_lacks_the_current_material_fails(
     )
     queue_rollback(kms, secrets, imports, first_read=True)
 
-    with pytest.raises(ImportFailure) as caught:
-        renew_if_due(kms.client, secrets.client, renewal, now=NOW)
+    reason = renewal_failure(kms, secrets, renewal)
 
-    reason = caught.value.reason
-    assert_clean(reason)
     assert NEW_ID[:12] in reason
     assert "material_version_id" in reason
-    kms.stub.assert_no_pending_responses()
-    secrets.stub.assert_no_pending_responses()
     assert kms.recorder.operations == [DESCRIBE, DESCRIBE, *ATTEMPT, DESCRIBE]
     assert ROTATE not in kms.recorder.operations
 
@@ -630,8 +590,7 @@ def test_without_rotation_new_material_is_a_failed_update_with_no_new_import_or_
 
     cfn.build_helper()(cfn_update(properties), FakeContext())
 
-    kms.stub.assert_no_pending_responses()
-    secrets.stub.assert_no_pending_responses()
+    stubbing.assert_all_answered(kms, secrets)
     (body,) = answers.bodies
     assert body["Status"] == "FAILED"
     assert_clean(body["Reason"])
@@ -771,18 +730,32 @@ def queue_first_read(kms: stubbing.KmsStub, *, valid_to: datetime = FAR) -> None
 
 
 def queue_full_reimport(
-    kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, imports: Imports
+    kms: stubbing.KmsStub,
+    secrets: stubbing.SecretsStub,
+    imports: Imports,
+    *,
+    unknown: bytes | None = None,
+    left_behind: Sequence[dict[str, Any]] = (),
 ) -> None:
-    """Every listed material again as EXISTING, with the new ValidTo, and no rotation."""
-    secrets.add_secret(SecretString=materials_document(OLD, NEW))
+    """Every listed material again as EXISTING, with the new ValidTo, and no rotation.
+
+    The secret lists OLD and NEW, then ``unknown`` if given: material the key does not know,
+    which KMS refuses as EXISTING. ``left_behind`` are the entries the final listing still
+    shows next to the renewed OLD and NEW.
+    """
+    listed = (OLD, NEW) if unknown is None else (OLD, NEW, unknown)
+    secrets.add_secret(SecretString=materials_document(*listed))
     queue_describe(kms, current=NEW_ID, valid_to=FAR)
     imports.add(import_type=EXISTING, material_id=OLD_ID)
     imports.add(import_type=EXISTING, material_id=NEW_ID)
+    if unknown is not None:
+        imports.add(import_type=EXISTING, error_code=INCORRECT)
     queue_describe(kms, current=NEW_ID)
     queue_describe(kms, current=NEW_ID)
     # The renewal then checks that every material tied to the key was renewed.
     kms.add_list_rotations(
         [
+            *left_behind,
             entry(OLD_ID, "NON_CURRENT", valid_to=VALID_TO),
             entry(NEW_ID, "CURRENT", valid_to=VALID_TO),
         ]
@@ -794,9 +767,20 @@ FULL_REIMPORT: Final = [SECRET, DESCRIBE, *ATTEMPT, *ATTEMPT, DESCRIBE, DESCRIBE
 
 def renew(kms: stubbing.KmsStub, secrets: stubbing.SecretsStub) -> RenewalResult:
     result = renew_if_due(kms.client, secrets.client, RENEWAL, now=NOW)
-    kms.stub.assert_no_pending_responses()
-    secrets.stub.assert_no_pending_responses()
+    stubbing.assert_all_answered(kms, secrets)
     return result
+
+
+def renewal_failure(
+    kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, renewal: RenewalRequest = RENEWAL
+) -> str:
+    """Run the renewal expecting an ImportFailure; every queued call made; its clean reason."""
+    return stubbing.failure_reason(
+        lambda: renew_if_due(kms.client, secrets.client, renewal, now=NOW),
+        kms,
+        secrets,
+        materials=MATERIALS,
+    )
 
 
 def test_a_rotating_key_with_every_material_far_from_expiry_is_only_read(
@@ -917,14 +901,10 @@ def test_a_refused_listing_fails_naming_list_key_rotations(
         message=LEAKY_MESSAGE,
     )
 
-    with pytest.raises(ImportFailure) as caught:
-        renew_if_due(kms.client, secrets.client, RENEWAL, now=NOW)
+    reason = renewal_failure(kms, secrets)
 
-    reason = caught.value.reason
-    assert_clean(reason)
     assert "kms:ListKeyRotations" in reason
     assert stubbing.KEY_ID in reason
-    kms.stub.assert_no_pending_responses()
     assert kms.recorder.operations == [DESCRIBE, LIST]
     assert secrets.recorder.operations == []
 
@@ -952,7 +932,7 @@ def test_the_response_data_carries_the_key_material_id(
 def test_the_log_check_catches_each_material(
     material: bytes, encode: Callable[[bytes], str]
 ) -> None:
-    """The autouse check would see any of the three materials in a log record."""
+    """The log check would see any of the three materials in a log record."""
     leak = encode(material)
     record = logging.LogRecord("x", logging.DEBUG, __file__, 1, "sent %s", (leak,), None)
     with pytest.raises(AssertionError, match="key material appears"):
@@ -962,32 +942,15 @@ def test_the_log_check_catches_each_material(
 def test_a_material_the_secret_no_longer_lists_fails_the_renewal_loudly(
     kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, imports: Imports
 ) -> None:
-    queue_first_read(kms)
-    kms.add_list_rotations(
-        [
-            entry(MIDDLE_ID, "NON_CURRENT", valid_to=NOW_WHOLE + timedelta(days=3)),
-            entry(OLD_ID, "NON_CURRENT"),
-            entry(NEW_ID, "CURRENT"),
-        ]
-    )
-    secrets.add_secret(SecretString=materials_document(OLD, NEW))
-    queue_describe(kms, current=NEW_ID, valid_to=FAR)
-    imports.add(import_type=EXISTING, material_id=OLD_ID)
-    imports.add(import_type=EXISTING, material_id=NEW_ID)
-    queue_describe(kms, current=NEW_ID)
-    queue_describe(kms, current=NEW_ID)
     forgotten = entry(MIDDLE_ID, "NON_CURRENT", valid_to=NOW_WHOLE + timedelta(days=3))
-    kms.add_list_rotations(
-        [
-            forgotten,
-            entry(OLD_ID, "NON_CURRENT", valid_to=VALID_TO),
-            entry(NEW_ID, "CURRENT", valid_to=VALID_TO),
-        ]
-    )
-    with pytest.raises(ImportFailure) as caught:
-        renew(kms, secrets)
-    assert f"material {MIDDLE_ID[:12]}... that the secret does not list" in caught.value.reason
-    assert "add it back" in caught.value.reason
+    queue_first_read(kms)
+    kms.add_list_rotations([forgotten, entry(OLD_ID, "NON_CURRENT"), entry(NEW_ID, "CURRENT")])
+    queue_full_reimport(kms, secrets, imports, left_behind=[forgotten])
+
+    reason = renewal_failure(kms, secrets)
+
+    assert f"material {MIDDLE_ID[:12]}... that the secret does not list" in reason
+    assert "add it back" in reason
 
 
 def test_a_renewal_never_imports_new_material_or_rotates(
@@ -1001,19 +964,7 @@ def test_a_renewal_never_imports_new_material_or_rotates(
             entry(NEW_ID, "CURRENT"),
         ]
     )
-    secrets.add_secret(SecretString=materials_document(OLD, NEW, MIDDLE))
-    queue_describe(kms, current=NEW_ID, valid_to=FAR)
-    imports.add(import_type=EXISTING, material_id=OLD_ID)
-    imports.add(import_type=EXISTING, material_id=NEW_ID)
-    imports.add(import_type=EXISTING, error_code=INCORRECT)  # MIDDLE: new to the key
-    queue_describe(kms, current=NEW_ID)
-    queue_describe(kms, current=NEW_ID)
-    kms.add_list_rotations(
-        [
-            entry(OLD_ID, "NON_CURRENT", valid_to=VALID_TO),
-            entry(NEW_ID, "CURRENT", valid_to=VALID_TO),
-        ]
-    )
+    queue_full_reimport(kms, secrets, imports, unknown=MIDDLE)  # MIDDLE: new to the key
 
     result = renew(kms, secrets)
 

@@ -161,52 +161,48 @@ def local_unwrap(encrypted: bytes, private_key: rsa.RSAPrivateKey, algorithm: st
 # --- interoperability -------------------------------------------------------------------
 
 
+def _project_wrap(material: bytes, key: WrappingKey, algorithm: str) -> bytes:
+    return wrap_key_material(material, key.public_der, algorithm)
+
+
+def _openssl_wrap(material: bytes, key: WrappingKey, algorithm: str) -> bytes:
+    return openssl_cli.openssl_wrap(material, key.public_der, algorithm)
+
+
+def _openssl_unwrap(encrypted: bytes, key: WrappingKey, algorithm: str) -> bytes:
+    return openssl_cli.openssl_unwrap(encrypted, key.private_pem, algorithm)
+
+
+def _local_unwrap(encrypted: bytes, key: WrappingKey, algorithm: str) -> bytes:
+    return local_unwrap(encrypted, key.private_key, algorithm)
+
+
 @pytest.mark.parametrize(("bits", "algorithm", "kind"), ROUND_TRIP_CASES)
-def test_project_wrap_is_unwrapped_by_openssl(
+@pytest.mark.parametrize(
+    ("wrap", "unwrap"),
+    [
+        pytest.param(_project_wrap, _openssl_unwrap, id="project-wrap-openssl-unwrap"),
+        pytest.param(_openssl_wrap, _local_unwrap, id="openssl-wrap-local-unwrap"),
+        pytest.param(_project_wrap, _local_unwrap, id="project-wrap-local-unwrap"),
+    ],
+)
+def test_a_wrap_is_unwrapped_by_the_other_side(
     wrapping_keys: dict[int, WrappingKey],
     material_factory: MaterialFactory,
+    wrap: Callable[[bytes, WrappingKey, str], bytes],
+    unwrap: Callable[[bytes, WrappingKey, str], bytes],
     bits: int,
     algorithm: str,
     kind: MaterialKind,
 ) -> None:
+    """The project's wrap opens with OpenSSL and with the local unwrap; OpenSSL's wrap opens
+    with the local unwrap."""
     key = wrapping_keys[bits]
     material = material_factory(kind, bits, algorithm)
 
-    encrypted = wrap_key_material(material, key.public_der, algorithm)
+    encrypted = wrap(material, key, algorithm)
 
-    assert openssl_cli.openssl_unwrap(encrypted, key.private_pem, algorithm) == material
-
-
-@pytest.mark.parametrize(("bits", "algorithm", "kind"), ROUND_TRIP_CASES)
-def test_openssl_wrap_is_unwrapped_locally(
-    wrapping_keys: dict[int, WrappingKey],
-    material_factory: MaterialFactory,
-    bits: int,
-    algorithm: str,
-    kind: MaterialKind,
-) -> None:
-    key = wrapping_keys[bits]
-    material = material_factory(kind, bits, algorithm)
-
-    encrypted = openssl_cli.openssl_wrap(material, key.public_der, algorithm)
-
-    assert local_unwrap(encrypted, key.private_key, algorithm) == material
-
-
-@pytest.mark.parametrize(("bits", "algorithm", "kind"), ROUND_TRIP_CASES)
-def test_project_wrap_is_unwrapped_locally(
-    wrapping_keys: dict[int, WrappingKey],
-    material_factory: MaterialFactory,
-    bits: int,
-    algorithm: str,
-    kind: MaterialKind,
-) -> None:
-    key = wrapping_keys[bits]
-    material = material_factory(kind, bits, algorithm)
-
-    encrypted = wrap_key_material(material, key.public_der, algorithm)
-
-    assert local_unwrap(encrypted, key.private_key, algorithm) == material
+    assert unwrap(encrypted, key, algorithm) == material
 
 
 # --- structure --------------------------------------------------------------------------
