@@ -42,6 +42,7 @@ def test_create_imports_the_secret_material(
         protocol.ATTR_KEY_ID: key_id,
         protocol.ATTR_VALID_TO: metadata["ValidTo"].isoformat(),
         protocol.ATTR_KEY_MATERIAL_ID: metadata["CurrentKeyMaterialId"],
+        protocol.ATTR_VERIFIED: "KeyMaterialId",
     }
     assert metadata["KeyState"] == "Enabled"
     assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
