@@ -7,7 +7,7 @@ import token is tied to its public key and expires after 24 hours.
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from .key_material import prepare_material
 from .kms_errors import error_code, kms_failure
 from .material import read_material, read_materials, validate_materials
 from .request import ImportRequest
-from .verification import verify_import
+from .verification import symmetric_proof, verify_import
 from .wrapping import wrap_key_material
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ class ImportResult:
     valid_to: datetime | None
     key_material_id: str | None = None
     verified: str | None = None
+    # The id ImportKeyMaterial returned is the one DescribeKey reports as current; shown to
+    # callers as ``verified``, so it takes no part in equality.
+    material_id_confirmed: bool = field(default=False, compare=False)
 
 
 def describe_importable_key(kms: "KMSClient", key_id: str, key_spec: str) -> "KeyMetadataTypeDef":
@@ -268,11 +271,13 @@ def confirm_import(
             f"Key {key_id} reports ValidTo={reported.isoformat() if reported else 'none'} "
             f"after importing with ValidTo={valid_to.isoformat()}: retry the deployment."
         )
+    current = metadata.get("CurrentKeyMaterialId")
     return ImportResult(
         key_id=key_id,
         key_arn=metadata["Arn"],
         valid_to=valid_to,
-        key_material_id=metadata.get("CurrentKeyMaterialId"),
+        key_material_id=current,
+        material_id_confirmed=current is not None and current == current_material_id,
     )
 
 
@@ -300,7 +305,7 @@ def import_from_secret(
         describe_importable_key(kms, request.key_id, request.key_spec)
         result = import_key_material(kms, request, material, now=now)
         verified = verify_import(
-            kms, request.spec, request.key_id, material, result.key_material_id
+            kms, request.spec, request.key_id, material, result.material_id_confirmed
         )
         del material  # drop our reference as soon as KMS has it and it is proven
         return replace(result, verified=verified)
@@ -314,5 +319,6 @@ def import_from_secret(
     validate_materials(materials, request.key_spec, request.secret_arn)
     describe_importable_key(kms, request.key_id, request.key_spec)
     result = import_rotating(kms, request, materials, now=now, renewing=renewing)
+    result = replace(result, verified=symmetric_proof(result.material_id_confirmed))
     del materials
     return result

@@ -30,14 +30,23 @@ VERIFIED_STATE_ONLY = "DescribeKey"
 
 
 def verify_import(
-    kms: "KMSClient", spec: KeySpec, key_id: str, material: bytes, key_material_id: str | None
+    kms: "KMSClient", spec: KeySpec, key_id: str, material: bytes, material_id_confirmed: bool
 ) -> str:
-    """How the import was proven; an ImportFailure if the proof fails."""
+    """How the import was proven; an ImportFailure if the proof fails.
+
+    ``material_id_confirmed``: the KeyMaterialId ImportKeyMaterial returned was compared with,
+    and equal to, the CurrentKeyMaterialId DescribeKey reports (confirm_import does that).
+    """
     if spec.family in (key_specs.RSA, key_specs.ECC):
         return _verify_public_key(kms, key_id, material)
     if spec.family == key_specs.HMAC:
         return _verify_mac(kms, spec, key_id, material)
-    return VERIFIED_MATERIAL_ID if key_material_id else VERIFIED_STATE_ONLY
+    return symmetric_proof(material_id_confirmed)
+
+
+def symmetric_proof(material_id_confirmed: bool) -> str:
+    """A symmetric key's proof is KMS's id of the material it just imported, if it gave one."""
+    return VERIFIED_MATERIAL_ID if material_id_confirmed else VERIFIED_STATE_ONLY
 
 
 def _verify_public_key(kms: "KMSClient", key_id: str, material: bytes) -> str:

@@ -117,12 +117,14 @@ def queue_confirm(
     valid_to: datetime | None = VALID_TO,
     state: str = "Enabled",
     expiration_model: str | None = None,
+    current_material_id: str | None = None,
 ) -> None:
     kms.add_describe(
         stubbing.key_metadata(
             state=state,
             expiration_model=expiration_model or request.expiration_model,
             valid_to=valid_to,
+            current_material_id=current_material_id,
         ),
         key_id=request.key_id,
     )
@@ -167,12 +169,17 @@ def test_import_from_secret_makes_the_exact_calls_and_sends_the_material_wrapped
     secrets.add_secret(SecretBinary=SENTINEL)
     queue_check(kms, request)
     key = queue_attempt(kms, request, valid_to=valid_to)
-    queue_confirm(kms, request, valid_to=valid_to)
+    # KMS reports the KeyMaterialId that ImportKeyMaterial answered with as the current one.
+    queue_confirm(kms, request, valid_to=valid_to, current_material_id=stubbing.KEY_MATERIAL_ID)
 
     result = import_from_secret(kms.client, secrets.client, request, now=NOW)
 
     assert result == ImportResult(
-        key_id=stubbing.KEY_ID, key_arn=stubbing.KEY_ARN, valid_to=valid_to
+        key_id=stubbing.KEY_ID,
+        key_arn=stubbing.KEY_ARN,
+        valid_to=valid_to,
+        key_material_id=stubbing.KEY_MATERIAL_ID,
+        verified="KeyMaterialId",
     )
     assert kms.recorder.operations == [DESCRIBE, PARAMETERS, IMPORT, DESCRIBE]
     stubbing.assert_all_answered(kms, secrets)
@@ -184,6 +191,38 @@ def test_import_from_secret_makes_the_exact_calls_and_sends_the_material_wrapped
         assert sent["ValidTo"].utcoffset() == timedelta(0)
     (encrypted,) = kms.encrypted_materials()
     assert_unwraps_to(encrypted, key, algorithm)
+
+
+def test_without_a_reported_material_id_the_import_is_proven_by_describe_key_only(
+    kms: stubbing.KmsStub, secrets: stubbing.SecretsStub
+) -> None:
+    secrets.add_secret(SecretBinary=SENTINEL)
+    queue_check(kms)
+    queue_attempt(kms)
+    queue_confirm(kms)  # no CurrentKeyMaterialId (KMS before material ids, or an emulator)
+
+    result = import_from_secret(kms.client, secrets.client, REQUEST, now=NOW)
+
+    assert result.key_material_id is None
+    assert result.verified == "DescribeKey"
+    stubbing.assert_all_answered(kms, secrets)
+
+
+def test_a_current_material_id_other_than_the_imported_one_fails_the_import(
+    kms: stubbing.KmsStub, secrets: stubbing.SecretsStub
+) -> None:
+    other = "cd" * 32
+    secrets.add_secret(SecretBinary=SENTINEL)
+    queue_check(kms)
+    queue_attempt(kms)  # ImportKeyMaterial answers stubbing.KEY_MATERIAL_ID
+    queue_confirm(kms, current_material_id=other)
+
+    reason = import_failure(kms, secrets)
+
+    assert stubbing.KEY_ID in reason
+    assert f"still uses material {other}" in reason
+    assert stubbing.KEY_MATERIAL_ID in reason
+    assert kms.recorder.operations == [DESCRIBE, PARAMETERS, IMPORT, DESCRIBE]
 
 
 @pytest.mark.parametrize("spec", ["RSA_2048", "RSA_3072", "RSA_4096"])

@@ -11,7 +11,11 @@ import pytest
 import stubbing
 
 from imported_key_handler.errors import ImportFailure
+from imported_key_handler.key_material import prepare_material
+from imported_key_handler.key_specs import KEY_SPECS
 from imported_key_handler.material import (
+    SecretValue,
+    decode_materials,
     read_material,
     read_materials,
     validate_material,
@@ -176,13 +180,45 @@ def test_hex_text_in_secret_string_is_caught_by_the_length_check(
     assert " holds 48 bytes;" in reason
 
 
-def test_a_secret_with_no_value_reads_as_empty_and_fails_the_length_check(
-    secrets: stubbing.SecretsStub,
+@pytest.mark.parametrize(
+    ("encoding", "fragment"),
+    [
+        ("auto", "has no SecretString, but material_encoding is auto"),
+        ("base64", "has no SecretString, but material_encoding is base64"),
+        ("raw", "has no SecretBinary, but material_encoding is raw"),
+    ],
+)
+def test_a_secret_with_no_value_is_refused_when_it_is_read(
+    secrets: stubbing.SecretsStub, encoding: str, fragment: str
 ) -> None:
     secrets.add_secret()  # neither SecretBinary nor SecretString
-    material = read_material(secrets.client, stubbing.SECRET_ARN)
-    with pytest.raises(ImportFailure, match=" holds 0 bytes;"):
-        validate_material(material, "SYMMETRIC_DEFAULT", stubbing.SECRET_ARN)
+    reason = stubbing.failure_reason(
+        lambda: read_material(secrets.client, stubbing.SECRET_ARN, encoding=encoding), secrets
+    )
+    assert reason.startswith(f"Secret {stubbing.SECRET_ARN} {fragment}")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        SecretValue(binary=b"", text=None),
+        SecretValue(binary=None, text=""),
+        SecretValue(binary=None, text=" \n"),
+    ],
+    ids=["empty-binary", "empty-string", "blank-string"],
+)
+def test_an_empty_secret_value_decodes_as_empty_and_fails_the_length_check(
+    value: SecretValue,
+) -> None:
+    (material,) = decode_materials(value, stubbing.SECRET_ARN)
+    assert material == b""
+    reason = stubbing.failure_reason(
+        lambda: prepare_material(material, KEY_SPECS["SYMMETRIC_DEFAULT"], stubbing.SECRET_ARN)
+    )
+    assert reason == (
+        f"Secret {stubbing.SECRET_ARN} holds 0 bytes; a SYMMETRIC_DEFAULT key takes exactly 32 "
+        "(e.g. `openssl rand 32`)."
+    )
 
 
 @pytest.mark.parametrize(

@@ -240,6 +240,9 @@ def test_a_construct_event_becomes_a_renewal_request(trigger: str) -> None:
             wrapping_key_spec=WRAPPING_SPEC,
             expiration_model=EXPIRES,
             validity_days=VALIDITY_DAYS,
+            key_usage="ENCRYPT_DECRYPT",
+            material_encoding="auto",
+            json_field=None,
         ),
         renew_before=timedelta(days=1),
         trigger=trigger,
@@ -305,10 +308,15 @@ def test_an_event_without_a_properties_object_is_refused(properties: object) -> 
     [
         ({protocol.PROP_KEY_ID: ""}, "Property KeyId is missing"),
         ({protocol.PROP_SECRET_ARN: None}, "Property SecretArn is missing"),
-        ({protocol.PROP_KEY_SPEC: "RSA_2048"}, "Property KeySpec='RSA_2048' is not supported"),
+        ({protocol.PROP_KEY_SPEC: "ML_DSA_44"}, "Property KeySpec='ML_DSA_44' is not supported"),
+        (
+            {protocol.PROP_WRAPPING_ALGORITHM: "RSAES_PKCS1_V1_5"},
+            "Property WrappingAlgorithm='RSAES_PKCS1_V1_5' is not supported",
+        ),
         (
             {protocol.PROP_WRAPPING_ALGORITHM: protocol.RSA_AES_KEY_WRAP_SHA_256},
-            "Property WrappingAlgorithm='RSA_AES_KEY_WRAP_SHA_256' is not supported",
+            "SYMMETRIC_DEFAULT material cannot be wrapped with RSA_AES_KEY_WRAP_SHA_256 under "
+            f"{WRAPPING_SPEC}",
         ),
         ({protocol.PROP_VALIDITY_DAYS: "400"}, "Property ValidityDays='400' must be"),
         ({protocol.PROP_EXPIRATION_MODEL: "NEVER"}, "Property ExpirationModel='NEVER'"),

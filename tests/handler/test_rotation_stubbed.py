@@ -19,7 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -102,6 +102,7 @@ def make_request(
         validity_days=VALIDITY_DAYS if expiration_model == EXPIRES else None,
         material_version_id=version_id,
         rotate_on_material_change=rotate,
+        key_usage="ENCRYPT_DECRYPT",
     )
 
 
@@ -257,12 +258,16 @@ def failure(
     )
 
 
-def result_with(material_id: str | None, request: ImportRequest = ROTATING) -> ImportResult:
+def result_with(
+    material_id: str | None, request: ImportRequest = ROTATING, *, proven: bool = True
+) -> ImportResult:
+    """The expected result; ``proven``: the id KMS returned for the newest import is current."""
     return ImportResult(
         key_id=stubbing.KEY_ID,
         key_arn=stubbing.KEY_ARN,
         valid_to=expected_valid_to(request),
         key_material_id=material_id,
+        verified="KeyMaterialId" if proven and material_id else "DescribeKey",
     )
 
 
@@ -484,7 +489,8 @@ def test_a_rollback_to_a_version_before_the_rotation_keeps_the_key_and_does_not_
 
     result = run(kms, secrets, request)
 
-    assert result == result_with(NEW_ID)
+    # Only OLD was imported: the current NEW is reported, but nothing proves it this time.
+    assert result == result_with(NEW_ID, proven=False)
     assert kms.recorder.operations == [DESCRIBE, *ATTEMPT, DESCRIBE, DESCRIBE]
     assert imports.sent() == [OLD]
     assert imports.types() == [EXISTING]
@@ -626,6 +632,8 @@ def test_a_rotating_update_answers_success_with_the_new_key_material_id(
         protocol.ATTR_KEY_ID: stubbing.KEY_ID,
         protocol.ATTR_VALID_TO: "",
         protocol.ATTR_KEY_MATERIAL_ID: NEW_ID,
+        # The id KMS returned for the new material is the one DescribeKey reports as current.
+        protocol.ATTR_VERIFIED: "KeyMaterialId",
     }
     assert imports.sent() == [OLD, NEW, NEW]
 
@@ -698,7 +706,9 @@ def test_the_material_version_property_selects_the_secret_version(
         queue_describe(kms, current=OLD_ID, request=request)
     queue_describe(kms, current=OLD_ID, request=request)
 
-    assert run(kms, secrets, request) == result_with(OLD_ID, request)
+    # A single material is proven by its KeyMaterialId; a rotating import reports no proof.
+    expected = result_with(OLD_ID, request)
+    assert run(kms, secrets, request) == expected
     assert secrets.recorder.params_of(SECRET) == [
         {"SecretId": stubbing.SECRET_ARN, "VersionId": VERSION_ID}
     ]
@@ -912,15 +922,25 @@ def test_a_refused_listing_fails_naming_list_key_rotations(
 # --- response data --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("material_id", "reported"), [(NEW_ID, NEW_ID), (None, "")])
-def test_the_response_data_carries_the_key_material_id(
-    material_id: str | None, reported: str
+@pytest.mark.parametrize(
+    ("material_id", "verified", "reported_id", "reported_verified"),
+    [
+        (NEW_ID, "KeyMaterialId", NEW_ID, "KeyMaterialId"),
+        (None, "DescribeKey", "", "DescribeKey"),
+        (NEW_ID, None, NEW_ID, ""),
+        (None, None, "", ""),
+    ],
+)
+def test_the_response_data_carries_the_key_material_id_and_how_it_was_verified(
+    material_id: str | None, verified: str | None, reported_id: str, reported_verified: str
 ) -> None:
-    assert cfn.data_for(result_with(material_id)) == {
+    result = replace(result_with(material_id), verified=verified)
+    assert cfn.data_for(result) == {
         protocol.ATTR_KEY_ARN: stubbing.KEY_ARN,
         protocol.ATTR_KEY_ID: stubbing.KEY_ID,
         protocol.ATTR_VALID_TO: VALID_TO.isoformat(),
-        protocol.ATTR_KEY_MATERIAL_ID: reported,
+        protocol.ATTR_KEY_MATERIAL_ID: reported_id,
+        protocol.ATTR_VERIFIED: reported_verified,
     }
 
 
