@@ -248,8 +248,8 @@ def confirm_import(
         current_material_id,
     ):
         raise ImportFailure(
-            f"Key {key_id} still uses material {metadata.get('CurrentKeyMaterialId')} after "
-            f"rotating to {current_material_id}: retry the deployment."
+            f"Key {key_id} reports material {metadata.get('CurrentKeyMaterialId')} as current, "
+            f"not {current_material_id} just imported: retry the deployment."
         )
     if metadata.get("KeyState") != "Enabled":
         raise ImportFailure(

@@ -18,6 +18,11 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 def prepare_material(material: bytes, spec: KeySpec, secret_arn: str) -> bytes:
     """The bytes to wrap and import for ``spec``, after checking them."""
+    if not material:
+        raise ImportFailure(
+            f"Secret {secret_arn} is empty: put the key material in it (see the README's "
+            "table of encodings)."
+        )
     if spec.family in (key_specs.SYMMETRIC, key_specs.HMAC):
         if material.lstrip().startswith(b"-----BEGIN"):
             raise ImportFailure(
@@ -69,8 +74,9 @@ def load_private_key(material: bytes, secret_arn: str) -> PrivateKey:
         ) from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise ImportFailure(
-            f"Secret {secret_arn} holds a {type(key).__name__.removeprefix('_')} key; only RSA "
-            "and elliptic-curve private keys can be imported."
+            f"Secret {secret_arn} holds an unsupported kind of key "
+            f"({type(key).__name__.removeprefix('_')}); only RSA and elliptic-curve private keys "
+            "can be imported."
         )
     return key
 

@@ -220,7 +220,7 @@ def test_a_current_material_id_other_than_the_imported_one_fails_the_import(
     reason = import_failure(kms, secrets)
 
     assert stubbing.KEY_ID in reason
-    assert f"still uses material {other}" in reason
+    assert f"reports material {other[:24]}" in reason
     assert stubbing.KEY_MATERIAL_ID in reason
     assert kms.recorder.operations == [DESCRIBE, PARAMETERS, IMPORT, DESCRIBE]
 
@@ -544,7 +544,7 @@ def test_material_of_the_wrong_length_never_reaches_kms(
 ) -> None:
     secrets.add_secret(SecretBinary=stubbing.sentinel_of_length(length))
     reason = import_failure(kms, secrets)  # no KMS response queued: any call would raise
-    assert f"holds {length} bytes" in reason
+    assert ("is empty" if length == 0 else f"holds {length} bytes") in reason
     assert kms.recorder.operations == []
 
 

@@ -292,10 +292,10 @@ BAD: Final[dict[str, Bad]] = {
         encoding="pem",
     ),
     "whitespace-only-secret-string": Bad(
-        "SYMMETRIC_DEFAULT", lambda: Stored(text="\n"), ("0 bytes", "exactly 32")
+        "SYMMETRIC_DEFAULT", lambda: Stored(text="\n"), ("is empty", "key material")
     ),
     "whitespace-only-secret-string-rsa-spec": Bad(
-        "RSA_2048", lambda: Stored(text=" \n"), ("does not hold a private key",)
+        "RSA_2048", lambda: Stored(text=" \n"), ("is empty", "key material")
     ),
 }
 
@@ -347,8 +347,7 @@ def test_an_empty_secret_string_fails_before_any_kms_call(
     """SecretString "" (the service model says at least one character, so the Stubber's
     response check is lifted for this one answer: the handler must not rely on it)."""
     monkeypatch.setattr(secrets.stub, "_validate_operation_response", lambda *_: None)
-    family = KEY_SPECS[spec].family
-    words = ("0 bytes",) if family in ("symmetric", "hmac") else ("does not hold a private key",)
+    words = ("is empty", "key material")
     case = Bad(spec, lambda: Stored(text=""), words)
     refused_before_kms(kms, secrets, probes, case, {"SecretString": ""})
 

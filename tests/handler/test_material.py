@@ -207,7 +207,7 @@ def test_a_secret_with_no_value_is_refused_when_it_is_read(
     ],
     ids=["empty-binary", "empty-string", "blank-string"],
 )
-def test_an_empty_secret_value_decodes_as_empty_and_fails_the_length_check(
+def test_an_empty_secret_value_decodes_as_empty_and_is_refused_as_empty(
     value: SecretValue,
 ) -> None:
     (material,) = decode_materials(value, stubbing.SECRET_ARN)
@@ -216,8 +216,8 @@ def test_an_empty_secret_value_decodes_as_empty_and_fails_the_length_check(
         lambda: prepare_material(material, KEY_SPECS["SYMMETRIC_DEFAULT"], stubbing.SECRET_ARN)
     )
     assert reason == (
-        f"Secret {stubbing.SECRET_ARN} holds 0 bytes; a SYMMETRIC_DEFAULT key takes exactly 32 "
-        "(e.g. `openssl rand 32`)."
+        f"Secret {stubbing.SECRET_ARN} is empty: put the key material in it (see the README's "
+        "table of encodings)."
     )
 
 
