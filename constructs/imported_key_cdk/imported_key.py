@@ -17,7 +17,7 @@ from constructs import Construct
 
 from imported_key_handler import key_specs, protocol
 
-from . import _perms
+from . import _nag, _perms
 from .expiration import MaterialExpiration
 from .handler_function import SUPPORTED_ARCHITECTURES, SUPPORTED_RUNTIMES, ImportHandler
 from .material_encoding import MaterialEncoding
@@ -298,6 +298,14 @@ class ImportedKey(Construct):
         Prefer ``key``: references through it wait for the import.
         """
         cast(kms.CfnKey, self.external_key.node.default_child).origin = "EXTERNAL"
+        _nag.acknowledge(
+            self.external_key,
+            {
+                rule: "KMS refuses automatic rotation for keys with imported material; "
+                "rotation_on_material_change rotates it on demand."
+                for rule in ("AwsSolutions-KMS5", "NIST.800.53.R5-KMSBackingKeyRotationEnabled")
+            },
+        )
 
         self._import_handler = ImportHandler.of(self, handler_runtime, handler_architecture)
         self.handler = self._import_handler.function
@@ -436,6 +444,9 @@ class ImportedKey(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             # An expiring key always has this metric; its absence means the material is gone.
             treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        _nag.acknowledge(
+            self.expiry_alarm, {"NIST.800.53.R5-CloudWatchAlarmAction": _nag.NO_ALARM_ACTION}
         )
 
     def _grant_handler(

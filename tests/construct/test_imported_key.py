@@ -188,7 +188,14 @@ def test_handler_role_touches_exact_key_and_secret_only() -> None:
     key_logical_id, _ = only(template, "AWS::KMS::Key")
     key_arn = {"Fn::GetAtt": [key_logical_id, "Arn"]}
     (queue_id, _) = only(template, "AWS::SQS::Queue")
+    (log_group_id, _) = only(template, "AWS::Logs::LogGroup")
     assert handler_statements(template) == [
+        {
+            # Its own log group only: no AWSLambdaBasicExecutionRole.
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [log_group_id, "Arn"]},
+        },
         {
             # Lambda's on-failure destination: the dead-letter queue of failed renewals.
             "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
@@ -216,6 +223,12 @@ def test_handler_role_touches_exact_key_and_secret_only() -> None:
         {"Action": "secretsmanager:GetSecretValue", "Effect": "Allow", "Resource": SECRET_ARN},
     ]
     assert "*" not in json.dumps(handler_statements(template))
+    (role,) = [
+        r
+        for n, r in template.find_resources("AWS::IAM::Role").items()
+        if n.startswith(HANDLER_PREFIX)
+    ]
+    assert "ManagedPolicyArns" not in role["Properties"]
 
 
 def test_secret_known_by_name_gets_suffix_pattern_not_star() -> None:
