@@ -11,3 +11,9 @@ HANDLER_ROTATE_ACTIONS = ["kms:RotateKeyOnDemand", "kms:ListKeyRotations"]
 # How the handler proves the import of an asymmetric or HMAC key (nothing extra for symmetric).
 HANDLER_VERIFY_PUBLIC_KEY_ACTIONS = ["kms:GetPublicKey"]
 HANDLER_VERIFY_MAC_ACTIONS = ["kms:GenerateMac"]
+# Denied by the key policy to everyone but the import handler (restrict_import_to_handler).
+IMPORT_ONLY_BY_HANDLER_ACTIONS = [
+    "kms:GetParametersForImport",
+    "kms:ImportKeyMaterial",
+    "kms:DeleteImportedKeyMaterial",
+]

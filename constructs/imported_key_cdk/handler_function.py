@@ -91,6 +91,8 @@ class ImportHandler(Construct):
             description="imported-key-cdk handler: imports key material into its keys only",
         )
         log_group.grant_write(role)
+        self.role = role
+        """The handler's role: the only principal a restricted key lets import."""
         self.function = lambda_.Function(
             self,
             "Function",

@@ -153,6 +153,7 @@ class ImportedKey(Construct):
         material_version_id: str | None = None,
         rotation_on_material_change: bool = False,
         delete_material_on_removal: bool = False,
+        restrict_import_to_handler: bool = True,
         renewal_schedule: events.Schedule | None = None,
         renew_before: cdk.Duration | None = None,
         expiry_alarm_threshold: cdk.Duration | None = None,
@@ -217,6 +218,11 @@ class ImportedKey(Construct):
             is deleted), revoke the material with DeleteImportedKeyMaterial, so the key is
             unusable at once instead of after its deletion window. Default: False (the
             material stays; the key's removal policy alone decides).
+        :param restrict_import_to_handler: Add a key policy statement that denies
+            GetParametersForImport, ImportKeyMaterial and DeleteImportedKeyMaterial to every
+            principal except the import handler's role. Administrators keep every other
+            permission, PutKeyPolicy included, so they are not locked out.
+            Default: True.
         :param renewal_schedule: When to check the material and re-import it if it is due.
             It must fire at least twice inside the renewal window. Default: once a day
             (``Schedule.rate(Duration.days(1))``). Not used when the material never expires.
@@ -310,6 +316,19 @@ class ImportedKey(Construct):
         self._import_handler = ImportHandler.of(self, handler_runtime, handler_architecture)
         self.handler = self._import_handler.function
         """The stack's import handler, shared by every ImportedKey with the same runtime."""
+        if restrict_import_to_handler:
+            self.external_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="OnlyTheImportHandlerImports",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=_perms.IMPORT_ONLY_BY_HANDLER_ACTIONS,
+                    resources=["*"],
+                    conditions={
+                        "ArnNotEquals": {"aws:PrincipalArn": self._import_handler.role.role_arn}
+                    },
+                )
+            )
         self._grant_handler(
             key_material_secret,
             spec,

@@ -77,7 +77,7 @@ def test_key_props_pass_through() -> None:
     assert statement["Resource"] == {"Fn::GetAtt": [only(template, "AWS::KMS::Key")[0], "Arn"]}
 
 
-def test_custom_policy_is_used() -> None:
+def test_custom_policy_is_used_and_keeps_the_import_restriction() -> None:
     stack = new_stack()
     policy = iam.PolicyDocument(
         statements=[
@@ -88,7 +88,41 @@ def test_custom_policy_is_used() -> None:
     )
     key_in(stack, policy=policy)
     _, key = only(Template.from_stack(stack), "AWS::KMS::Key")
-    assert len(key["Properties"]["KeyPolicy"]["Statement"]) == 1
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    assert [s["Effect"] for s in statements] == ["Allow", "Deny"]
+    assert statements[0]["Action"] == "kms:*"
+
+
+def test_only_the_handler_may_import_into_a_restricted_key() -> None:
+    stack = new_stack()
+    key_in(stack)
+    template = Template.from_stack(stack)
+    _, key = only(template, "AWS::KMS::Key")
+    (deny,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"]
+    (role_id,) = [
+        n for n in template.find_resources("AWS::IAM::Role") if n.startswith(HANDLER_PREFIX)
+    ]
+    assert deny == {
+        "Sid": "OnlyTheImportHandlerImports",
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": [
+            "kms:GetParametersForImport",
+            "kms:ImportKeyMaterial",
+            "kms:DeleteImportedKeyMaterial",
+        ],
+        "Resource": "*",
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": [role_id, "Arn"]}}},
+    }
+    # Administrators are not locked out: nothing else is denied, PutKeyPolicy included.
+    assert "kms:PutKeyPolicy" not in json.dumps(deny)
+
+
+def test_the_import_restriction_can_be_turned_off() -> None:
+    stack = new_stack()
+    key_in(stack, restrict_import_to_handler=False)
+    _, key = only(Template.from_stack(stack), "AWS::KMS::Key")
+    assert [s["Effect"] for s in key["Properties"]["KeyPolicy"]["Statement"]] == ["Allow"]
 
 
 @pytest.mark.parametrize("bad", [True])
