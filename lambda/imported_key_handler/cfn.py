@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from crhelper import CfnResource
 
-from . import clients, log_config, protocol
+from . import clients, deadline, log_config, protocol
 from .audit import audited
 from .importer import ImportResult, import_from_secret
 from .request import ImportRequest
@@ -21,12 +21,16 @@ from .revocation import KEPT, revocation_requested, revoke_material
 logger = logging.getLogger(__name__)
 
 TIMEOUT_REASON = (
-    "The import ran out of time (KMS or Secrets Manager did not answer in time); nothing was "
-    "left half-done: retry the deployment."
+    "The import ran out of time (KMS or Secrets Manager did not answer in time). The handler "
+    "made no further change after this answer; importing the same material again is safe: "
+    "retry the deployment."
 )
 
 
 class _BoundedCfnResource(CfnResource):
+    _answer_lock = threading.Lock()
+    _answered = False
+
     """crhelper with a bounded response upload and a timeout answer sent in time.
 
     Overrides crhelper 2.0.12's private ``_send``/``_set_timeout``/``_timeout``, which its
@@ -34,7 +38,17 @@ class _BoundedCfnResource(CfnResource):
     """
 
     def _send(self, status: str | None = None, reason: str = "", send_response: Any = None) -> None:
+        # CloudFormation takes the first answer only; a second would contradict it.
+        with self._answer_lock:
+            if self._answered:
+                logger.warning("Not sending a second answer to CloudFormation")
+                return
+            self._answered = True
         cast(Any, super())._send(status, reason, send_response=_send_ignoring_verify)
+
+    def _crhelper_init(self, event: Any, context: Any) -> bool:
+        self._answered = False
+        return bool(cast(Any, super())._crhelper_init(event, context))
 
     def _set_timeout(self) -> None:
         remaining_s = cast(Any, self)._context.get_remaining_time_in_millis() / 1000.0
@@ -45,6 +59,7 @@ class _BoundedCfnResource(CfnResource):
 
     def _timeout(self) -> None:
         logger.error("Execution is about to time out; answering FAILED")
+        deadline.mark_passed()
         self._send("FAILED", TIMEOUT_REASON)
 
 

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from . import log_config
+from . import deadline, log_config
 from .renewal import is_renewal_event, run_renewal
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def is_cloudformation_request(event: object) -> bool:
 
 def handler(event: Any, context: Any) -> Any:
     global _helper
+    deadline.start()  # a new invocation: its own answer, its own deadline
     log_config.quiet_noisy_loggers()
     if is_cloudformation_request(event):
         if _helper is None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from . import protocol
+from . import deadline, protocol
 from .errors import ImportFailure
 from .key_material import prepare_material
 from .kms_errors import error_code, kms_failure
@@ -112,6 +112,7 @@ def _import_once(
         kwargs["ValidTo"] = valid_to
     if import_type is not None:
         kwargs["ImportType"] = import_type
+    deadline.check("ImportKeyMaterial", request.key_id)
     response = kms.import_key_material(**kwargs)
     material_id = response.get("KeyMaterialId")
     return str(material_id) if material_id else None
@@ -205,6 +206,7 @@ def import_rotating(
         return confirm_import(kms, request, valid_to, current_material_is_ours=False)
     rotated = False
     if not renewing and newest_id is not None and current != newest_id:
+        deadline.check("RotateKeyOnDemand", request.key_id)
         try:
             kms.rotate_key_on_demand(KeyId=request.key_id)
         except ClientError as error:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from . import protocol
+from . import deadline, protocol
 from .errors import ImportFailure
 from .kms_errors import kms_failure
 
@@ -40,6 +40,7 @@ def revoke_material(kms: "KMSClient", key_id: str) -> str:
         return KEY_PENDING_DELETION  # its material goes with it when the window ends
     if state == "PendingImport":
         return NO_MATERIAL  # never imported, already expired, or already revoked
+    deadline.check("DeleteImportedKeyMaterial", key_id)
     try:
         kms.delete_imported_key_material(KeyId=key_id)
     except ClientError as error:
