@@ -35,6 +35,9 @@ def handler(event: Any, context: Any) -> Any:
     deadline.start()  # a new invocation: its own answer, its own deadline
     log_config.quiet_noisy_loggers()
     if is_cloudformation_request(event):
+        # crhelper's polling keys never come from CloudFormation; they would make crhelper
+        # skip the import and answer from the event itself.
+        event = {k: v for k, v in event.items() if not str(k).startswith("CrHelper")}
         if _helper is None:
             # Built on first use: crhelper creates boto3 clients when constructed.
             from .cfn import build_helper

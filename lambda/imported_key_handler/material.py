@@ -132,7 +132,7 @@ def read_material(
 def _json_field(text: str, field: str, secret_arn: str) -> str:
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         document = None
     value = document.get(field) if isinstance(document, dict) else None
     if not isinstance(value, str) or not value:
@@ -170,7 +170,7 @@ def _materials_document(text: str, secret_arn: str) -> list[bytes]:
     field = protocol.MATERIALS_FIELD
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         document = None
     entries = document.get(field) if isinstance(document, dict) else None
     if (

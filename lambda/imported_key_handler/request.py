@@ -63,6 +63,12 @@ class ImportRequest:
         refusal = wrapping_refusal(spec, wrapping_algorithm, wrapping_key_spec)
         if refusal:
             raise ImportFailure(refusal)
+        rotate = _flag(properties, protocol.PROP_ROTATE_ON_MATERIAL_CHANGE)
+        if rotate and spec.name != protocol.SYMMETRIC_DEFAULT:
+            raise ImportFailure(
+                f"Property {protocol.PROP_ROTATE_ON_MATERIAL_CHANGE}=true does not fit {key_spec}: "
+                "KMS rotates imported material of SYMMETRIC_DEFAULT keys only."
+            )
         encoding = _optional_string(properties, protocol.PROP_MATERIAL_ENCODING) or "auto"
         if encoding not in protocol.MATERIAL_ENCODINGS:
             raise ImportFailure(
@@ -95,7 +101,7 @@ class ImportRequest:
             expiration_model=expiration_model,
             validity_days=validity_days,
             material_version_id=_optional_string(properties, protocol.PROP_MATERIAL_VERSION_ID),
-            rotate_on_material_change=_flag(properties, protocol.PROP_ROTATE_ON_MATERIAL_CHANGE),
+            rotate_on_material_change=rotate,
             key_usage=key_usage,
             material_encoding=encoding,
             json_field=_optional_string(properties, protocol.PROP_JSON_FIELD),
