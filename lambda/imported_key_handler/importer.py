@@ -15,9 +15,9 @@ from botocore.exceptions import ClientError
 
 from . import deadline, protocol
 from .errors import ImportFailure
-from .key_material import prepare_material
+from .key_material import prepare_material, prepare_materials
 from .kms_errors import error_code, kms_failure
-from .material import read_material, read_materials, validate_materials
+from .material import read_material, read_materials
 from .request import ImportRequest
 from .verification import symmetric_proof, verify_import
 from .wrapping import wrap_key_material
@@ -235,12 +235,12 @@ def confirm_import(
     after a rotation, the new material current (waited for: on-demand rotation takes effect
     shortly after the call)."""
     metadata = _describe(kms, request.key_id)
-    deadline = time.monotonic() + _ROTATION_WAIT_S
+    wait_until = time.monotonic() + _ROTATION_WAIT_S
     while (
         wait
         and current_material_id is not None
         and metadata.get("CurrentKeyMaterialId") != current_material_id
-        and time.monotonic() < deadline
+        and time.monotonic() < wait_until
     ):
         time.sleep(1)
         metadata = _describe(kms, request.key_id)
@@ -318,7 +318,7 @@ def import_from_secret(
         request.material_encoding,
         request.json_field,
     )
-    validate_materials(materials, request.key_spec, request.secret_arn)
+    materials = prepare_materials(materials, request.spec, request.secret_arn)
     describe_importable_key(kms, request.key_id, request.key_spec)
     result = import_rotating(kms, request, materials, now=now, renewing=renewing)
     result = replace(result, verified=symmetric_proof(result.material_id_confirmed))

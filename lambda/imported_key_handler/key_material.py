@@ -9,7 +9,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from . import key_specs
+from . import key_specs, protocol
 from .errors import ImportFailure
 from .key_specs import KeySpec
 
@@ -38,6 +38,22 @@ def prepare_material(material: bytes, spec: KeySpec, secret_arn: str) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def prepare_materials(materials: list[bytes], spec: KeySpec, secret_arn: str) -> list[bytes]:
+    """Every material of a rotating key, each checked, none twice, within KMS's rotations."""
+    prepared = [prepare_material(material, spec, secret_arn) for material in materials]
+    if len(set(prepared)) != len(prepared):
+        raise ImportFailure(
+            f"Secret {secret_arn} lists the same material twice: list each material once, "
+            "oldest first."
+        )
+    if len(prepared) > protocol.MAX_ON_DEMAND_ROTATIONS + 1:
+        raise ImportFailure(
+            f"Secret {secret_arn} lists {len(prepared)} materials; KMS allows a key "
+            f"{protocol.MAX_ON_DEMAND_ROTATIONS} on-demand rotations."
+        )
+    return prepared
 
 
 def _check_secret_length(length: int, spec: KeySpec, secret_arn: str) -> None:

@@ -1,4 +1,4 @@
-"""Read key material from Secrets Manager and check it before any KMS call.
+"""Read key material from Secrets Manager and decode it (key_material checks it).
 
 The material is returned to the caller and never stored, logged or put in a message: errors
 name the secret and the length, never the bytes.
@@ -183,29 +183,3 @@ def _materials_document(text: str, secret_arn: str) -> list[bytes]:
             ": store that, plain base64, or raw bytes in SecretBinary."
         )
     return [_base64(entry, secret_arn) for entry in entries]
-
-
-def validate_material(material: bytes, key_spec: str, secret_arn: str) -> None:
-    """Refuse material KMS would refuse, with a reason that says what to store instead."""
-    expected = protocol.SYMMETRIC_MATERIAL_BYTES
-    if key_spec == protocol.SYMMETRIC_DEFAULT and len(material) != expected:
-        raise ImportFailure(
-            f"Secret {secret_arn} holds {len(material)} bytes; a SYMMETRIC_DEFAULT key takes "
-            f"exactly {expected} (e.g. `openssl rand 32`)."
-        )
-
-
-def validate_materials(materials: list[bytes], key_spec: str, secret_arn: str) -> None:
-    """Each material must be valid, and no material may appear twice."""
-    for material in materials:
-        validate_material(material, key_spec, secret_arn)
-    if len(set(materials)) != len(materials):
-        raise ImportFailure(
-            f"Secret {secret_arn} lists the same material twice: list each material once, "
-            "oldest first."
-        )
-    if len(materials) > protocol.MAX_ON_DEMAND_ROTATIONS + 1:
-        raise ImportFailure(
-            f"Secret {secret_arn} lists {len(materials)} materials; KMS allows a key "
-            f"{protocol.MAX_ON_DEMAND_ROTATIONS} on-demand rotations."
-        )
