@@ -52,10 +52,7 @@ class ImportResult:
 
 def describe_importable_key(kms: "KMSClient", key_id: str, key_spec: str) -> "KeyMetadataTypeDef":
     """Check the key can take ``key_spec`` material before anything else touches it."""
-    try:
-        metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-    except ClientError as error:
-        raise kms_failure(error, "DescribeKey", key_id) from None
+    metadata = describe_key(kms, key_id)
     if metadata.get("Origin") != "EXTERNAL":
         raise ImportFailure(
             f"Key {key_id} has Origin={metadata.get('Origin')}: material can only be imported "
@@ -190,7 +187,7 @@ def import_rotating(
             logger.info("Imported new key material for key %s", request.key_id)
         imported_ids.append(material_id)
     newest_id = imported_ids[-1] if imported_ids else None
-    current = _describe(kms, request.key_id).get("CurrentKeyMaterialId")
+    current = describe_key(kms, request.key_id).get("CurrentKeyMaterialId")
     if current and None not in imported_ids and current not in imported_ids:
         # A rotation cannot be undone: a secret version from before it (a rollback sends one)
         # lacks the current material. The deployment may go on, the key is whole; the renewal
@@ -215,7 +212,8 @@ def import_rotating(
     return confirm_import(kms, request, valid_to, current_material_id=newest_id, wait=rotated)
 
 
-def _describe(kms: "KMSClient", key_id: str) -> "KeyMetadataTypeDef":
+def describe_key(kms: "KMSClient", key_id: str) -> "KeyMetadataTypeDef":
+    """DescribeKey, its errors turned into reasons."""
     try:
         return kms.describe_key(KeyId=key_id)["KeyMetadata"]
     except ClientError as error:
@@ -234,7 +232,7 @@ def confirm_import(
     """Read the key back: Enabled, with the expiration model and ValidTo that were asked and,
     after a rotation, the new material current (waited for: on-demand rotation takes effect
     shortly after the call)."""
-    metadata = _describe(kms, request.key_id)
+    metadata = describe_key(kms, request.key_id)
     wait_until = time.monotonic() + _ROTATION_WAIT_S
     while (
         wait
@@ -243,7 +241,7 @@ def confirm_import(
         and time.monotonic() < wait_until
     ):
         time.sleep(1)
-        metadata = _describe(kms, request.key_id)
+        metadata = describe_key(kms, request.key_id)
     key_id = metadata["KeyId"]
     if current_material_id is not None and metadata.get("CurrentKeyMaterialId") not in (
         None,

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from . import clients, protocol
 from .audit import audited
 from .errors import ImportFailure
-from .importer import ImportResult, import_from_secret
+from .importer import ImportResult, describe_key, import_from_secret
 from .kms_errors import kms_failure
 from .request import ImportRequest
 
@@ -137,10 +137,7 @@ def renew_if_due(
 ) -> RenewalResult:
     now = now or datetime.now(UTC)
     request = renewal.import_request
-    try:
-        metadata = kms.describe_key(KeyId=request.key_id)["KeyMetadata"]
-    except ClientError as error:
-        raise kms_failure(error, "DescribeKey", request.key_id) from None
+    metadata = describe_key(kms, request.key_id)
     state = metadata.get("KeyState", "")
     if state in _STUCK_STATES:
         raise ImportFailure(

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from . import deadline, protocol
 from .errors import ImportFailure
+from .importer import describe_key
 from .kms_errors import kms_failure
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def revoke_material(kms: "KMSClient", key_id: str) -> str:
         kms.delete_imported_key_material(KeyId=key_id)
     except ClientError as error:
         raise kms_failure(error, "DeleteImportedKeyMaterial", key_id) from None
-    after = kms.describe_key(KeyId=key_id)["KeyMetadata"].get("KeyState")
+    after = describe_key(kms, key_id).get("KeyState")
     if after != "PendingImport":
         raise ImportFailure(
             f"Deleted the material of key {key_id} but it is {after}, not PendingImport: "
