@@ -69,14 +69,22 @@ def _check_secret_length(length: int, spec: KeySpec, secret_arn: str) -> None:
         )
 
 
-def load_private_key(material: bytes, secret_arn: str) -> PrivateKey:
-    """Parse PEM or DER (PKCS#8, PKCS#1, SEC1); refuse encrypted keys and other key types."""
+def load_private_key(material: bytes, secret_arn: str, *, checked: bool = False) -> PrivateKey:
+    """Parse PEM or DER (PKCS#8, PKCS#1, SEC1); refuse encrypted keys and other key types.
+
+    ``checked``: these exact bytes already passed the full load, so the slow RSA consistency
+    check (about 0.5 s for a 4096-bit key) is not run again.
+    """
     pem = material.lstrip().startswith(b"-----BEGIN")
     try:
         if pem:
-            key = serialization.load_pem_private_key(material, password=None)
+            key = serialization.load_pem_private_key(
+                material, password=None, unsafe_skip_rsa_key_validation=checked
+            )
         else:
-            key = serialization.load_der_private_key(material, password=None)
+            key = serialization.load_der_private_key(
+                material, password=None, unsafe_skip_rsa_key_validation=checked
+            )
     except TypeError:
         raise ImportFailure(
             f"Secret {secret_arn} holds an encrypted private key: store it unencrypted "

@@ -55,7 +55,7 @@ def _verify_public_key(kms: "KMSClient", key_id: str, material: bytes) -> str:
     except ClientError as error:
         raise kms_failure(error, "GetPublicKey", key_id) from None
     derived = (
-        load_private_key(material, "")
+        load_private_key(material, "", checked=True)  # prepare_material loaded it fully
         .public_key()
         .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
