@@ -254,16 +254,8 @@ class ImportedKey(Construct):
                 f"Invalid rotation_on_material_change: True with key_spec {spec.name!r}. KMS "
                 "rotates only SYMMETRIC_DEFAULT keys on demand; leave it False."
             )
-        if handler_runtime.name not in SUPPORTED_RUNTIMES:
-            raise ValueError(
-                f"Invalid handler_runtime: {handler_runtime.name!r}. Use one of: "
-                f"{', '.join(SUPPORTED_RUNTIMES)}."
-            )
-        if handler_architecture.name not in SUPPORTED_ARCHITECTURES:
-            raise ValueError(
-                f"Invalid handler_architecture: {handler_architecture.name!r}. Use one of: "
-                f"{', '.join(SUPPORTED_ARCHITECTURES)}."
-            )
+        _choice("handler_runtime", handler_runtime.name, list(SUPPORTED_RUNTIMES))
+        _choice("handler_architecture", handler_architecture.name, list(SUPPORTED_ARCHITECTURES))
         self.expiration = expiration or MaterialExpiration.after(DEFAULT_VALIDITY)
         validity_days = self.expiration.validity_days
         schedule = renewal_schedule or DEFAULT_RENEWAL_SCHEDULE
@@ -283,8 +275,7 @@ class ImportedKey(Construct):
         elif any(p is not None for p in (renewal_schedule, renew_before, expiry_alarm_threshold)):
             raise ValueError(
                 "Invalid renewal_schedule/renew_before/expiry_alarm_threshold: the material "
-                "never expires "
-                "(MaterialExpiration.never()), so there is nothing to renew."
+                "never expires (MaterialExpiration.never()), so there is nothing to renew."
             )
 
         self.external_key = kms.Key(
