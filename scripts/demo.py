@@ -25,7 +25,7 @@ from support.kms_blob import decrypt_localstack_ciphertext  # noqa: E402
 from support.lambda_context import FakeLambdaContext  # noqa: E402
 from support.localstack import start_localstack  # noqa: E402
 
-from imported_key_handler import protocol  # noqa: E402
+from imported_key_handler import contract  # noqa: E402
 
 SECRET_NAME = "imported-key-cdk/demo-material"  # noqa: S105 - a name, not a secret
 
@@ -71,7 +71,7 @@ def run(localstack: Any, cloudformation: CfnResponseServer, workdir: Path) -> in
     step("Synthesizing app.py (what `cdk synth` runs)")
     template = synthesize(workdir / "cdk.out")
     key_resource = of_type(template, "AWS::KMS::Key")
-    material_import = of_type(template, protocol.RESOURCE_TYPE)
+    material_import = of_type(template, contract.RESOURCE_TYPE)
     show("AWS::KMS::Key Origin", key_resource["Properties"]["Origin"])
     show("DeletionPolicy", key_resource["DeletionPolicy"])
     properties = {k: v for k, v in material_import["Properties"].items() if k != "ServiceToken"}
@@ -84,7 +84,7 @@ def run(localstack: Any, cloudformation: CfnResponseServer, workdir: Path) -> in
     step("Putting 32 fresh random bytes into Secrets Manager")
     secrets = localstack.client("secretsmanager")
     kms = localstack.client("kms")
-    material = os.urandom(protocol.SYMMETRIC_MATERIAL_BYTES)
+    material = os.urandom(contract.SYMMETRIC_MATERIAL_BYTES)
     secret_arn = secrets.create_secret(Name=SECRET_NAME, SecretBinary=material)["ARN"]
     show("secret", secret_arn)
 
@@ -100,8 +100,8 @@ def run(localstack: Any, cloudformation: CfnResponseServer, workdir: Path) -> in
 
     step("Playing the custom resource's Create with the real handler")
     # CloudFormation resolves the template's Ref/Fn::Join to these values before invoking.
-    properties[protocol.PROP_KEY_ID] = key["KeyId"]
-    properties[protocol.PROP_SECRET_ARN] = secret_arn
+    properties[contract.PROP_KEY_ID] = key["KeyId"]
+    properties[contract.PROP_SECRET_ARN] = secret_arn
     os.environ.update(
         AWS_REGION=REGION,
         AWS_DEFAULT_REGION=REGION,

@@ -2,7 +2,7 @@
 
 import aws_cdk as cdk
 
-from imported_key_handler import protocol
+from imported_key_handler import contract
 
 
 class MaterialExpiration:
@@ -23,18 +23,18 @@ class MaterialExpiration:
             raise ValueError("MaterialExpiration.after() needs a concrete Duration, not a token.")
         seconds = validity.to_seconds()
         days, remainder = divmod(seconds, 86400)
-        if remainder or not (protocol.MIN_VALIDITY_DAYS <= days <= protocol.MAX_VALIDITY_DAYS):
+        if remainder or not (contract.MIN_VALIDITY_DAYS <= days <= contract.MAX_VALIDITY_DAYS):
             raise ValueError(
                 f"MaterialExpiration.after({validity.to_human_string()}): the validity must be "
-                f"a whole number of days from {protocol.MIN_VALIDITY_DAYS} to "
-                f"{protocol.MAX_VALIDITY_DAYS} (KMS refuses a ValidTo more than 365 days ahead)."
+                f"a whole number of days from {contract.MIN_VALIDITY_DAYS} to "
+                f"{contract.MAX_VALIDITY_DAYS} (KMS refuses a ValidTo more than 365 days ahead)."
             )
-        return cls(protocol.KEY_MATERIAL_EXPIRES, int(days))
+        return cls(contract.KEY_MATERIAL_EXPIRES, int(days))
 
     @classmethod
     def never(cls) -> "MaterialExpiration":
         """Material never expires (``KEY_MATERIAL_DOES_NOT_EXPIRE``)."""
-        return cls(protocol.KEY_MATERIAL_DOES_NOT_EXPIRE, None)
+        return cls(contract.KEY_MATERIAL_DOES_NOT_EXPIRE, None)
 
     def __repr__(self) -> str:
         if self.validity_days is None:

@@ -16,7 +16,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from imported_key_handler import protocol
+from imported_key_handler import contract
 
 from . import _nag
 from .bundling import ASSET_EXCLUDES, HANDLER_PACKAGE, LocalPipBundling
@@ -100,7 +100,7 @@ class ImportHandler(Construct):
             description="Imports key material from Secrets Manager into EXTERNAL KMS keys",
             runtime=runtime,
             architecture=architecture,
-            handler=protocol.HANDLER_ENTRY,
+            handler=contract.HANDLER_ENTRY,
             code=handler_code(runtime, architecture),
             timeout=HANDLER_TIMEOUT,
             memory_size=256,

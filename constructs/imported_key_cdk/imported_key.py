@@ -15,7 +15,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from imported_key_handler import key_specs, protocol
+from imported_key_handler import contract
 
 from . import _nag, _perms
 from .expiration import MaterialExpiration
@@ -36,24 +36,24 @@ def _choice(prop: str, value: str, allowed: Sequence[str]) -> str:
     raise ValueError(f"Invalid {prop}: {value!r}. Use one of: {', '.join(allowed)}.")
 
 
-def _key_spec(value: kms.KeySpec | str) -> key_specs.KeySpec:
+def _key_spec(value: kms.KeySpec | str) -> contract.KeySpec:
     """The catalog entry of ``key_spec``; a spec must be known at synth (it decides the
     wrapping, the usage and the handler's permissions)."""
     name = value.value if isinstance(value, kms.KeySpec) else str(value)
-    if name in key_specs.KEY_SPECS:
-        return key_specs.KEY_SPECS[name]
-    supported = f"Use one of: {', '.join(key_specs.KEY_SPECS)}."
+    if name in contract.KEY_SPECS:
+        return contract.KEY_SPECS[name]
+    supported = f"Use one of: {', '.join(contract.KEY_SPECS)}."
     if cdk.Token.is_unresolved(name):
         raise ValueError(
             f"Invalid key_spec: {name!r}. It must be known at synth time, not a token. {supported}"
         )
-    reason = key_specs.REFUSED_KEY_SPECS.get(name)
+    reason = contract.REFUSED_KEY_SPECS.get(name)
     if reason is not None:
         raise ValueError(f"Invalid key_spec: {name!r}. {reason}. {supported}")
     raise ValueError(f"Invalid key_spec: {name!r}. {supported}")
 
 
-def _key_usage(spec: key_specs.KeySpec, value: kms.KeyUsage | str | None) -> str:
+def _key_usage(spec: contract.KeySpec, value: kms.KeyUsage | str | None) -> str:
     """``key_usage`` checked against the spec; None means the spec's first usage."""
     if value is None:
         return spec.usages[0]
@@ -66,26 +66,26 @@ def _key_usage(spec: key_specs.KeySpec, value: kms.KeyUsage | str | None) -> str
 
 
 def _wrapping(
-    spec: key_specs.KeySpec,
+    spec: contract.KeySpec,
     wrapping_algorithm: WrappingAlgorithm | str | None,
     wrapping_key_spec: WrappingKeySpec | str | None,
 ) -> tuple[str, str]:
     """The wrapping to use: the spec's default for what is unset, refused if KMS would refuse
     it (tokens are left for the handler to check)."""
-    default_algorithm, default_wrapping_key_spec = key_specs.default_wrapping(spec)
+    default_algorithm, default_wrapping_key_spec = contract.default_wrapping(spec)
     algorithm = _choice(
         "wrapping_algorithm",
         default_algorithm if wrapping_algorithm is None else str(wrapping_algorithm),
-        protocol.WRAPPING_ALGORITHMS,
+        contract.WRAPPING_ALGORITHMS,
     )
     wrapping_spec = _choice(
         "wrapping_key_spec",
         default_wrapping_key_spec if wrapping_key_spec is None else str(wrapping_key_spec),
-        protocol.WRAPPING_KEY_SPECS,
+        contract.WRAPPING_KEY_SPECS,
     )
     if cdk.Token.is_unresolved(algorithm) or cdk.Token.is_unresolved(wrapping_spec):
         return algorithm, wrapping_spec
-    refusal = key_specs.wrapping_refusal(spec, algorithm, wrapping_spec)
+    refusal = contract.wrapping_refusal(spec, algorithm, wrapping_spec)
     if refusal is not None:
         if wrapping_algorithm is None:
             raise ValueError(f"Invalid wrapping_key_spec: {wrapping_spec!r}. {refusal}")
@@ -99,7 +99,7 @@ def _material_encoding(
     encoding = _choice(
         "material_encoding",
         MaterialEncoding.AUTO.value if material_encoding is None else str(material_encoding),
-        protocol.MATERIAL_ENCODINGS,
+        contract.MATERIAL_ENCODINGS,
     )
     if json_field is not None and not cdk.Token.is_unresolved(json_field):
         if not json_field:
@@ -111,7 +111,7 @@ def _material_encoding(
             raise ValueError(
                 f"Invalid json_field: {json_field!r}. material_encoding {encoding!r} reads the "
                 "raw bytes of SecretBinary, which has no JSON fields; use one of: "
-                f"{', '.join(e for e in protocol.MATERIAL_ENCODINGS if e != encoding)}, or "
+                f"{', '.join(e for e in contract.MATERIAL_ENCODINGS if e != encoding)}, or "
                 "leave json_field unset."
             )
     return encoding
@@ -249,7 +249,7 @@ class ImportedKey(Construct):
         usage = _key_usage(spec, key_usage)
         algorithm, wrapping_spec = _wrapping(spec, wrapping_algorithm, wrapping_key_spec)
         encoding = _material_encoding(material_encoding, json_field)
-        if rotation_on_material_change and spec.family != key_specs.SYMMETRIC:
+        if rotation_on_material_change and spec.family != contract.SYMMETRIC:
             raise ValueError(
                 f"Invalid rotation_on_material_change: True with key_spec {spec.name!r}. KMS "
                 "rotates only SYMMETRIC_DEFAULT keys on demand; leave it False."
@@ -330,41 +330,41 @@ class ImportedKey(Construct):
         )
 
         properties: dict[str, str] = {
-            protocol.PROP_KEY_ID: self.external_key.key_id,
-            protocol.PROP_SECRET_ARN: key_material_secret.secret_arn,
-            protocol.PROP_KEY_SPEC: spec.name,
-            protocol.PROP_KEY_USAGE: usage,
-            protocol.PROP_MATERIAL_ENCODING: encoding,
-            protocol.PROP_WRAPPING_ALGORITHM: algorithm,
-            protocol.PROP_WRAPPING_KEY_SPEC: wrapping_spec,
-            protocol.PROP_EXPIRATION_MODEL: self.expiration.expiration_model,
+            contract.PROP_KEY_ID: self.external_key.key_id,
+            contract.PROP_SECRET_ARN: key_material_secret.secret_arn,
+            contract.PROP_KEY_SPEC: spec.name,
+            contract.PROP_KEY_USAGE: usage,
+            contract.PROP_MATERIAL_ENCODING: encoding,
+            contract.PROP_WRAPPING_ALGORITHM: algorithm,
+            contract.PROP_WRAPPING_KEY_SPEC: wrapping_spec,
+            contract.PROP_EXPIRATION_MODEL: self.expiration.expiration_model,
         }
         if json_field is not None:
-            properties[protocol.PROP_JSON_FIELD] = json_field
+            properties[contract.PROP_JSON_FIELD] = json_field
         if self.expiration.validity_days is not None:
-            properties[protocol.PROP_VALIDITY_DAYS] = str(self.expiration.validity_days)
-        properties[protocol.PROP_DELETE_MATERIAL_ON_REMOVAL] = str(
+            properties[contract.PROP_VALIDITY_DAYS] = str(self.expiration.validity_days)
+        properties[contract.PROP_DELETE_MATERIAL_ON_REMOVAL] = str(
             delete_material_on_removal
         ).lower()
-        properties[protocol.PROP_ROTATE_ON_MATERIAL_CHANGE] = str(
+        properties[contract.PROP_ROTATE_ON_MATERIAL_CHANGE] = str(
             rotation_on_material_change
         ).lower()
         if material_version_id is not None:
-            properties[protocol.PROP_MATERIAL_VERSION_ID] = material_version_id
+            properties[contract.PROP_MATERIAL_VERSION_ID] = material_version_id
         self.material_import = cdk.CustomResource(
             self,
             "MaterialImport",
             service_token=self.handler.function_arn,
-            resource_type=protocol.RESOURCE_TYPE,
+            resource_type=contract.RESOURCE_TYPE,
             properties=properties,
         )
         """The custom resource that imports the material on create and update."""
 
-        self.key_arn: str = self.material_import.get_att_string(protocol.ATTR_KEY_ARN)
+        self.key_arn: str = self.material_import.get_att_string(contract.ATTR_KEY_ARN)
         """ARN of the key, available once the material is imported."""
-        self.key_id: str = self.material_import.get_att_string(protocol.ATTR_KEY_ID)
+        self.key_id: str = self.material_import.get_att_string(contract.ATTR_KEY_ID)
         """ID of the key, available once the material is imported."""
-        self.valid_to: str = self.material_import.get_att_string(protocol.ATTR_VALID_TO)
+        self.valid_to: str = self.material_import.get_att_string(contract.ATTR_VALID_TO)
         """ISO 8601 time the material expires (empty when it never expires), as of the last
         deployment."""
         self.key: kms.IKey = kms.Key.from_key_arn(self, "ImportedKeyRef", self.key_arn)
@@ -403,10 +403,10 @@ class ImportedKey(Construct):
                 function,
                 event=events.RuleTargetInput.from_object(
                     {
-                        protocol.RENEWAL_EVENT: {
-                            protocol.RENEWAL_TRIGGER: trigger,
-                            protocol.RENEWAL_RENEW_BEFORE_SECONDS: str(int(window.to_seconds())),
-                            protocol.RENEWAL_PROPERTIES: properties,
+                        contract.RENEWAL_EVENT: {
+                            contract.RENEWAL_TRIGGER: trigger,
+                            contract.RENEWAL_RENEW_BEFORE_SECONDS: str(int(window.to_seconds())),
+                            contract.RENEWAL_PROPERTIES: properties,
                         }
                     }
                 ),
@@ -422,7 +422,7 @@ class ImportedKey(Construct):
             "RenewalSchedule",
             description="Re-imports the key material before it expires (imported-key-cdk)",
             schedule=schedule,
-            targets=[target(protocol.TRIGGER_SCHEDULE)],
+            targets=[target(contract.TRIGGER_SCHEDULE)],
         )
         self.recovery_rule = events.Rule(
             self,
@@ -433,7 +433,7 @@ class ImportedKey(Construct):
                 detail_type=[KMS_EXPIRATION_EVENT],
                 resources=[self.external_key.key_arn],
             ),
-            targets=[target(protocol.TRIGGER_MATERIAL_EXPIRED)],
+            targets=[target(contract.TRIGGER_MATERIAL_EXPIRED)],
         )
         self.expiry_alarm = cloudwatch.Alarm(
             self,
@@ -462,7 +462,7 @@ class ImportedKey(Construct):
     def _grant_handler(
         self,
         secret: secretsmanager.ISecret,
-        spec: key_specs.KeySpec,
+        spec: contract.KeySpec,
         algorithm: str,
         wrapping_spec: str,
         *,
@@ -497,13 +497,13 @@ class ImportedKey(Construct):
             ),
         ]
         # Proof of the import: the public key of a private key, a MAC of an HMAC key.
-        if spec.family in (key_specs.RSA, key_specs.ECC):
+        if spec.family in (contract.RSA, contract.ECC):
             statements.append(
                 iam.PolicyStatement(
                     actions=_perms.HANDLER_VERIFY_PUBLIC_KEY_ACTIONS, resources=[key_arn]
                 )
             )
-        elif spec.family == key_specs.HMAC:
+        elif spec.family == contract.HMAC:
             statements.append(
                 iam.PolicyStatement(actions=_perms.HANDLER_VERIFY_MAC_ACTIONS, resources=[key_arn])
             )

@@ -6,7 +6,7 @@ from enum import StrEnum
 class MaterialEncoding(StrEnum):
     """How the key material is written in the secret.
 
-    The values are the handler's (``protocol.MATERIAL_ENCODINGS``).
+    The values are the handler's (``contract.MATERIAL_ENCODINGS``).
     """
 
     AUTO = "auto"

@@ -2,16 +2,16 @@
 
 from enum import StrEnum
 
-from imported_key_handler import protocol
+from imported_key_handler import contract
 
 
 class WrappingAlgorithm(StrEnum):
     """``WrappingAlgorithm`` of GetParametersForImport."""
 
-    RSAES_OAEP_SHA_1 = protocol.RSAES_OAEP_SHA_1
-    RSAES_OAEP_SHA_256 = protocol.RSAES_OAEP_SHA_256
-    RSA_AES_KEY_WRAP_SHA_1 = protocol.RSA_AES_KEY_WRAP_SHA_1
-    RSA_AES_KEY_WRAP_SHA_256 = protocol.RSA_AES_KEY_WRAP_SHA_256
+    RSAES_OAEP_SHA_1 = contract.RSAES_OAEP_SHA_1
+    RSAES_OAEP_SHA_256 = contract.RSAES_OAEP_SHA_256
+    RSA_AES_KEY_WRAP_SHA_1 = contract.RSA_AES_KEY_WRAP_SHA_1
+    RSA_AES_KEY_WRAP_SHA_256 = contract.RSA_AES_KEY_WRAP_SHA_256
 
 
 class WrappingKeySpec(StrEnum):

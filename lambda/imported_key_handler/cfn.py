@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from crhelper import CfnResource
 
-from . import clients, deadline, log_config, protocol
+from . import clients, contract, deadline, log_config
 from .audit import audited
 from .importer import ImportResult, import_from_secret
 from .request import ImportRequest
@@ -70,11 +70,11 @@ def _send_ignoring_verify(url: str, body: dict[str, Any], _ssl_verify: Any) -> N
 def data_for(result: ImportResult) -> dict[str, str]:
     """Response Data: references and dates only."""
     return {
-        protocol.ATTR_KEY_ARN: result.key_arn,
-        protocol.ATTR_KEY_ID: result.key_id,
-        protocol.ATTR_VALID_TO: result.valid_to.isoformat() if result.valid_to else "",
-        protocol.ATTR_KEY_MATERIAL_ID: result.key_material_id or "",
-        protocol.ATTR_VERIFIED: result.verified or "",
+        contract.ATTR_KEY_ARN: result.key_arn,
+        contract.ATTR_KEY_ID: result.key_id,
+        contract.ATTR_VALID_TO: result.valid_to.isoformat() if result.valid_to else "",
+        contract.ATTR_KEY_MATERIAL_ID: result.key_material_id or "",
+        contract.ATTR_VERIFIED: result.verified or "",
     }
 
 
@@ -107,7 +107,7 @@ def build_helper() -> CfnResource:
         # Unless revocation was asked for, the material stays: the key's own removal policy
         # decides what happens to the key. A Delete after a failed Create succeeds too.
         properties = event.get("ResourceProperties") or {}
-        key_id = str(properties.get(protocol.PROP_KEY_ID, ""))
+        key_id = str(properties.get(contract.PROP_KEY_ID, ""))
         with audited("Delete", key_id) as record:
             if not revocation_requested(properties) or not key_id:
                 record.succeeded(KEPT)

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from . import deadline, protocol
+from . import contract, deadline
 from .errors import ImportFailure
-from .key_material import prepare_material, prepare_materials
 from .kms_errors import error_code, kms_failure
-from .material import read_material, read_materials
+from .material_format import prepare_material, prepare_materials
 from .request import ImportRequest
+from .secret_source import read_material, read_materials
 from .verification import symmetric_proof, verify_import
 from .wrapping import wrap_key_material
 
@@ -74,7 +74,7 @@ def describe_importable_key(kms: "KMSClient", key_id: str, key_spec: str) -> "Ke
 
 def valid_to_for(request: ImportRequest, now: datetime) -> datetime | None:
     """The ValidTo to ask for: whole seconds, so the DescribeKey check can compare exactly."""
-    if request.expiration_model != protocol.KEY_MATERIAL_EXPIRES or request.validity_days is None:
+    if request.expiration_model != contract.KEY_MATERIAL_EXPIRES or request.validity_days is None:
         return None
     return (now + timedelta(days=request.validity_days)).replace(microsecond=0)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from . import clients, protocol
+from . import clients, contract
 from .audit import audited
 from .errors import ImportFailure
 from .importer import ImportResult, describe_key, import_from_secret
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 # A window longer than the longest validity KMS allows can only be a malformed event.
-_MAX_RENEW_BEFORE_SECONDS = protocol.MAX_VALIDITY_DAYS * 86400
+_MAX_RENEW_BEFORE_SECONDS = contract.MAX_VALIDITY_DAYS * 86400
 # States from which a renewal cannot bring the key back: they need a person.
 _STUCK_STATES = ("PendingDeletion", "PendingReplicaDeletion", "Unavailable", "Creating")
 
@@ -37,28 +37,28 @@ class RenewalRequest:
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> "RenewalRequest":
-        body = event.get(protocol.RENEWAL_EVENT)
+        body = event.get(contract.RENEWAL_EVENT)
         if not isinstance(body, Mapping):
-            raise ImportFailure(f"Not a renewal event: {protocol.RENEWAL_EVENT} is missing.")
-        trigger = body.get(protocol.RENEWAL_TRIGGER)
-        if trigger not in protocol.RENEWAL_TRIGGERS:
+            raise ImportFailure(f"Not a renewal event: {contract.RENEWAL_EVENT} is missing.")
+        trigger = body.get(contract.RENEWAL_TRIGGER)
+        if trigger not in contract.RENEWAL_TRIGGERS:
             raise ImportFailure(
-                f"Renewal event has {protocol.RENEWAL_TRIGGER}={str(trigger)[:32]!r}; expected "
-                f"one of {', '.join(protocol.RENEWAL_TRIGGERS)}."
+                f"Renewal event has {contract.RENEWAL_TRIGGER}={str(trigger)[:32]!r}; expected "
+                f"one of {', '.join(contract.RENEWAL_TRIGGERS)}."
             )
         try:
-            seconds = int(str(body.get(protocol.RENEWAL_RENEW_BEFORE_SECONDS)))
+            seconds = int(str(body.get(contract.RENEWAL_RENEW_BEFORE_SECONDS)))
         except ValueError:
             seconds = -1
         if not 0 < seconds <= _MAX_RENEW_BEFORE_SECONDS:
             raise ImportFailure(
-                f"Renewal event needs {protocol.RENEWAL_RENEW_BEFORE_SECONDS} between 1 and "
+                f"Renewal event needs {contract.RENEWAL_RENEW_BEFORE_SECONDS} between 1 and "
                 f"{_MAX_RENEW_BEFORE_SECONDS}; the rule must be created by the ImportedKey "
                 "construct."
             )
-        properties = body.get(protocol.RENEWAL_PROPERTIES)
+        properties = body.get(contract.RENEWAL_PROPERTIES)
         if not isinstance(properties, Mapping):
-            raise ImportFailure(f"Renewal event has no {protocol.RENEWAL_PROPERTIES} object.")
+            raise ImportFailure(f"Renewal event has no {contract.RENEWAL_PROPERTIES} object.")
         return cls(
             import_request=ImportRequest.from_properties(properties),
             renew_before=timedelta(seconds=seconds),
@@ -87,7 +87,7 @@ def due_reason(metadata: Mapping[str, Any], renew_before: timedelta, now: dateti
     state = metadata.get("KeyState")
     if state == "PendingImport":
         return "key is PendingImport (material expired or deleted)"
-    if metadata.get("ExpirationModel") != protocol.KEY_MATERIAL_EXPIRES:
+    if metadata.get("ExpirationModel") != contract.KEY_MATERIAL_EXPIRES:
         return None
     valid_to = metadata.get("ValidTo")
     if valid_to is None:
@@ -121,7 +121,7 @@ def materials_due_reason(
         if entry.get("ImportState") == "PENDING_IMPORT":
             return f"material {material_id}... is not imported (expired or deleted)"
         valid_to = entry.get("ValidTo")
-        if entry.get("ExpirationModel") == protocol.KEY_MATERIAL_EXPIRES and (
+        if entry.get("ExpirationModel") == contract.KEY_MATERIAL_EXPIRES and (
             valid_to is None or valid_to - now <= renew_before
         ):
             return f"material {material_id}... expires inside the renewal window"
@@ -165,7 +165,7 @@ def _check_every_material_renewed(kms: "KMSClient", key_id: str, valid_to: datet
     for entry in list_key_materials(kms, key_id):
         entry_valid_to = entry.get("ValidTo")
         stale = entry.get("ImportState") == "PENDING_IMPORT" or (
-            entry.get("ExpirationModel") == protocol.KEY_MATERIAL_EXPIRES
+            entry.get("ExpirationModel") == contract.KEY_MATERIAL_EXPIRES
             and (entry_valid_to is None or entry_valid_to < valid_to - timedelta(seconds=1))
         )
         if stale:
@@ -177,7 +177,7 @@ def _check_every_material_renewed(kms: "KMSClient", key_id: str, valid_to: datet
 
 
 def is_renewal_event(event: object) -> bool:
-    return isinstance(event, Mapping) and isinstance(event.get(protocol.RENEWAL_EVENT), Mapping)
+    return isinstance(event, Mapping) and isinstance(event.get(contract.RENEWAL_EVENT), Mapping)
 
 
 def run_renewal(event: Mapping[str, Any]) -> dict[str, str | bool | None]:

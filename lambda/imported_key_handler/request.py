@@ -4,9 +4,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import protocol
+from . import contract
+from .contract import KEY_SPECS, KeySpec, wrapping_refusal
 from .errors import ImportFailure
-from .key_specs import KEY_SPECS, KeySpec, wrapping_refusal
 
 
 @dataclass(frozen=True)
@@ -50,61 +50,61 @@ class ImportRequest:
                 )
             return value
 
-        key_spec = one_of(protocol.PROP_KEY_SPEC, tuple(KEY_SPECS))
+        key_spec = one_of(contract.PROP_KEY_SPEC, tuple(KEY_SPECS))
         spec = KEY_SPECS[key_spec]
-        key_usage = _optional_string(properties, protocol.PROP_KEY_USAGE) or spec.usages[0]
+        key_usage = _optional_string(properties, contract.PROP_KEY_USAGE) or spec.usages[0]
         if key_usage not in spec.usages:
             raise ImportFailure(
-                f"Property {protocol.PROP_KEY_USAGE}={key_usage[:32]!r} does not fit {key_spec}; "
+                f"Property {contract.PROP_KEY_USAGE}={key_usage[:32]!r} does not fit {key_spec}; "
                 f"use one of {', '.join(spec.usages)}."
             )
-        wrapping_algorithm = one_of(protocol.PROP_WRAPPING_ALGORITHM, protocol.WRAPPING_ALGORITHMS)
-        wrapping_key_spec = one_of(protocol.PROP_WRAPPING_KEY_SPEC, protocol.WRAPPING_KEY_SPECS)
+        wrapping_algorithm = one_of(contract.PROP_WRAPPING_ALGORITHM, contract.WRAPPING_ALGORITHMS)
+        wrapping_key_spec = one_of(contract.PROP_WRAPPING_KEY_SPEC, contract.WRAPPING_KEY_SPECS)
         refusal = wrapping_refusal(spec, wrapping_algorithm, wrapping_key_spec)
         if refusal:
             raise ImportFailure(refusal)
-        rotate = _flag(properties, protocol.PROP_ROTATE_ON_MATERIAL_CHANGE)
-        if rotate and spec.name != protocol.SYMMETRIC_DEFAULT:
+        rotate = _flag(properties, contract.PROP_ROTATE_ON_MATERIAL_CHANGE)
+        if rotate and spec.name != contract.SYMMETRIC_DEFAULT:
             raise ImportFailure(
-                f"Property {protocol.PROP_ROTATE_ON_MATERIAL_CHANGE}=true does not fit {key_spec}: "
+                f"Property {contract.PROP_ROTATE_ON_MATERIAL_CHANGE}=true does not fit {key_spec}: "
                 "KMS rotates imported material of SYMMETRIC_DEFAULT keys only."
             )
-        encoding = _optional_string(properties, protocol.PROP_MATERIAL_ENCODING) or "auto"
-        if encoding not in protocol.MATERIAL_ENCODINGS:
+        encoding = _optional_string(properties, contract.PROP_MATERIAL_ENCODING) or "auto"
+        if encoding not in contract.MATERIAL_ENCODINGS:
             raise ImportFailure(
-                f"Property {protocol.PROP_MATERIAL_ENCODING}={encoding[:16]!r} is not supported; "
-                f"use one of {', '.join(protocol.MATERIAL_ENCODINGS)}."
+                f"Property {contract.PROP_MATERIAL_ENCODING}={encoding[:16]!r} is not supported; "
+                f"use one of {', '.join(contract.MATERIAL_ENCODINGS)}."
             )
-        expiration_model = one_of(protocol.PROP_EXPIRATION_MODEL, protocol.EXPIRATION_MODELS)
+        expiration_model = one_of(contract.PROP_EXPIRATION_MODEL, contract.EXPIRATION_MODELS)
         validity_days: int | None = None
-        if expiration_model == protocol.KEY_MATERIAL_EXPIRES:
-            raw = properties.get(protocol.PROP_VALIDITY_DAYS)
+        if expiration_model == contract.KEY_MATERIAL_EXPIRES:
+            raw = properties.get(contract.PROP_VALIDITY_DAYS)
             try:
                 # CloudFormation turns every property value into a string.
                 validity_days = int(str(raw))
             except ValueError:
                 validity_days = None
             if validity_days is None or not (
-                protocol.MIN_VALIDITY_DAYS <= validity_days <= protocol.MAX_VALIDITY_DAYS
+                contract.MIN_VALIDITY_DAYS <= validity_days <= contract.MAX_VALIDITY_DAYS
             ):
                 raise ImportFailure(
-                    f"Property {protocol.PROP_VALIDITY_DAYS}={str(raw)[:32]!r} must be a whole "
-                    f"number of days from {protocol.MIN_VALIDITY_DAYS} to "
-                    f"{protocol.MAX_VALIDITY_DAYS} when the material expires."
+                    f"Property {contract.PROP_VALIDITY_DAYS}={str(raw)[:32]!r} must be a whole "
+                    f"number of days from {contract.MIN_VALIDITY_DAYS} to "
+                    f"{contract.MAX_VALIDITY_DAYS} when the material expires."
                 )
         return cls(
-            key_id=required(protocol.PROP_KEY_ID),
-            secret_arn=required(protocol.PROP_SECRET_ARN),
+            key_id=required(contract.PROP_KEY_ID),
+            secret_arn=required(contract.PROP_SECRET_ARN),
             key_spec=key_spec,
             wrapping_algorithm=wrapping_algorithm,
             wrapping_key_spec=wrapping_key_spec,
             expiration_model=expiration_model,
             validity_days=validity_days,
-            material_version_id=_optional_string(properties, protocol.PROP_MATERIAL_VERSION_ID),
+            material_version_id=_optional_string(properties, contract.PROP_MATERIAL_VERSION_ID),
             rotate_on_material_change=rotate,
             key_usage=key_usage,
             material_encoding=encoding,
-            json_field=_optional_string(properties, protocol.PROP_JSON_FIELD),
+            json_field=_optional_string(properties, contract.PROP_JSON_FIELD),
         )
 
 

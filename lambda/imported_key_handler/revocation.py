@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from . import deadline, protocol
+from . import contract, deadline
 from .errors import ImportFailure
 from .importer import describe_key
 from .kms_errors import kms_failure
@@ -26,7 +26,7 @@ NO_MATERIAL = "NO_MATERIAL"
 
 
 def revocation_requested(properties: Mapping[str, Any]) -> bool:
-    return str(properties.get(protocol.PROP_DELETE_MATERIAL_ON_REMOVAL, "")).lower() == "true"
+    return str(properties.get(contract.PROP_DELETE_MATERIAL_ON_REMOVAL, "")).lower() == "true"
 
 
 def revoke_material(kms: "KMSClient", key_id: str) -> str:

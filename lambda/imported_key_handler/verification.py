@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 
-from . import key_specs
+from . import contract
+from .contract import KeySpec
 from .errors import ImportFailure
-from .key_material import load_private_key
-from .key_specs import KeySpec
 from .kms_errors import kms_failure
+from .material_format import load_private_key
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -37,9 +37,9 @@ def verify_import(
     ``material_id_confirmed``: the KeyMaterialId ImportKeyMaterial returned was compared with,
     and equal to, the CurrentKeyMaterialId DescribeKey reports (confirm_import does that).
     """
-    if spec.family in (key_specs.RSA, key_specs.ECC):
+    if spec.family in (contract.RSA, contract.ECC):
         return _verify_public_key(kms, key_id, material)
-    if spec.family == key_specs.HMAC:
+    if spec.family == contract.HMAC:
         return _verify_mac(kms, spec, key_id, material)
     return symmetric_proof(material_id_confirmed)
 

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
-from . import protocol
+from . import contract
+from .contract import oaep_capacity
 from .errors import ImportFailure
-from .key_specs import oaep_capacity
 
 _AES_KEY_BYTES = 32
 
@@ -51,7 +51,7 @@ def load_wrapping_key(public_key_der: bytes) -> rsa.RSAPublicKey:
 def wrap_key_material(material: bytes, public_key_der: bytes, wrapping_algorithm: str) -> bytes:
     """Return ``EncryptedKeyMaterial`` for ``material`` under the KMS wrapping public key."""
     public_key = load_wrapping_key(public_key_der)
-    if wrapping_algorithm in protocol.OAEP_ALGORITHMS:
+    if wrapping_algorithm in contract.OAEP_ALGORITHMS:
         capacity = oaep_capacity(public_key.key_size, wrapping_algorithm)
         if len(material) > capacity:
             raise ImportFailure(
@@ -60,11 +60,11 @@ def wrap_key_material(material: bytes, public_key_der: bytes, wrapping_algorithm
                 "wrapping_key_spec or an RSA_AES_KEY_WRAP algorithm."
             )
         return public_key.encrypt(material, _oaep(wrapping_algorithm))
-    if wrapping_algorithm in protocol.RSA_AES_ALGORITHMS:
+    if wrapping_algorithm in contract.RSA_AES_ALGORITHMS:
         aes_key = os.urandom(_AES_KEY_BYTES)
         wrapped = aes_key_wrap_with_padding(aes_key, material)
         return public_key.encrypt(aes_key, _oaep(wrapping_algorithm)) + wrapped
     raise ImportFailure(
         f"Unknown wrapping algorithm {wrapping_algorithm!r}; use one of "
-        f"{', '.join(protocol.WRAPPING_ALGORITHMS)}."
+        f"{', '.join(contract.WRAPPING_ALGORITHMS)}."
     )

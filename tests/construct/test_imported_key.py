@@ -15,7 +15,7 @@ from stacks import SECRET_ARN, key_in, new_stack
 from support.synth import example_app
 
 from imported_key_cdk import ImportedKey, MaterialExpiration, WrappingAlgorithm, WrappingKeySpec
-from imported_key_handler import protocol
+from imported_key_handler import contract
 
 HANDLER_PREFIX = "ImportedKeyHandler"
 
@@ -169,21 +169,21 @@ def test_custom_resource_holds_identifiers_and_settings_only() -> None:
         wrapping_key_spec=WrappingKeySpec.RSA_2048,
     )
     template = Template.from_stack(stack)
-    _, resource = only(template, protocol.RESOURCE_TYPE)
+    _, resource = only(template, contract.RESOURCE_TYPE)
     props = resource["Properties"]
     key_logical_id, _ = only(template, "AWS::KMS::Key")
     assert {k: v for k, v in props.items() if k != "ServiceToken"} == {
-        protocol.PROP_KEY_ID: {"Ref": key_logical_id},
-        protocol.PROP_SECRET_ARN: SECRET_ARN,
-        protocol.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
-        protocol.PROP_KEY_USAGE: "ENCRYPT_DECRYPT",
-        protocol.PROP_MATERIAL_ENCODING: "auto",
-        protocol.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_1",
-        protocol.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
-        protocol.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_EXPIRES",
-        protocol.PROP_VALIDITY_DAYS: "90",
-        protocol.PROP_DELETE_MATERIAL_ON_REMOVAL: "false",
-        protocol.PROP_ROTATE_ON_MATERIAL_CHANGE: "false",
+        contract.PROP_KEY_ID: {"Ref": key_logical_id},
+        contract.PROP_SECRET_ARN: SECRET_ARN,
+        contract.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
+        contract.PROP_KEY_USAGE: "ENCRYPT_DECRYPT",
+        contract.PROP_MATERIAL_ENCODING: "auto",
+        contract.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_1",
+        contract.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
+        contract.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_EXPIRES",
+        contract.PROP_VALIDITY_DAYS: "90",
+        contract.PROP_DELETE_MATERIAL_ON_REMOVAL: "false",
+        contract.PROP_ROTATE_ON_MATERIAL_CHANGE: "false",
     }
     function_id, _ = only(template, "AWS::Lambda::Function")
     assert props["ServiceToken"] == {"Fn::GetAtt": [function_id, "Arn"]}
@@ -192,21 +192,21 @@ def test_custom_resource_holds_identifiers_and_settings_only() -> None:
 def test_defaults_are_365_days_oaep_sha256_rsa4096() -> None:
     stack = new_stack()
     key_in(stack)
-    _, resource = only(Template.from_stack(stack), protocol.RESOURCE_TYPE)
+    _, resource = only(Template.from_stack(stack), contract.RESOURCE_TYPE)
     props = resource["Properties"]
-    assert props[protocol.PROP_VALIDITY_DAYS] == "365"
-    assert props[protocol.PROP_EXPIRATION_MODEL] == "KEY_MATERIAL_EXPIRES"
-    assert props[protocol.PROP_WRAPPING_ALGORITHM] == "RSAES_OAEP_SHA_256"
-    assert props[protocol.PROP_WRAPPING_KEY_SPEC] == "RSA_4096"
+    assert props[contract.PROP_VALIDITY_DAYS] == "365"
+    assert props[contract.PROP_EXPIRATION_MODEL] == "KEY_MATERIAL_EXPIRES"
+    assert props[contract.PROP_WRAPPING_ALGORITHM] == "RSAES_OAEP_SHA_256"
+    assert props[contract.PROP_WRAPPING_KEY_SPEC] == "RSA_4096"
 
 
 def test_no_expiry_sends_no_validity() -> None:
     stack = new_stack()
     key_in(stack, expiration=MaterialExpiration.never())
     template = Template.from_stack(stack)
-    _, resource = only(template, protocol.RESOURCE_TYPE)
-    assert resource["Properties"][protocol.PROP_EXPIRATION_MODEL] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
-    assert protocol.PROP_VALIDITY_DAYS not in resource["Properties"]
+    _, resource = only(template, contract.RESOURCE_TYPE)
+    assert resource["Properties"][contract.PROP_EXPIRATION_MODEL] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    assert contract.PROP_VALIDITY_DAYS not in resource["Properties"]
     import_statement = next(
         s for s in handler_statements(template) if s["Action"] == "kms:ImportKeyMaterial"
     )
@@ -331,8 +331,8 @@ def test_handler_defaults_python_313_arm64_and_architecture_choice() -> None:
         for f in functions.values()
     )
     assert settings == [
-        ("python3.13", ("arm64",), protocol.HANDLER_ENTRY),
-        ("python3.13", ("x86_64",), protocol.HANDLER_ENTRY),
+        ("python3.13", ("arm64",), contract.HANDLER_ENTRY),
+        ("python3.13", ("x86_64",), contract.HANDLER_ENTRY),
     ]
 
 
@@ -361,7 +361,7 @@ def test_key_users_wait_for_the_import() -> None:
     imported.grant_encrypt_decrypt(user)
     cdk.CfnOutput(stack, "Arn", value=imported.key.key_arn)
     template = Template.from_stack(stack)
-    import_id, _ = only(template, protocol.RESOURCE_TYPE)
+    import_id, _ = only(template, contract.RESOURCE_TYPE)
     key_logical_id, _ = only(template, "AWS::KMS::Key")
     policy = template.find_resources(
         "AWS::IAM::Policy",
@@ -369,10 +369,10 @@ def test_key_users_wait_for_the_import() -> None:
     )
     (user_policy,) = policy.values()
     statement = user_policy["Properties"]["PolicyDocument"]["Statement"][0]
-    assert statement["Resource"] == {"Fn::GetAtt": [import_id, protocol.ATTR_KEY_ARN]}
+    assert statement["Resource"] == {"Fn::GetAtt": [import_id, contract.ATTR_KEY_ARN]}
     assert "kms:Decrypt" in statement["Action"]
     assert template.to_json()["Outputs"]["Arn"]["Value"] == {
-        "Fn::GetAtt": [import_id, protocol.ATTR_KEY_ARN]
+        "Fn::GetAtt": [import_id, contract.ATTR_KEY_ARN]
     }
     # Only the construct's own machinery refers to the raw key: the import, the handler's
     # policy, the renewal and recovery rules and the expiry alarm. No user of the key does.
@@ -410,11 +410,11 @@ def test_grant_methods_delegate_to_the_imported_key() -> None:
         "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": logical_id(role)}]}}
     ).values()
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    import_id, _ = only(template, protocol.RESOURCE_TYPE)
+    import_id, _ = only(template, contract.RESOURCE_TYPE)
     granted = {
         action
         for s in statements
-        if s["Resource"] == {"Fn::GetAtt": [import_id, protocol.ATTR_KEY_ARN]}
+        if s["Resource"] == {"Fn::GetAtt": [import_id, contract.ATTR_KEY_ARN]}
         for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     }
     assert granted == {
@@ -431,8 +431,8 @@ def test_secret_from_same_stack_is_referenced_not_copied() -> None:
     secret = secretsmanager.Secret(stack, "Material")
     ImportedKey(stack, "Key", key_material_secret=secret)
     template = Template.from_stack(stack)
-    _, resource = only(template, protocol.RESOURCE_TYPE)
-    assert resource["Properties"][protocol.PROP_SECRET_ARN] == {"Ref": logical_id(secret)}
+    _, resource = only(template, contract.RESOURCE_TYPE)
+    assert resource["Properties"][contract.PROP_SECRET_ARN] == {"Ref": logical_id(secret)}
 
 
 def test_example_app_synthesizes() -> None:
@@ -441,7 +441,7 @@ def test_example_app_synthesizes() -> None:
     stack = module.ExampleStack(app, "Example")
     template = Template.from_stack(stack)
     template.resource_count_is("AWS::KMS::Key", 1)
-    template.resource_count_is(protocol.RESOURCE_TYPE, 1)
+    template.resource_count_is(contract.RESOURCE_TYPE, 1)
     assert stack.node.find_child("ExampleKey").node.find_child("MaterialImport")
 
 
@@ -452,9 +452,9 @@ def test_revocation_is_opt_in_and_granted_only_when_asked() -> None:
     template = Template.from_stack(stack)
     resources = template.to_json()["Resources"]
     flags = {
-        name: resource["Properties"][protocol.PROP_DELETE_MATERIAL_ON_REMOVAL]
+        name: resource["Properties"][contract.PROP_DELETE_MATERIAL_ON_REMOVAL]
         for name, resource in resources.items()
-        if resource["Type"] == protocol.RESOURCE_TYPE
+        if resource["Type"] == contract.RESOURCE_TYPE
     }
     assert sorted(flags.values()) == ["false", "true"]
     revoke = [
@@ -483,14 +483,14 @@ def test_rotation_and_material_version_reach_the_import_and_the_role() -> None:
     imports = {
         name: resource["Properties"]
         for name, resource in resources.items()
-        if resource["Type"] == protocol.RESOURCE_TYPE
+        if resource["Type"] == contract.RESOURCE_TYPE
     }
     (rotating,) = [p for n, p in imports.items() if n.startswith("Rotating")]
     (plain,) = [p for n, p in imports.items() if n.startswith("Plain")]
-    assert rotating[protocol.PROP_ROTATE_ON_MATERIAL_CHANGE] == "true"
-    assert rotating[protocol.PROP_MATERIAL_VERSION_ID] == "v-2"
-    assert plain[protocol.PROP_ROTATE_ON_MATERIAL_CHANGE] == "false"
-    assert protocol.PROP_MATERIAL_VERSION_ID not in plain
+    assert rotating[contract.PROP_ROTATE_ON_MATERIAL_CHANGE] == "true"
+    assert rotating[contract.PROP_MATERIAL_VERSION_ID] == "v-2"
+    assert plain[contract.PROP_ROTATE_ON_MATERIAL_CHANGE] == "false"
+    assert contract.PROP_MATERIAL_VERSION_ID not in plain
     (rotating_key,) = [
         n for n, r in resources.items() if n.startswith("Rotating") and r["Type"] == "AWS::KMS::Key"
     ]

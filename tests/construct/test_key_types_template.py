@@ -15,7 +15,7 @@ from stacks import SECRET_ARN, key_in, new_stack
 
 import imported_key_cdk
 from imported_key_cdk import ImportedKey, MaterialEncoding, WrappingAlgorithm, WrappingKeySpec
-from imported_key_handler import key_specs, protocol
+from imported_key_handler import contract
 
 OAEP_256 = "RSAES_OAEP_SHA_256"
 AES_WRAP_256 = "RSA_AES_KEY_WRAP_SHA_256"
@@ -61,7 +61,7 @@ def raw_key_arn(key: ImportedKey) -> dict[str, Any]:
 
 
 def import_key_arn(key: ImportedKey) -> dict[str, Any]:
-    return {"Fn::GetAtt": [logical_id(key.material_import), protocol.ATTR_KEY_ARN]}
+    return {"Fn::GetAtt": [logical_id(key.material_import), contract.ATTR_KEY_ARN]}
 
 
 def resource_properties(template: Template, construct: Construct) -> dict[str, Any]:
@@ -98,12 +98,12 @@ def construct_key(**props: Any) -> ImportedKey:
 
 
 def test_catalog_matches_aws_kms_and_the_expected_table() -> None:
-    assert set(key_specs.KEY_SPECS) == set(EXPECTED_DEFAULTS)
+    assert set(contract.KEY_SPECS) == set(EXPECTED_DEFAULTS)
     # Every spec aws-kms knows is either supported or refused with a reason.
-    assert {s.value for s in kms.KeySpec} <= set(key_specs.KEY_SPECS) | set(
-        key_specs.REFUSED_KEY_SPECS
+    assert {s.value for s in kms.KeySpec} <= set(contract.KEY_SPECS) | set(
+        contract.REFUSED_KEY_SPECS
     )
-    assert not set(key_specs.KEY_SPECS) & set(key_specs.REFUSED_KEY_SPECS)
+    assert not set(contract.KEY_SPECS) & set(contract.REFUSED_KEY_SPECS)
 
 
 @pytest.mark.parametrize("spec_name", list(EXPECTED_DEFAULTS))
@@ -121,14 +121,14 @@ def test_every_supported_spec_gets_its_defaults_and_exact_verify_permission(
     assert key_props["Origin"] == "EXTERNAL"
 
     props = import_properties(template, key)
-    assert props[protocol.PROP_KEY_SPEC] == spec_name
-    assert props[protocol.PROP_KEY_USAGE] == usage
-    assert props[protocol.PROP_WRAPPING_ALGORITHM] == algorithm
-    assert props[protocol.PROP_WRAPPING_KEY_SPEC] == "RSA_4096"
-    assert props[protocol.PROP_MATERIAL_ENCODING] == "auto"
-    assert protocol.PROP_JSON_FIELD not in props
+    assert props[contract.PROP_KEY_SPEC] == spec_name
+    assert props[contract.PROP_KEY_USAGE] == usage
+    assert props[contract.PROP_WRAPPING_ALGORITHM] == algorithm
+    assert props[contract.PROP_WRAPPING_KEY_SPEC] == "RSA_4096"
+    assert props[contract.PROP_MATERIAL_ENCODING] == "auto"
+    assert contract.PROP_JSON_FIELD not in props
     # The catalog's default is what the construct used.
-    assert key_specs.default_wrapping(key_specs.KEY_SPECS[spec_name]) == (algorithm, "RSA_4096")
+    assert contract.default_wrapping(contract.KEY_SPECS[spec_name]) == (algorithm, "RSA_4096")
 
     statements = handler_statements(template)
     (get_parameters,) = [s for s in statements if s["Action"] == "kms:GetParametersForImport"]
@@ -179,8 +179,8 @@ def test_verify_permissions_follow_each_key_of_a_shared_handler() -> None:
 def test_every_wrapping_combination_is_accepted_iff_the_catalog_allows_it(
     spec_name: str,
 ) -> None:
-    spec = key_specs.KEY_SPECS[spec_name]
-    allowed = set(key_specs.allowed_wrappings(spec))
+    spec = contract.KEY_SPECS[spec_name]
+    allowed = set(contract.allowed_wrappings(spec))
     assert allowed, f"{spec_name} has no wrapping at all"
     stack = new_stack()
     accepted: dict[tuple[str, str], ImportedKey] = {}
@@ -198,7 +198,7 @@ def test_every_wrapping_combination_is_accepted_iff_the_catalog_allows_it(
             )
         except ValueError as error:
             message = str(error)
-            refusal = key_specs.wrapping_refusal(spec, algorithm, wrapping_key_spec)
+            refusal = contract.wrapping_refusal(spec, algorithm, wrapping_key_spec)
             assert refusal is not None
             assert message == f"Invalid wrapping_algorithm: {algorithm!r}. {refusal}"
             refused.add((algorithm, wrapping_key_spec))
@@ -211,8 +211,8 @@ def test_every_wrapping_combination_is_accepted_iff_the_catalog_allows_it(
     for (algorithm, wrapping_key_spec), key in accepted.items():
         props = import_properties(template, key)
         assert (
-            props[protocol.PROP_WRAPPING_ALGORITHM],
-            props[protocol.PROP_WRAPPING_KEY_SPEC],
+            props[contract.PROP_WRAPPING_ALGORITHM],
+            props[contract.PROP_WRAPPING_KEY_SPEC],
         ) == (algorithm, wrapping_key_spec)
 
 
@@ -264,8 +264,8 @@ def test_known_accepted_wrappings(spec_name: str, algorithm: str, wrapping_key_s
         wrapping_key_spec=wrapping_key_spec,
     )
     props = import_properties(Template.from_stack(cdk.Stack.of(key)), key)
-    assert props[protocol.PROP_WRAPPING_ALGORITHM] == algorithm
-    assert props[protocol.PROP_WRAPPING_KEY_SPEC] == wrapping_key_spec
+    assert props[contract.PROP_WRAPPING_ALGORITHM] == algorithm
+    assert props[contract.PROP_WRAPPING_KEY_SPEC] == wrapping_key_spec
 
 
 def test_p521_refusal_names_the_capacity_and_the_valid_choices() -> None:
@@ -287,8 +287,8 @@ def test_only_the_wrapping_key_spec_set_keeps_the_spec_default_algorithm() -> No
     key = construct_key(key_spec=kms.KeySpec.RSA_2048, wrapping_key_spec=WrappingKeySpec.RSA_3072)
     template = Template.from_stack(cdk.Stack.of(key))
     props = import_properties(template, key)
-    assert props[protocol.PROP_WRAPPING_ALGORITHM] == AES_WRAP_256
-    assert props[protocol.PROP_WRAPPING_KEY_SPEC] == "RSA_3072"
+    assert props[contract.PROP_WRAPPING_ALGORITHM] == AES_WRAP_256
+    assert props[contract.PROP_WRAPPING_KEY_SPEC] == "RSA_3072"
     (get_parameters,) = [
         s for s in handler_statements(template) if s["Action"] == "kms:GetParametersForImport"
     ]
@@ -314,15 +314,15 @@ def test_wrapping_tokens_are_left_for_cloudformation() -> None:
     algorithm = cdk.CfnParameter(stack, "Algorithm").value_as_string
     key = key_in(stack, key_spec=kms.KeySpec.RSA_2048, wrapping_algorithm=algorithm)
     props = import_properties(Template.from_stack(stack), key)
-    assert props[protocol.PROP_WRAPPING_ALGORITHM] == {"Ref": "Algorithm"}
+    assert props[contract.PROP_WRAPPING_ALGORITHM] == {"Ref": "Algorithm"}
 
 
 # --- refused and unknown specs -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec_name", sorted(key_specs.REFUSED_KEY_SPECS))
+@pytest.mark.parametrize("spec_name", sorted(contract.REFUSED_KEY_SPECS))
 def test_refused_specs_fail_with_their_reason(spec_name: str) -> None:
-    reason = key_specs.REFUSED_KEY_SPECS[spec_name]
+    reason = contract.REFUSED_KEY_SPECS[spec_name]
     with pytest.raises(ValueError) as raised:
         construct_key(key_spec=kms_spec(spec_name))
     message = str(raised.value)
@@ -332,7 +332,7 @@ def test_refused_specs_fail_with_their_reason(spec_name: str) -> None:
 
 
 def test_ml_dsa_and_sm2_are_refused() -> None:
-    assert {"ML_DSA_44", "SM2"} <= set(key_specs.REFUSED_KEY_SPECS)
+    assert {"ML_DSA_44", "SM2"} <= set(contract.REFUSED_KEY_SPECS)
     with pytest.raises(ValueError, match=r"key_spec: 'ML_DSA_44'\. ML-DSA"):
         construct_key(key_spec=kms_spec("ML_DSA_44"))
     with pytest.raises(ValueError, match=r"key_spec: 'SM2'\. SM2 .*China"):
@@ -343,14 +343,14 @@ def test_unknown_spec_lists_every_supported_spec() -> None:
     with pytest.raises(ValueError) as raised:
         construct_key(key_spec="RSA_1024")
     assert str(raised.value) == (
-        "Invalid key_spec: 'RSA_1024'. Use one of: " + ", ".join(key_specs.KEY_SPECS) + "."
+        "Invalid key_spec: 'RSA_1024'. Use one of: " + ", ".join(contract.KEY_SPECS) + "."
     )
 
 
 def test_spec_name_as_string_is_accepted() -> None:
     key = construct_key(key_spec="HMAC_256")
     props = import_properties(Template.from_stack(cdk.Stack.of(key)), key)
-    assert props[protocol.PROP_KEY_SPEC] == "HMAC_256"
+    assert props[contract.PROP_KEY_SPEC] == "HMAC_256"
 
 
 # --- key usage ---------------------------------------------------------------------------------
@@ -374,7 +374,7 @@ def test_allowed_usage_reaches_the_key_and_the_import(
     key = construct_key(key_spec=spec, key_usage=usage)
     template = Template.from_stack(cdk.Stack.of(key))
     assert resource_properties(template, key.external_key)["KeyUsage"] == usage.value
-    assert import_properties(template, key)[protocol.PROP_KEY_USAGE] == usage.value
+    assert import_properties(template, key)[contract.PROP_KEY_USAGE] == usage.value
 
 
 @pytest.mark.parametrize(
@@ -407,7 +407,7 @@ def test_usage_the_spec_does_not_allow_is_refused(
 def test_material_encoding_enum_is_exported_and_matches_the_handler() -> None:
     assert imported_key_cdk.MaterialEncoding is MaterialEncoding
     assert "MaterialEncoding" in imported_key_cdk.__all__
-    assert tuple(e.value for e in MaterialEncoding) == protocol.MATERIAL_ENCODINGS
+    assert tuple(e.value for e in MaterialEncoding) == contract.MATERIAL_ENCODINGS
     assert [e.name for e in MaterialEncoding] == ["AUTO", "RAW", "BASE64", "HEX", "PEM"]
 
 
@@ -415,8 +415,8 @@ def test_material_encoding_enum_is_exported_and_matches_the_handler() -> None:
 def test_material_encoding_reaches_the_import(encoding: MaterialEncoding | str) -> None:
     key = construct_key(key_spec=kms.KeySpec.RSA_2048, material_encoding=encoding)
     props = import_properties(Template.from_stack(cdk.Stack.of(key)), key)
-    assert props[protocol.PROP_MATERIAL_ENCODING] == str(encoding)
-    assert protocol.PROP_JSON_FIELD not in props
+    assert props[contract.PROP_MATERIAL_ENCODING] == str(encoding)
+    assert contract.PROP_JSON_FIELD not in props
 
 
 def test_json_field_reaches_the_import() -> None:
@@ -428,11 +428,11 @@ def test_json_field_reaches_the_import() -> None:
         json_field="privateKey",
     )
     props = import_properties(Template.from_stack(stack), key)
-    assert props[protocol.PROP_MATERIAL_ENCODING] == "pem"
-    assert props[protocol.PROP_JSON_FIELD] == "privateKey"
-    assert props[protocol.PROP_SECRET_ARN] == SECRET_ARN
+    assert props[contract.PROP_MATERIAL_ENCODING] == "pem"
+    assert props[contract.PROP_JSON_FIELD] == "privateKey"
+    assert props[contract.PROP_SECRET_ARN] == SECRET_ARN
     # The renewal replays the same properties.
-    assert props[protocol.PROP_JSON_FIELD] in json.dumps(
+    assert props[contract.PROP_JSON_FIELD] in json.dumps(
         Template.from_stack(stack).find_resources("AWS::Events::Rule")
     )
 
@@ -440,8 +440,8 @@ def test_json_field_reaches_the_import() -> None:
 def test_json_field_with_default_encoding_is_auto() -> None:
     key = construct_key(json_field="material")
     props = import_properties(Template.from_stack(cdk.Stack.of(key)), key)
-    assert props[protocol.PROP_MATERIAL_ENCODING] == "auto"
-    assert props[protocol.PROP_JSON_FIELD] == "material"
+    assert props[contract.PROP_MATERIAL_ENCODING] == "auto"
+    assert props[contract.PROP_JSON_FIELD] == "material"
 
 
 @pytest.mark.parametrize("encoding", [MaterialEncoding.RAW, "raw"])
@@ -485,7 +485,7 @@ def test_rotation_on_material_change_needs_a_symmetric_key(spec: kms.KeySpec) ->
 def test_rotation_on_material_change_with_a_symmetric_key_is_accepted() -> None:
     key = construct_key(key_spec=kms.KeySpec.SYMMETRIC_DEFAULT, rotation_on_material_change=True)
     props = import_properties(Template.from_stack(cdk.Stack.of(key)), key)
-    assert props[protocol.PROP_ROTATE_ON_MATERIAL_CHANGE] == "true"
+    assert props[contract.PROP_ROTATE_ON_MATERIAL_CHANGE] == "true"
 
 
 # --- grants ------------------------------------------------------------------------------------

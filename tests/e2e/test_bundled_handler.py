@@ -19,7 +19,7 @@ from support.kms_blob import decrypt_localstack_ciphertext
 from support.lambda_runtime import find_python_313, install_runtime_boto3
 from support.localstack import LocalStack
 
-from imported_key_handler import protocol
+from imported_key_handler import contract
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -70,7 +70,7 @@ def test_bundle_imports_under_python_313(
         Name=f"bundled/{uuid.uuid4()}", SecretBinary=material
     )["ARN"]
     url = cfn_server.response_url("bundled")
-    properties = import_properties(key_id, secret_arn, **{protocol.PROP_VALIDITY_DAYS: "30"})
+    properties = import_properties(key_id, secret_arn, **{contract.PROP_VALIDITY_DAYS: "30"})
     env = {
         "PATH": os.environ["PATH"],
         "AWS_REGION": REGION,

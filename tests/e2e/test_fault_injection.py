@@ -28,7 +28,7 @@ from support.keys import assert_key_holds, external_key, new_secret
 from support.lambda_context import FakeLambdaContext
 from support.localstack import LocalStack, free_port
 
-from imported_key_handler import cfn, clients, entry, protocol, response
+from imported_key_handler import cfn, clients, contract, entry, response
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -250,7 +250,7 @@ class KeyUnderTest:
     ciphertext: bytes | None = None
 
     def updated(self, validity_days: str) -> dict[str, str]:
-        return {**self.properties, protocol.PROP_VALIDITY_DAYS: validity_days}
+        return {**self.properties, contract.PROP_VALIDITY_DAYS: validity_days}
 
 
 def properties_for(key_id: str, secret_arn: str, validity_days: str) -> dict[str, str]:
@@ -259,8 +259,8 @@ def properties_for(key_id: str, secret_arn: str, validity_days: str) -> dict[str
         key_id,
         secret_arn,
         **{
-            protocol.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
-            protocol.PROP_VALIDITY_DAYS: validity_days,
+            contract.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
+            contract.PROP_VALIDITY_DAYS: validity_days,
         },
     )
 
@@ -346,7 +346,7 @@ def retry_succeeds(
     assert harness.proxy.by_operation() == HAPPY_PATH
     metadata = harness.kms.describe_key(KeyId=key.key_id)["KeyMetadata"]
     assert metadata["KeyState"] == "Enabled"
-    assert answer["Data"][protocol.ATTR_VALID_TO] == metadata["ValidTo"].isoformat()
+    assert answer["Data"][contract.ATTR_VALID_TO] == metadata["ValidTo"].isoformat()
     assert_key_holds(harness.kms, key.key_id, key.material, ENCRYPTION_CONTEXT)
     valid_to: datetime = metadata["ValidTo"]
     return valid_to
@@ -580,7 +580,7 @@ def test_server_errors_absorbed_by_retries(harness: Harness) -> None:
         name: HAPPY_PATH[name] + injected.get(name, 0) for name in HAPPY_PATH
     }
     metadata = harness.kms.describe_key(KeyId=key.key_id)["KeyMetadata"]
-    assert answer["Data"][protocol.ATTR_VALID_TO] == metadata["ValidTo"].isoformat()
+    assert answer["Data"][contract.ATTR_VALID_TO] == metadata["ValidTo"].isoformat()
     assert_key_holds(harness.kms, key.key_id, key.material, ENCRYPTION_CONTEXT)
 
 

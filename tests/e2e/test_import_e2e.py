@@ -13,7 +13,7 @@ from support.events import REGION
 from support.events import import_properties as props
 from support.keys import assert_key_holds, external_key, new_secret
 
-from imported_key_handler import protocol
+from imported_key_handler import contract
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -32,17 +32,17 @@ def test_create_imports_the_secret_material(
     secret_arn = new_secret(secretsmanager, SecretBinary=material)
     before = datetime.now(UTC)
 
-    response = invoke("Create", props(key_id, secret_arn, **{protocol.PROP_VALIDITY_DAYS: "30"}))
+    response = invoke("Create", props(key_id, secret_arn, **{contract.PROP_VALIDITY_DAYS: "30"}))
 
     assert response["Status"] == "SUCCESS", response["Reason"]
     assert response["PhysicalResourceId"] == key_id
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert response["Data"] == {
-        protocol.ATTR_KEY_ARN: metadata["Arn"],
-        protocol.ATTR_KEY_ID: key_id,
-        protocol.ATTR_VALID_TO: metadata["ValidTo"].isoformat(),
-        protocol.ATTR_KEY_MATERIAL_ID: metadata["CurrentKeyMaterialId"],
-        protocol.ATTR_VERIFIED: "KeyMaterialId",
+        contract.ATTR_KEY_ARN: metadata["Arn"],
+        contract.ATTR_KEY_ID: key_id,
+        contract.ATTR_VALID_TO: metadata["ValidTo"].isoformat(),
+        contract.ATTR_KEY_MATERIAL_ID: metadata["CurrentKeyMaterialId"],
+        contract.ATTR_VERIFIED: "KeyMaterialId",
     }
     assert metadata["KeyState"] == "Enabled"
     assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
@@ -69,8 +69,8 @@ def test_other_wrapping_settings(
     key_id = external_key(kms)
     secret_arn = new_secret(secretsmanager, SecretBinary=material)
     settings = {
-        protocol.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_1",
-        protocol.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
+        contract.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_1",
+        contract.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
     }
     assert invoke("Create", props(key_id, secret_arn, **settings))["Status"] == "SUCCESS"
     assert_key_holds(kms, key_id, material, CONTEXT)
@@ -89,21 +89,21 @@ def test_retry_update_rollback_and_delete_keep_the_key(
     # CloudFormation may send the same Create again: the same material is accepted.
     assert invoke("Create", original)["Status"] == "SUCCESS"
 
-    shorter = props(key_id, secret_arn, **{protocol.PROP_VALIDITY_DAYS: "7"})
+    shorter = props(key_id, secret_arn, **{contract.PROP_VALIDITY_DAYS: "7"})
     updated = invoke("Update", shorter, physical_id=key_id, old_properties=original)
     assert updated["Status"] == "SUCCESS"
     valid_to = kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"]
-    assert valid_to.isoformat() == updated["Data"][protocol.ATTR_VALID_TO]
+    assert valid_to.isoformat() == updated["Data"][contract.ATTR_VALID_TO]
     assert valid_to < datetime.now(UTC) + timedelta(days=8)
 
     forever = props(
         key_id,
         secret_arn,
-        **{protocol.PROP_EXPIRATION_MODEL: protocol.KEY_MATERIAL_DOES_NOT_EXPIRE},
+        **{contract.PROP_EXPIRATION_MODEL: contract.KEY_MATERIAL_DOES_NOT_EXPIRE},
     )
     response = invoke("Update", forever, physical_id=key_id, old_properties=shorter)
     assert response["Status"] == "SUCCESS"
-    assert response["Data"][protocol.ATTR_VALID_TO] == ""
+    assert response["Data"][contract.ATTR_VALID_TO] == ""
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
     assert "ValidTo" not in metadata

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from support.events import import_properties
 from support.keys import assert_key_holds, new_secret
 
-from imported_key_handler import protocol
+from imported_key_handler import contract
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -43,7 +43,7 @@ PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 # that say how to read it (MaterialEncoding, JsonField).
 SecretLayout = tuple[dict[str, Any], dict[str, str]]
 
-KEY_WRAP_SHA_256 = protocol.RSA_AES_KEY_WRAP_SHA_256
+KEY_WRAP_SHA_256 = contract.RSA_AES_KEY_WRAP_SHA_256
 MESSAGE = b"imported-key-cdk: proof that the key holds the secret's material"
 
 
@@ -90,25 +90,25 @@ def pem_pkcs8(key: PrivateKey) -> SecretLayout:
     """`openssl genpkey` output pasted into the console: PEM PKCS#8, encoding pem."""
     text = private_bytes(key, PEM, PKCS8).decode()
     assert text.startswith("-----BEGIN PRIVATE KEY-----")
-    return {"SecretString": text}, {protocol.PROP_MATERIAL_ENCODING: "pem"}
+    return {"SecretString": text}, {contract.PROP_MATERIAL_ENCODING: "pem"}
 
 
 def pem_traditional_auto(key: PrivateKey) -> SecretLayout:
     """`openssl genrsa` / `openssl ecparam -genkey` output (PKCS#1 / SEC1 PEM), encoding auto."""
     text = private_bytes(key, PEM, TRADITIONAL).decode()
     assert text.startswith(("-----BEGIN RSA PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----"))
-    return {"SecretString": text}, {protocol.PROP_MATERIAL_ENCODING: "auto"}
+    return {"SecretString": text}, {contract.PROP_MATERIAL_ENCODING: "auto"}
 
 
 def pem_traditional(key: PrivateKey) -> SecretLayout:
     secret, _ = pem_traditional_auto(key)
-    return secret, {protocol.PROP_MATERIAL_ENCODING: "pem"}
+    return secret, {contract.PROP_MATERIAL_ENCODING: "pem"}
 
 
 def der_pkcs8_binary(key: PrivateKey) -> SecretLayout:
     """PKCS#8 DER uploaded with `--secret-binary fileb://key.der`, encoding raw."""
     return {"SecretBinary": private_bytes(key, DER, PKCS8)}, {
-        protocol.PROP_MATERIAL_ENCODING: "raw"
+        contract.PROP_MATERIAL_ENCODING: "raw"
     }
 
 
@@ -125,8 +125,8 @@ def json_base64_pkcs8(key: PrivateKey) -> SecretLayout:
         "createdBy": "hsm-export",
     }
     return {"SecretString": json.dumps(document)}, {
-        protocol.PROP_MATERIAL_ENCODING: "base64",
-        protocol.PROP_JSON_FIELD: "privateKey",
+        contract.PROP_MATERIAL_ENCODING: "base64",
+        contract.PROP_JSON_FIELD: "privateKey",
     }
 
 
@@ -159,10 +159,10 @@ def create(
         key_id,
         secret_arn,
         **{
-            protocol.PROP_KEY_SPEC: key_spec,
-            protocol.PROP_KEY_USAGE: key_usage,
-            protocol.PROP_WRAPPING_ALGORITHM: wrapping[0],
-            protocol.PROP_WRAPPING_KEY_SPEC: wrapping[1],
+            contract.PROP_KEY_SPEC: key_spec,
+            contract.PROP_KEY_USAGE: key_usage,
+            contract.PROP_WRAPPING_ALGORITHM: wrapping[0],
+            contract.PROP_WRAPPING_KEY_SPEC: wrapping[1],
             **(reading or {}),
         },
     )
@@ -175,12 +175,12 @@ def assert_imported(
 ) -> None:
     assert response["Status"] == "SUCCESS", response.get("Reason")
     assert response["PhysicalResourceId"] == key_id
-    assert response["Data"][protocol.ATTR_VERIFIED] == verified
+    assert response["Data"][contract.ATTR_VERIFIED] == verified
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["KeyState"] == "Enabled"
     assert metadata["Enabled"] is True
     assert metadata["KeySpec"] == key_spec
-    assert response["Data"][protocol.ATTR_KEY_ARN] == metadata["Arn"]
+    assert response["Data"][contract.ATTR_KEY_ARN] == metadata["Arn"]
 
 
 def assert_failed_and_pending(response: dict[str, Any], kms: "KMSClient", key_id: str) -> str:
@@ -340,10 +340,10 @@ def test_rsa_encryption_key_decrypts_what_the_public_key_encrypted(
 @pytest.mark.parametrize(
     ("key_spec", "length", "wrapping"),
     [
-        pytest.param("HMAC_224", 28, (protocol.RSAES_OAEP_SHA_1, "RSA_2048"), id="HMAC_224"),
-        pytest.param("HMAC_256", 32, (protocol.RSAES_OAEP_SHA_256, "RSA_4096"), id="HMAC_256"),
-        pytest.param("HMAC_384", 48, (protocol.RSAES_OAEP_SHA_1, "RSA_3072"), id="HMAC_384"),
-        pytest.param("HMAC_512", 64, (protocol.RSAES_OAEP_SHA_256, "RSA_4096"), id="HMAC_512"),
+        pytest.param("HMAC_224", 28, (contract.RSAES_OAEP_SHA_1, "RSA_2048"), id="HMAC_224"),
+        pytest.param("HMAC_256", 32, (contract.RSAES_OAEP_SHA_256, "RSA_4096"), id="HMAC_256"),
+        pytest.param("HMAC_384", 48, (contract.RSAES_OAEP_SHA_1, "RSA_3072"), id="HMAC_384"),
+        pytest.param("HMAC_512", 64, (contract.RSAES_OAEP_SHA_256, "RSA_4096"), id="HMAC_512"),
     ],
 )
 def test_hmac_key_imports_and_verifies_a_local_mac(
@@ -366,7 +366,7 @@ def test_hmac_key_imports_and_verifies_a_local_mac(
         key_spec,
         "GENERATE_VERIFY_MAC",
         wrapping,
-        {protocol.PROP_MATERIAL_ENCODING: "hex"},
+        {contract.PROP_MATERIAL_ENCODING: "hex"},
     )
 
     assert_imported(response, kms, key_id, key_spec, "GenerateMac")
@@ -387,8 +387,8 @@ def test_hmac_key_imports_and_verifies_a_local_mac(
 @pytest.mark.parametrize(
     "wrapping",
     [
-        pytest.param((protocol.RSAES_OAEP_SHA_256, "RSA_4096"), id="OAEP_SHA_256-RSA_4096"),
-        pytest.param((protocol.RSAES_OAEP_SHA_1, "RSA_2048"), id="OAEP_SHA_1-RSA_2048"),
+        pytest.param((contract.RSAES_OAEP_SHA_256, "RSA_4096"), id="OAEP_SHA_256-RSA_4096"),
+        pytest.param((contract.RSAES_OAEP_SHA_1, "RSA_2048"), id="OAEP_SHA_1-RSA_2048"),
     ],
 )
 def test_symmetric_key_from_hex(
@@ -398,21 +398,21 @@ def test_symmetric_key_from_hex(
     secretsmanager: "SecretsManagerClient",
 ) -> None:
     material = os.urandom(32)
-    key_id = pending_key(kms, protocol.SYMMETRIC_DEFAULT, "ENCRYPT_DECRYPT")
+    key_id = pending_key(kms, contract.SYMMETRIC_DEFAULT, "ENCRYPT_DECRYPT")
     secret_arn = new_secret(secretsmanager, SecretString=material.hex().upper())
 
     response = create(
         invoke,
         key_id,
         secret_arn,
-        protocol.SYMMETRIC_DEFAULT,
+        contract.SYMMETRIC_DEFAULT,
         "ENCRYPT_DECRYPT",
         wrapping,
-        {protocol.PROP_MATERIAL_ENCODING: "hex"},
+        {contract.PROP_MATERIAL_ENCODING: "hex"},
     )
 
-    assert_imported(response, kms, key_id, protocol.SYMMETRIC_DEFAULT, "KeyMaterialId")
-    assert response["Data"][protocol.ATTR_KEY_MATERIAL_ID]
+    assert_imported(response, kms, key_id, contract.SYMMETRIC_DEFAULT, "KeyMaterialId")
+    assert response["Data"][contract.ATTR_KEY_MATERIAL_ID]
     assert_key_holds(kms, key_id, material, {"purpose": "key-types"})
 
 
@@ -440,7 +440,7 @@ def test_rsa_aes_key_wrap_sha_1_is_not_emulated(
         secret_arn,
         "ECC_NIST_P256",
         "SIGN_VERIFY",
-        (protocol.RSA_AES_KEY_WRAP_SHA_1, "RSA_2048"),
+        (contract.RSA_AES_KEY_WRAP_SHA_1, "RSA_2048"),
         reading,
     )
 

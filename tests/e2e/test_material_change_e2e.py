@@ -13,7 +13,7 @@ from support.events import import_properties
 from support.keys import assert_key_holds, external_key
 from support.kms_blob import decrypt_localstack_ciphertext
 
-from imported_key_handler import protocol
+from imported_key_handler import contract
 from imported_key_handler.errors import ImportFailure
 from imported_key_handler.renewal import RenewalRequest, renew_if_due
 from imported_key_handler.request import ImportRequest
@@ -30,7 +30,7 @@ def document(*materials: bytes) -> str:
 
 
 def version(properties: dict[str, str], version_id: str) -> dict[str, str]:
-    return {**properties, protocol.PROP_MATERIAL_VERSION_ID: version_id}
+    return {**properties, contract.PROP_MATERIAL_VERSION_ID: version_id}
 
 
 def test_new_material_without_rotation_fails_and_rolls_back_cleanly(
@@ -69,11 +69,11 @@ def test_rotation_to_new_material_keeps_old_ciphertexts(
     created = secretsmanager.create_secret(
         Name=f"rotate/{uuid.uuid4()}", SecretString=document(old)
     )
-    rotating = {protocol.PROP_ROTATE_ON_MATERIAL_CHANGE: "true"}
+    rotating = {contract.PROP_ROTATE_ON_MATERIAL_CHANGE: "true"}
     first = version(import_properties(key_id, created["ARN"], **rotating), created["VersionId"])
     response = invoke("Create", first)
     assert response["Status"] == "SUCCESS", response["Reason"]
-    first_material_id = response["Data"][protocol.ATTR_KEY_MATERIAL_ID]
+    first_material_id = response["Data"][contract.ATTR_KEY_MATERIAL_ID]
     assert len(first_material_id) == 64
     before = kms.encrypt(KeyId=key_id, Plaintext=b"written with the old material")
 
@@ -83,7 +83,7 @@ def test_rotation_to_new_material_keeps_old_ciphertexts(
     second = version(first, second_version)
     rotated = invoke("Update", second, physical_id=key_id, old_properties=first)
     assert rotated["Status"] == "SUCCESS", rotated["Reason"]
-    new_material_id = rotated["Data"][protocol.ATTR_KEY_MATERIAL_ID]
+    new_material_id = rotated["Data"][contract.ATTR_KEY_MATERIAL_ID]
     assert new_material_id not in ("", first_material_id)
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["KeyState"] == "Enabled"
@@ -105,7 +105,7 @@ def test_rotation_to_new_material_keeps_old_ciphertexts(
     # Deploying the same version again is idempotent: nothing new, no second rotation.
     again = invoke("Update", second, physical_id=key_id, old_properties=second)
     assert again["Status"] == "SUCCESS"
-    assert again["Data"][protocol.ATTR_KEY_MATERIAL_ID] == new_material_id
+    assert again["Data"][contract.ATTR_KEY_MATERIAL_ID] == new_material_id
 
     # A rollback to the version from before the rotation succeeds; the rotation stays.
     rollback = invoke("Update", first, physical_id=key_id, old_properties=second)

@@ -7,7 +7,7 @@ import pytest
 from support.events import import_properties
 from support.keys import assert_key_holds, external_key, new_secret
 
-from imported_key_handler import protocol
+from imported_key_handler import contract
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.localstack
 
-REVOKE = {protocol.PROP_DELETE_MATERIAL_ON_REMOVAL: "true"}
+REVOKE = {contract.PROP_DELETE_MATERIAL_ON_REMOVAL: "true"}
 
 
 def imported(

@@ -15,7 +15,7 @@ from support.lambda_context import FakeLambdaContext
 from support.localstack import LocalStack
 from support.synth import example_app
 
-from imported_key_handler import entry, log_config, protocol
+from imported_key_handler import contract, entry, log_config
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.localstack
 
 SENTINEL = b"SENTINEL-MATERIAL-DO-NOT-LEAK-01"
-assert len(SENTINEL) == protocol.SYMMETRIC_MATERIAL_BYTES
+assert len(SENTINEL) == contract.SYMMETRIC_MATERIAL_BYTES
 
 
 def leak_forms(material: bytes) -> list[str]:
@@ -80,7 +80,7 @@ def test_sentinel_never_leaves_the_handler(
         return kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
 
     def props(key_id: str, secret_arn: str) -> dict[str, str]:
-        return import_properties(key_id, secret_arn, **{protocol.PROP_VALIDITY_DAYS: "90"})
+        return import_properties(key_id, secret_arn, **{contract.PROP_VALIDITY_DAYS: "90"})
 
     responses: list[dict[str, Any]] = []
 

@@ -17,7 +17,7 @@ from support.localstack import LocalStack
 from support.synth import REPO
 
 from imported_key_cdk.renewal_schedule import default_renew_before
-from imported_key_handler import protocol
+from imported_key_handler import contract
 from imported_key_handler.renewal import RenewalRequest, RenewalResult, renew_if_due
 from imported_key_handler.request import ImportRequest
 
@@ -54,8 +54,8 @@ def renewal_for(key_id: str, secret_arn: str, validity_days: int) -> RenewalRequ
         key_id,
         secret_arn,
         **{
-            protocol.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
-            protocol.PROP_VALIDITY_DAYS: str(validity_days),
+            contract.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
+            contract.PROP_VALIDITY_DAYS: str(validity_days),
         },
     )
     window = timedelta(seconds=default_renew_before(validity_days).to_seconds())

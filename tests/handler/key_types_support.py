@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
 
-from imported_key_handler.key_specs import KEY_SPECS
+from imported_key_handler.contract import KEY_SPECS
 from imported_key_handler.request import ImportRequest
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey

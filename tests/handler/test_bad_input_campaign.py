@@ -61,9 +61,9 @@ from support.events import cfn_event, import_properties
 from support.lambda_context import FakeLambdaContext
 
 import imported_key_handler
-from imported_key_handler import clients, entry, importer, key_specs, protocol, response
+from imported_key_handler import clients, contract, entry, importer, response
+from imported_key_handler.contract import KEY_SPECS, KeySpec
 from imported_key_handler.errors import MAX_REASON_LENGTH, ImportFailure
-from imported_key_handler.key_specs import KEY_SPECS, KeySpec
 from imported_key_handler.request import ImportRequest
 
 # --- budget -------------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ CONTEXT_S: Final = 60.0
 assert CONTEXT_S - response.WORST_CASE_S > HANG_LIMIT_S
 
 NOW: Final = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
-DOES_NOT_EXPIRE: Final = protocol.KEY_MATERIAL_DOES_NOT_EXPIRE
+DOES_NOT_EXPIRE: Final = contract.KEY_MATERIAL_DOES_NOT_EXPIRE
 
 # --- the tally ----------------------------------------------------------------------------------
 
@@ -209,7 +209,7 @@ _HANDLER_SOURCE: Final = "\n".join(
     path.read_text() for path in sorted(Path(imported_key_handler.__file__).parent.glob("*.py"))
 )
 # Text a reason may show that is in no source file verbatim.
-_RENDERED: Final = f'{{"{protocol.MATERIALS_FIELD}": ["<base64>", ...]}}'
+_RENDERED: Final = f'{{"{contract.MATERIALS_FIELD}": ["<base64>", ...]}}'
 
 
 def _windows(text: str, width: int = WINDOW) -> Iterator[str]:
@@ -341,7 +341,7 @@ CONTROL_TEXT: Final = st.text(
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 ASYMMETRIC_SPECS: Final = tuple(
-    name for name, spec in KEY_SPECS.items() if spec.family in (key_specs.RSA, key_specs.ECC)
+    name for name, spec in KEY_SPECS.items() if spec.family in (contract.RSA, contract.ECC)
 )
 # Keys that are cheap to parse, for the wrong-key garbage: loading an RSA 3072 or 4096 key
 # checks its primes (a quarter of a second each), so only the valid secrets of those specs
@@ -510,7 +510,7 @@ def json_documents(draw: st.DrawFn, json_field: str | None) -> tuple[str, tuple[
             st.lists(st.text(max_size=60) | base64_texts() | JSON_SCALARS, max_size=30)
             | JSON_VALUES
         )
-        document = {protocol.MATERIALS_FIELD: entries}
+        document = {contract.MATERIALS_FIELD: entries}
     else:
         name = json_field if json_field is not None else draw(st.text(max_size=12))
         inner: Any
@@ -582,7 +582,7 @@ def valid_secrets(
 ) -> Secret:
     """Material the spec takes, stored the way the encoding (and JSON field) says."""
     keys: tuple[Any, ...] = ()
-    if spec.family in (key_specs.SYMMETRIC, key_specs.HMAC):
+    if spec.family in (contract.SYMMETRIC, contract.HMAC):
         size = st.integers(min_value=spec.min_material_bytes, max_value=spec.max_material_bytes)
         one = size.flatmap(lambda n: st.binary(min_size=n, max_size=n)).filter(_not_pem)
         materials = draw(st.lists(one, min_size=1, max_size=4, unique=True)) if rotate else []
@@ -633,7 +633,7 @@ def valid_secrets(
         return Secret("valid auto pem", text=in_field(pem_forms[0].decode()), valid=True, keys=keys)
     if form == "document":
         entries = [b64(m) for m in (materials or [material])]
-        text = json.dumps({protocol.MATERIALS_FIELD: entries})
+        text = json.dumps({contract.MATERIALS_FIELD: entries})
         return Secret("valid auto document", text=text, valid=True, keys=keys)
     return Secret("valid auto base64", text=in_field(b64(material)), valid=True, keys=keys)
 
@@ -679,7 +679,7 @@ def readings(secret: Secret) -> list[list[bytes]]:
         document = None
     if isinstance(document, dict):
         texts += [value for value in document.values() if isinstance(value, str)]
-        entries = document.get(protocol.MATERIALS_FIELD)
+        entries = document.get(contract.MATERIALS_FIELD)
         if isinstance(entries, list) and all(isinstance(entry, str) for entry in entries):
             decoded = [_b64(entry) for entry in entries]
             if all(value is not None for value in decoded):
@@ -696,9 +696,9 @@ def readings(secret: Secret) -> list[list[bytes]]:
 @functools.lru_cache(maxsize=256)
 def genuinely_valid(material: bytes, spec: KeySpec) -> bool:
     """Cached: the campaign meets the same few private keys again and again."""
-    if spec.family == key_specs.SYMMETRIC:
-        return len(material) == protocol.SYMMETRIC_MATERIAL_BYTES
-    if spec.family == key_specs.HMAC:
+    if spec.family == contract.SYMMETRIC:
+        return len(material) == contract.SYMMETRIC_MATERIAL_BYTES
+    if spec.family == contract.HMAC:
         return spec.min_material_bytes <= len(material) <= spec.max_material_bytes
     try:
         if material.lstrip().startswith(b"-----BEGIN"):
@@ -707,7 +707,7 @@ def genuinely_valid(material: bytes, spec: KeySpec) -> bool:
             key = serialization.load_der_private_key(material, password=None)
     except Exception:
         return False
-    if spec.family == key_specs.RSA:
+    if spec.family == contract.RSA:
         return isinstance(key, rsa.RSAPrivateKey) and key.key_size == spec.modulus_bits
     return isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == spec.curve
 
@@ -716,7 +716,7 @@ def holds_valid_material(secret: Secret, spec: KeySpec, rotate: bool) -> bool:
     for materials in readings(secret):
         if rotate:
             if (
-                1 <= len(materials) <= protocol.MAX_ON_DEMAND_ROTATIONS + 1
+                1 <= len(materials) <= contract.MAX_ON_DEMAND_ROTATIONS + 1
                 and len(set(materials)) == len(materials)
                 and all(genuinely_valid(m, spec) for m in materials)
             ):
@@ -779,7 +779,7 @@ def queue_secret(secrets: stubbing.SecretsStub, secret: Secret) -> None:
 
 
 @pytest.mark.usefixtures("private_keys")
-@pytest.mark.parametrize("encoding", protocol.MATERIAL_ENCODINGS)
+@pytest.mark.parametrize("encoding", contract.MATERIAL_ENCODINGS)
 @pytest.mark.parametrize("spec_name", tuple(KEY_SPECS))
 @campaign(SECRET_EXAMPLES_PER_PAIR)
 @given(data=st.data())
@@ -794,7 +794,7 @@ def test_secret_contents_are_refused_unless_valid(
     spec = KEY_SPECS[spec_name]
     json_field = data.draw(JSON_FIELDS, label="json_field")
     # The construct refuses rotation for every other spec (see the regression at the end).
-    rotate = spec.family == key_specs.SYMMETRIC and data.draw(st.booleans(), label="rotate")
+    rotate = spec.family == contract.SYMMETRIC and data.draw(st.booleans(), label="rotate")
     request = replace(
         kts.request_for(spec_name, encoding=encoding, json_field=json_field),
         rotate_on_material_change=rotate,
@@ -862,32 +862,32 @@ def test_secret_contents_are_refused_unless_valid(
 # --- property 2 ---------------------------------------------------------------------------------
 
 PROPERTY_NAMES: Final = (
-    protocol.PROP_KEY_ID,
-    protocol.PROP_SECRET_ARN,
-    protocol.PROP_KEY_SPEC,
-    protocol.PROP_KEY_USAGE,
-    protocol.PROP_MATERIAL_ENCODING,
-    protocol.PROP_JSON_FIELD,
-    protocol.PROP_WRAPPING_ALGORITHM,
-    protocol.PROP_WRAPPING_KEY_SPEC,
-    protocol.PROP_EXPIRATION_MODEL,
-    protocol.PROP_VALIDITY_DAYS,
-    protocol.PROP_MATERIAL_VERSION_ID,
-    protocol.PROP_ROTATE_ON_MATERIAL_CHANGE,
-    protocol.PROP_DELETE_MATERIAL_ON_REMOVAL,
+    contract.PROP_KEY_ID,
+    contract.PROP_SECRET_ARN,
+    contract.PROP_KEY_SPEC,
+    contract.PROP_KEY_USAGE,
+    contract.PROP_MATERIAL_ENCODING,
+    contract.PROP_JSON_FIELD,
+    contract.PROP_WRAPPING_ALGORITHM,
+    contract.PROP_WRAPPING_KEY_SPEC,
+    contract.PROP_EXPIRATION_MODEL,
+    contract.PROP_VALIDITY_DAYS,
+    contract.PROP_MATERIAL_VERSION_ID,
+    contract.PROP_ROTATE_ON_MATERIAL_CHANGE,
+    contract.PROP_DELETE_MATERIAL_ON_REMOVAL,
 )
 # Every value some property takes, and near misses of them.
 _TOKENS: Final = (
     *KEY_SPECS,
-    *key_specs.REFUSED_KEY_SPECS,
-    *protocol.WRAPPING_ALGORITHMS,
-    *protocol.WRAPPING_KEY_SPECS,
-    *protocol.EXPIRATION_MODELS,
-    *protocol.MATERIAL_ENCODINGS,
-    key_specs.ENCRYPT_DECRYPT,
-    key_specs.SIGN_VERIFY,
-    key_specs.GENERATE_VERIFY_MAC,
-    key_specs.KEY_AGREEMENT,
+    *contract.REFUSED_KEY_SPECS,
+    *contract.WRAPPING_ALGORITHMS,
+    *contract.WRAPPING_KEY_SPECS,
+    *contract.EXPIRATION_MODELS,
+    *contract.MATERIAL_ENCODINGS,
+    contract.ENCRYPT_DECRYPT,
+    contract.SIGN_VERIFY,
+    contract.GENERATE_VERIFY_MAC,
+    contract.KEY_AGREEMENT,
     "true",
     "false",
     "True",
@@ -920,7 +920,7 @@ def mutated_properties(draw: st.DrawFn) -> dict[str, Any]:
     """The construct's properties for a random spec; half the time up to four of them dropped
     or replaced by hostile values; random extra keys."""
     spec = KEY_SPECS[draw(st.sampled_from(tuple(KEY_SPECS)))]
-    algorithm, wrapping_key_spec = draw(st.sampled_from(key_specs.allowed_wrappings(spec)))
+    algorithm, wrapping_key_spec = draw(st.sampled_from(contract.allowed_wrappings(spec)))
     expiring = draw(st.booleans())
     properties: dict[str, Any] = import_properties(
         stubbing.KEY_ID,
@@ -929,9 +929,9 @@ def mutated_properties(draw: st.DrawFn) -> dict[str, Any]:
         KeyUsage=draw(st.sampled_from(spec.usages)),
         WrappingAlgorithm=algorithm,
         WrappingKeySpec=wrapping_key_spec,
-        ExpirationModel=protocol.KEY_MATERIAL_EXPIRES if expiring else DOES_NOT_EXPIRE,
-        MaterialEncoding=draw(st.sampled_from(protocol.MATERIAL_ENCODINGS)),
-        RotateOnMaterialChange="true" if spec.family == key_specs.SYMMETRIC else "false",
+        ExpirationModel=contract.KEY_MATERIAL_EXPIRES if expiring else DOES_NOT_EXPIRE,
+        MaterialEncoding=draw(st.sampled_from(contract.MATERIAL_ENCODINGS)),
+        RotateOnMaterialChange="true" if spec.family == contract.SYMMETRIC else "false",
     )
     mutated = draw(
         st.just(frozenset[str]())
@@ -957,22 +957,20 @@ def check_request(request: ImportRequest, properties: Mapping[str, Any]) -> None
     for SYMMETRIC_DEFAULT; see the regression at the end.)"""
     assert request.key_spec in KEY_SPECS
     spec = request.spec
-    assert request.key_id == properties[protocol.PROP_KEY_ID]
+    assert request.key_id == properties[contract.PROP_KEY_ID]
     assert request.key_id
-    assert request.secret_arn == properties[protocol.PROP_SECRET_ARN]
+    assert request.secret_arn == properties[contract.PROP_SECRET_ARN]
     assert request.secret_arn
     assert request.key_usage in spec.usages
-    assert request.wrapping_algorithm in protocol.WRAPPING_ALGORITHMS
-    assert request.wrapping_key_spec in protocol.WRAPPING_KEY_SPECS
-    refusal = key_specs.wrapping_refusal(
-        spec, request.wrapping_algorithm, request.wrapping_key_spec
-    )
+    assert request.wrapping_algorithm in contract.WRAPPING_ALGORITHMS
+    assert request.wrapping_key_spec in contract.WRAPPING_KEY_SPECS
+    refusal = contract.wrapping_refusal(spec, request.wrapping_algorithm, request.wrapping_key_spec)
     assert refusal is None
-    assert request.material_encoding in protocol.MATERIAL_ENCODINGS
-    assert request.expiration_model in protocol.EXPIRATION_MODELS
-    if request.expiration_model == protocol.KEY_MATERIAL_EXPIRES:
+    assert request.material_encoding in contract.MATERIAL_ENCODINGS
+    assert request.expiration_model in contract.EXPIRATION_MODELS
+    if request.expiration_model == contract.KEY_MATERIAL_EXPIRES:
         assert request.validity_days is not None
-        assert protocol.MIN_VALIDITY_DAYS <= request.validity_days <= protocol.MAX_VALIDITY_DAYS
+        assert contract.MIN_VALIDITY_DAYS <= request.validity_days <= contract.MAX_VALIDITY_DAYS
     else:
         assert request.validity_days is None
     for optional in (request.json_field, request.material_version_id):
@@ -1068,7 +1066,7 @@ CFN_FIELDS: Final = ("RequestType", "ResponseURL", *REQUIRED_FIELDS)
 # Keys the campaign does not add at random: they route the event elsewhere, or (crhelper's
 # private ones) change what crhelper does; see the regression at the end.
 RESERVED_KEYS: Final = frozenset(
-    {*CFN_FIELDS, "PhysicalResourceId", "ResourceProperties", protocol.RENEWAL_EVENT}
+    {*CFN_FIELDS, "PhysicalResourceId", "ResourceProperties", contract.RENEWAL_EVENT}
 )
 EXTRA_KEYS: Final = st.text(max_size=20).filter(
     lambda key: key not in RESERVED_KEYS and not key.startswith("CrHelper")
@@ -1106,9 +1104,9 @@ def resource_properties(draw: st.DrawFn) -> Any:
     )
     if kind.startswith("construct"):
         spec = draw(
-            st.sampled_from([protocol.SYMMETRIC_DEFAULT, protocol.SYMMETRIC_DEFAULT, "HMAC_256"])
+            st.sampled_from([contract.SYMMETRIC_DEFAULT, contract.SYMMETRIC_DEFAULT, "HMAC_256"])
         )
-        algorithm, wrapping_key_spec = key_specs.default_wrapping(KEY_SPECS[spec])
+        algorithm, wrapping_key_spec = contract.default_wrapping(KEY_SPECS[spec])
         properties = import_properties(
             stubbing.KEY_ID,
             stubbing.SECRET_ARN,
@@ -1168,8 +1166,8 @@ def expected_status(event: Mapping[str, Any], kms_mode: str) -> str:
     properties = event.get("ResourceProperties") or {}
     if not isinstance(properties, Mapping):
         return "FAILED"
-    key_id = str(properties.get(protocol.PROP_KEY_ID, ""))
-    revocation = str(properties.get(protocol.PROP_DELETE_MATERIAL_ON_REMOVAL, "")).lower()
+    key_id = str(properties.get(contract.PROP_KEY_ID, ""))
+    revocation = str(properties.get(contract.PROP_DELETE_MATERIAL_ON_REMOVAL, "")).lower()
     if revocation == "true" and key_id and kms_mode != "key gone":
         return "FAILED"
     if "PhysicalResourceId" not in event and "/" not in event["StackId"]:
@@ -1301,7 +1299,7 @@ def test_cloudformation_events_are_ignored_or_answered_once(
 
 # --- property 4 ---------------------------------------------------------------------------------
 
-RENEW_BEFORE_MAX: Final = protocol.MAX_VALIDITY_DAYS * 86400
+RENEW_BEFORE_MAX: Final = contract.MAX_VALIDITY_DAYS * 86400
 RENEW_BEFORE_VALUES: Final = (
     st.sampled_from(["2592000", "1", "0", "-1", str(RENEW_BEFORE_MAX), str(RENEW_BEFORE_MAX + 1)])
     | st.integers()
@@ -1310,7 +1308,7 @@ RENEW_BEFORE_VALUES: Final = (
     | st.text(max_size=12)
 )
 TRIGGERS: Final = (
-    st.sampled_from(protocol.RENEWAL_TRIGGERS)
+    st.sampled_from(contract.RENEWAL_TRIGGERS)
     | st.sampled_from(["Schedule", "material_expired", ""])
     | st.text(max_size=20)
     | WRONG_TYPES
@@ -1324,18 +1322,18 @@ def renewal_bodies(draw: st.DrawFn) -> Any:
         return draw(JSON_SCALARS | st.lists(JSON_VALUES, max_size=3))
     if shape == "random map":
         names = st.sampled_from(
-            [protocol.RENEWAL_TRIGGER, protocol.RENEWAL_RENEW_BEFORE_SECONDS, "Properties"]
+            [contract.RENEWAL_TRIGGER, contract.RENEWAL_RENEW_BEFORE_SECONDS, "Properties"]
         )
         return draw(st.dictionaries(names | st.text(max_size=15), JSON_VALUES, max_size=5))
     body: dict[str, Any] = {
-        protocol.RENEWAL_TRIGGER: protocol.TRIGGER_SCHEDULE,
-        protocol.RENEWAL_RENEW_BEFORE_SECONDS: "2592000",
-        protocol.RENEWAL_PROPERTIES: import_properties(stubbing.KEY_ID, stubbing.SECRET_ARN),
+        contract.RENEWAL_TRIGGER: contract.TRIGGER_SCHEDULE,
+        contract.RENEWAL_RENEW_BEFORE_SECONDS: "2592000",
+        contract.RENEWAL_PROPERTIES: import_properties(stubbing.KEY_ID, stubbing.SECRET_ARN),
     }
     replacements = {
-        protocol.RENEWAL_TRIGGER: TRIGGERS,
-        protocol.RENEWAL_RENEW_BEFORE_SECONDS: RENEW_BEFORE_VALUES,
-        protocol.RENEWAL_PROPERTIES: PROPERTY_MAPS | JSON_SCALARS | st.lists(JSON_SCALARS),
+        contract.RENEWAL_TRIGGER: TRIGGERS,
+        contract.RENEWAL_RENEW_BEFORE_SECONDS: RENEW_BEFORE_VALUES,
+        contract.RENEWAL_PROPERTIES: PROPERTY_MAPS | JSON_SCALARS | st.lists(JSON_SCALARS),
     }
     mutated = draw(
         st.just(frozenset[str]()) | st.frozensets(st.sampled_from(sorted(replacements)), min_size=1)
@@ -1352,8 +1350,8 @@ def renewal_bodies(draw: st.DrawFn) -> Any:
 def not_due_metadata() -> dict[str, Any]:
     return stubbing.key_metadata(
         state="Enabled",
-        expiration_model=protocol.KEY_MATERIAL_EXPIRES,
-        valid_to=datetime.now(UTC) + timedelta(days=protocol.MAX_VALIDITY_DAYS + 35),
+        expiration_model=contract.KEY_MATERIAL_EXPIRES,
+        valid_to=datetime.now(UTC) + timedelta(days=contract.MAX_VALIDITY_DAYS + 35),
     )
 
 
@@ -1374,7 +1372,7 @@ def test_renewal_events_fail_cleanly_or_summarise(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     tally = TALLY[RENEWALS_P]
-    event = {**extra, protocol.RENEWAL_EVENT: body}
+    event = {**extra, contract.RENEWAL_EVENT: body}
     entry._helper = None
     caplog.set_level(logging.DEBUG)
     caplog.clear()
@@ -1430,7 +1428,7 @@ def test_deeply_nested_json_secret_is_an_import_failure(
     text: str, json_field: str | None, kms: stubbing.KmsStub, secrets: stubbing.SecretsStub
 ) -> None:
     secrets.add_secret(SecretString=text)
-    request = kts.request_for(protocol.SYMMETRIC_DEFAULT, json_field=json_field)
+    request = kts.request_for(contract.SYMMETRIC_DEFAULT, json_field=json_field)
     reason = stubbing.failure_reason(
         lambda: importer.import_from_secret(kms.client, secrets.client, request, now=NOW),
         kms,
@@ -1446,7 +1444,7 @@ def test_crhelper_private_keys_do_not_skip_the_import(
     url = cfn_server.response_url("crhelper-poll")
     event = cfn_event("Create", import_properties(stubbing.KEY_ID, stubbing.SECRET_ARN), url)
     event["CrHelperPoll"] = True
-    event["CrHelperData"] = {protocol.ATTR_KEY_ARN: "arn:aws:kms:us-east-1:1:key/not-imported"}
+    event["CrHelperData"] = {contract.ATTR_KEY_ARN: "arn:aws:kms:us-east-1:1:key/not-imported"}
     with fresh_stubs(base_clients) as (_kms, secrets):
         outcome = invoke(event, FakeLambdaContext(CONTEXT_S))
     assert outcome.error is None
@@ -1460,7 +1458,7 @@ def test_rotation_on_a_non_symmetric_spec_is_refused_before_kms(
     spec_name: str, base_clients: Clients
 ) -> None:
     spec = KEY_SPECS[spec_name]
-    algorithm, wrapping_key_spec = key_specs.default_wrapping(spec)
+    algorithm, wrapping_key_spec = contract.default_wrapping(spec)
     properties = import_properties(
         stubbing.KEY_ID,
         stubbing.SECRET_ARN,

@@ -11,7 +11,7 @@ from support.cfn_server import CfnResponseServer
 from support.events import REGION, cfn_event
 from support.lambda_context import FakeLambdaContext
 
-from imported_key_handler import cfn, entry, protocol, response
+from imported_key_handler import cfn, contract, entry, response
 
 
 class Blackhole:
@@ -107,12 +107,12 @@ def test_a_hung_import_is_answered_before_the_function_times_out(
         monkeypatch.setattr(entry, "_helper", None)
         url = server.response_url("hung")
         properties = {
-            protocol.PROP_KEY_ID: "1234abcd-12ab-34cd-56ef-1234567890ab",
-            protocol.PROP_SECRET_ARN: f"arn:aws:secretsmanager:{REGION}:000000000000:secret:x",
-            protocol.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
-            protocol.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_256",
-            protocol.PROP_WRAPPING_KEY_SPEC: "RSA_4096",
-            protocol.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_DOES_NOT_EXPIRE",
+            contract.PROP_KEY_ID: "1234abcd-12ab-34cd-56ef-1234567890ab",
+            contract.PROP_SECRET_ARN: f"arn:aws:secretsmanager:{REGION}:000000000000:secret:x",
+            contract.PROP_KEY_SPEC: "SYMMETRIC_DEFAULT",
+            contract.PROP_WRAPPING_ALGORITHM: "RSAES_OAEP_SHA_256",
+            contract.PROP_WRAPPING_KEY_SPEC: "RSA_4096",
+            contract.PROP_EXPIRATION_MODEL: "KEY_MATERIAL_DOES_NOT_EXPIRE",
         }
         # 1.5 s of work left before the handler must stop and answer.
         context = FakeLambdaContext(response.WORST_CASE_S + 1.5)

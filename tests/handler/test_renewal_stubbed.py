@@ -31,7 +31,7 @@ import boto3
 import pytest
 import stubbing
 
-from imported_key_handler import clients, entry, protocol, renewal
+from imported_key_handler import clients, contract, entry, renewal
 from imported_key_handler.errors import ImportFailure
 from imported_key_handler.renewal import (
     RenewalRequest,
@@ -44,9 +44,9 @@ from imported_key_handler.renewal import (
 from imported_key_handler.request import ImportRequest
 
 SENTINEL: Final = stubbing.SENTINEL_MATERIAL
-EXPIRES: Final = protocol.KEY_MATERIAL_EXPIRES
-DOES_NOT_EXPIRE: Final = protocol.KEY_MATERIAL_DOES_NOT_EXPIRE
-OAEP_256: Final = protocol.RSAES_OAEP_SHA_256
+EXPIRES: Final = contract.KEY_MATERIAL_EXPIRES
+DOES_NOT_EXPIRE: Final = contract.KEY_MATERIAL_DOES_NOT_EXPIRE
+OAEP_256: Final = contract.RSAES_OAEP_SHA_256
 WRAPPING_SPEC: Final = "RSA_2048"
 # A fixed clock with a fraction of a second: the new ValidTo must come out in whole seconds.
 NOW: Final = datetime(2026, 11, 28, 12, 30, 15, 750_000, tzinfo=UTC)
@@ -66,17 +66,17 @@ AUDIT_LOGGER: Final = "imported_key_handler.audit"
 
 # The custom resource's own properties, as the construct puts them into the rule's input.
 PROPERTIES: Final[Mapping[str, str]] = {
-    protocol.PROP_KEY_ID: stubbing.KEY_ID,
-    protocol.PROP_SECRET_ARN: stubbing.SECRET_ARN,
-    protocol.PROP_KEY_SPEC: protocol.SYMMETRIC_DEFAULT,
-    protocol.PROP_WRAPPING_ALGORITHM: OAEP_256,
-    protocol.PROP_WRAPPING_KEY_SPEC: WRAPPING_SPEC,
-    protocol.PROP_EXPIRATION_MODEL: EXPIRES,
-    protocol.PROP_VALIDITY_DAYS: str(VALIDITY_DAYS),
+    contract.PROP_KEY_ID: stubbing.KEY_ID,
+    contract.PROP_SECRET_ARN: stubbing.SECRET_ARN,
+    contract.PROP_KEY_SPEC: contract.SYMMETRIC_DEFAULT,
+    contract.PROP_WRAPPING_ALGORITHM: OAEP_256,
+    contract.PROP_WRAPPING_KEY_SPEC: WRAPPING_SPEC,
+    contract.PROP_EXPIRATION_MODEL: EXPIRES,
+    contract.PROP_VALIDITY_DAYS: str(VALIDITY_DAYS),
 }
 NEVER_EXPIRES_PROPERTIES: Final[Mapping[str, str]] = {
-    k: v for k, v in PROPERTIES.items() if k != protocol.PROP_VALIDITY_DAYS
-} | {protocol.PROP_EXPIRATION_MODEL: DOES_NOT_EXPIRE}
+    k: v for k, v in PROPERTIES.items() if k != contract.PROP_VALIDITY_DAYS
+} | {contract.PROP_EXPIRATION_MODEL: DOES_NOT_EXPIRE}
 
 
 class _Missing:
@@ -88,17 +88,17 @@ MISSING: Final = _Missing()
 
 def renewal_event(
     *,
-    trigger: object = protocol.TRIGGER_SCHEDULE,
+    trigger: object = contract.TRIGGER_SCHEDULE,
     renew_before: object = str(WINDOW_SECONDS),
     properties: object = PROPERTIES,
 ) -> dict[str, Any]:
     """The event the construct's rules send; MISSING leaves a field out."""
     body = {
-        protocol.RENEWAL_TRIGGER: trigger,
-        protocol.RENEWAL_RENEW_BEFORE_SECONDS: renew_before,
-        protocol.RENEWAL_PROPERTIES: properties,
+        contract.RENEWAL_TRIGGER: trigger,
+        contract.RENEWAL_RENEW_BEFORE_SECONDS: renew_before,
+        contract.RENEWAL_PROPERTIES: properties,
     }
-    return {protocol.RENEWAL_EVENT: {k: v for k, v in body.items() if v is not MISSING}}
+    return {contract.RENEWAL_EVENT: {k: v for k, v in body.items() if v is not MISSING}}
 
 
 RENEWAL: Final = RenewalRequest.from_event(renewal_event())
@@ -228,14 +228,14 @@ def audit_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 # --- RenewalRequest.from_event -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("trigger", [protocol.TRIGGER_SCHEDULE, protocol.TRIGGER_MATERIAL_EXPIRED])
+@pytest.mark.parametrize("trigger", [contract.TRIGGER_SCHEDULE, contract.TRIGGER_MATERIAL_EXPIRED])
 def test_a_construct_event_becomes_a_renewal_request(trigger: str) -> None:
     parsed = RenewalRequest.from_event(renewal_event(trigger=trigger, renew_before="86400"))
     assert parsed == RenewalRequest(
         import_request=ImportRequest(
             key_id=stubbing.KEY_ID,
             secret_arn=stubbing.SECRET_ARN,
-            key_spec=protocol.SYMMETRIC_DEFAULT,
+            key_spec=contract.SYMMETRIC_DEFAULT,
             wrapping_algorithm=OAEP_256,
             wrapping_key_spec=WRAPPING_SPEC,
             expiration_model=EXPIRES,
@@ -253,16 +253,16 @@ def test_a_construct_event_becomes_a_renewal_request(trigger: str) -> None:
     "event",
     [
         pytest.param({}, id="no-body"),
-        pytest.param({protocol.RENEWAL_EVENT: None}, id="null-body"),
-        pytest.param({protocol.RENEWAL_EVENT: "schedule"}, id="string-body"),
-        pytest.param({protocol.RENEWAL_EVENT: [PROPERTIES]}, id="list-body"),
-        pytest.param({protocol.RENEWAL_PROPERTIES: PROPERTIES}, id="properties-at-top-level"),
+        pytest.param({contract.RENEWAL_EVENT: None}, id="null-body"),
+        pytest.param({contract.RENEWAL_EVENT: "schedule"}, id="string-body"),
+        pytest.param({contract.RENEWAL_EVENT: [PROPERTIES]}, id="list-body"),
+        pytest.param({contract.RENEWAL_PROPERTIES: PROPERTIES}, id="properties-at-top-level"),
     ],
 )
 def test_an_event_without_a_renewal_body_is_refused(event: dict[str, Any]) -> None:
     with pytest.raises(ImportFailure) as caught:
         RenewalRequest.from_event(event)
-    assert caught.value.reason == (f"Not a renewal event: {protocol.RENEWAL_EVENT} is missing.")
+    assert caught.value.reason == (f"Not a renewal event: {contract.RENEWAL_EVENT} is missing.")
 
 
 @pytest.mark.parametrize(
@@ -272,7 +272,7 @@ def test_an_unknown_trigger_is_refused(trigger: object) -> None:
     reason = stubbing.failure_reason(
         lambda: RenewalRequest.from_event(renewal_event(trigger=trigger))
     )
-    assert f"has {protocol.RENEWAL_TRIGGER}=" in reason
+    assert f"has {contract.RENEWAL_TRIGGER}=" in reason
     assert reason.endswith("expected one of schedule, material-expired.")
 
 
@@ -286,40 +286,40 @@ def test_a_renew_before_that_is_not_a_positive_whole_number_is_refused(
     reason = stubbing.failure_reason(
         lambda: RenewalRequest.from_event(renewal_event(renew_before=renew_before))
     )
-    assert f"needs {protocol.RENEWAL_RENEW_BEFORE_SECONDS} between 1 and" in reason
+    assert f"needs {contract.RENEWAL_RENEW_BEFORE_SECONDS} between 1 and" in reason
     assert "created by the ImportedKey construct" in reason
 
 
 def test_an_absurdly_large_renew_before_is_refused_with_a_reason() -> None:
     with pytest.raises(ImportFailure) as caught:
         RenewalRequest.from_event(renewal_event(renew_before="1" + "0" * 20))
-    assert protocol.RENEWAL_RENEW_BEFORE_SECONDS in caught.value.reason
+    assert contract.RENEWAL_RENEW_BEFORE_SECONDS in caught.value.reason
 
 
 @pytest.mark.parametrize("properties", [MISSING, None, "KeyId=x", [PROPERTIES], 42])
 def test_an_event_without_a_properties_object_is_refused(properties: object) -> None:
     with pytest.raises(ImportFailure) as caught:
         RenewalRequest.from_event(renewal_event(properties=properties))
-    assert caught.value.reason == (f"Renewal event has no {protocol.RENEWAL_PROPERTIES} object.")
+    assert caught.value.reason == (f"Renewal event has no {contract.RENEWAL_PROPERTIES} object.")
 
 
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        ({protocol.PROP_KEY_ID: ""}, "Property KeyId is missing"),
-        ({protocol.PROP_SECRET_ARN: None}, "Property SecretArn is missing"),
-        ({protocol.PROP_KEY_SPEC: "ML_DSA_44"}, "Property KeySpec='ML_DSA_44' is not supported"),
+        ({contract.PROP_KEY_ID: ""}, "Property KeyId is missing"),
+        ({contract.PROP_SECRET_ARN: None}, "Property SecretArn is missing"),
+        ({contract.PROP_KEY_SPEC: "ML_DSA_44"}, "Property KeySpec='ML_DSA_44' is not supported"),
         (
-            {protocol.PROP_WRAPPING_ALGORITHM: "RSAES_PKCS1_V1_5"},
+            {contract.PROP_WRAPPING_ALGORITHM: "RSAES_PKCS1_V1_5"},
             "Property WrappingAlgorithm='RSAES_PKCS1_V1_5' is not supported",
         ),
         (
-            {protocol.PROP_WRAPPING_ALGORITHM: protocol.RSA_AES_KEY_WRAP_SHA_256},
+            {contract.PROP_WRAPPING_ALGORITHM: contract.RSA_AES_KEY_WRAP_SHA_256},
             "SYMMETRIC_DEFAULT material cannot be wrapped with RSA_AES_KEY_WRAP_SHA_256 under "
             f"{WRAPPING_SPEC}",
         ),
-        ({protocol.PROP_VALIDITY_DAYS: "400"}, "Property ValidityDays='400' must be"),
-        ({protocol.PROP_EXPIRATION_MODEL: "NEVER"}, "Property ExpirationModel='NEVER'"),
+        ({contract.PROP_VALIDITY_DAYS: "400"}, "Property ValidityDays='400' must be"),
+        ({contract.PROP_EXPIRATION_MODEL: "NEVER"}, "Property ExpirationModel='NEVER'"),
     ],
 )
 def test_invalid_properties_are_refused_by_the_request_validation(
@@ -331,7 +331,7 @@ def test_invalid_properties_are_refused_by_the_request_validation(
 
 
 def test_properties_without_validity_days_for_expiring_material_are_refused() -> None:
-    properties = {k: v for k, v in PROPERTIES.items() if k != protocol.PROP_VALIDITY_DAYS}
+    properties = {k: v for k, v in PROPERTIES.items() if k != contract.PROP_VALIDITY_DAYS}
     with pytest.raises(ImportFailure) as caught:
         RenewalRequest.from_event(renewal_event(properties=properties))
     assert "Property ValidityDays='None' must be a whole number of days" in caught.value.reason
@@ -342,7 +342,7 @@ def test_properties_without_validity_days_for_expiring_material_are_refused() ->
     [
         pytest.param(renewal_event(), True, id="renewal"),
         pytest.param(renewal_event(trigger="bogus"), True, id="renewal-with-bad-trigger"),
-        pytest.param({protocol.RENEWAL_EVENT: "x"}, False, id="body-not-a-mapping"),
+        pytest.param({contract.RENEWAL_EVENT: "x"}, False, id="body-not-a-mapping"),
         pytest.param({"detail-type": "Scheduled Event", "detail": {}}, False, id="scheduled"),
         pytest.param({"RequestType": "Create"}, False, id="cloudformation"),
         pytest.param([renewal_event()], False, id="list"),
@@ -454,7 +454,7 @@ def test_material_inside_the_window_is_reimported_with_a_new_valid_to(
     stubbing.assert_all_answered(kms, secrets)
 
 
-@pytest.mark.parametrize("trigger", [protocol.TRIGGER_MATERIAL_EXPIRED, protocol.TRIGGER_SCHEDULE])
+@pytest.mark.parametrize("trigger", [contract.TRIGGER_MATERIAL_EXPIRED, contract.TRIGGER_SCHEDULE])
 def test_a_key_whose_material_expired_is_restored(
     kms: stubbing.KmsStub,
     secrets: stubbing.SecretsStub,
@@ -547,7 +547,7 @@ def test_a_stuck_key_is_refused_after_one_describe(
 def test_a_stuck_multi_region_key_reason_fits_whole(
     kms: stubbing.KmsStub, secrets: stubbing.SecretsStub
 ) -> None:
-    properties = {**PROPERTIES, protocol.PROP_KEY_ID: stubbing.LONG_KEY_ID}
+    properties = {**PROPERTIES, contract.PROP_KEY_ID: stubbing.LONG_KEY_ID}
     request = RenewalRequest.from_event(renewal_event(properties=properties))
     kms.add_describe(
         stubbing.key_metadata(state="PendingReplicaDeletion"), key_id=stubbing.LONG_KEY_ID
@@ -854,7 +854,7 @@ def test_the_handler_renews_a_due_key_and_returns_the_summary(
     valid_to = NOW + timedelta(days=3)
     key = queue_due_renewal(kms, secrets, valid_to=valid_to)
 
-    summary = entry.handler(renewal_event(trigger=protocol.TRIGGER_MATERIAL_EXPIRED), None)
+    summary = entry.handler(renewal_event(trigger=contract.TRIGGER_MATERIAL_EXPIRED), None)
 
     assert summary == {
         "KeyId": stubbing.KEY_ID,
@@ -910,7 +910,7 @@ def test_the_handler_raises_for_a_malformed_renewal_event_without_any_call(
 ) -> None:
     with pytest.raises(ImportFailure) as caught:
         entry.handler(renewal_event(renew_before="0"), None)
-    assert protocol.RENEWAL_RENEW_BEFORE_SECONDS in caught.value.reason
+    assert contract.RENEWAL_RENEW_BEFORE_SECONDS in caught.value.reason
     assert kms.recorder.operations == []
     assert secrets.recorder.operations == []
     assert entry._helper is None

@@ -3,7 +3,7 @@
 import pytest
 import stubbing
 
-from imported_key_handler import protocol, revocation
+from imported_key_handler import contract, revocation
 from imported_key_handler.errors import ImportFailure
 
 
@@ -12,7 +12,7 @@ from imported_key_handler.errors import ImportFailure
     [("true", True), ("True", True), ("false", False), ("", False), (None, False), ("yes", False)],
 )
 def test_revocation_is_asked_for_only_by_true(value: str | None, expected: bool) -> None:
-    properties = {} if value is None else {protocol.PROP_DELETE_MATERIAL_ON_REMOVAL: value}
+    properties = {} if value is None else {contract.PROP_DELETE_MATERIAL_ON_REMOVAL: value}
     assert revocation.revocation_requested(properties) is expected
 
 

@@ -26,14 +26,14 @@ from typing import Any, Final
 import pytest
 import stubbing
 
-from imported_key_handler import cfn, clients, importer, protocol
+from imported_key_handler import cfn, clients, contract, importer
 from imported_key_handler.importer import ImportResult, import_from_secret
 from imported_key_handler.renewal import RenewalRequest, RenewalResult, renew_if_due
 from imported_key_handler.request import ImportRequest
 
-EXPIRES: Final = protocol.KEY_MATERIAL_EXPIRES
-DOES_NOT_EXPIRE: Final = protocol.KEY_MATERIAL_DOES_NOT_EXPIRE
-OAEP_256: Final = protocol.RSAES_OAEP_SHA_256
+EXPIRES: Final = contract.KEY_MATERIAL_EXPIRES
+DOES_NOT_EXPIRE: Final = contract.KEY_MATERIAL_DOES_NOT_EXPIRE
+OAEP_256: Final = contract.RSAES_OAEP_SHA_256
 WRAPPING_SPEC: Final = "RSA_2048"
 # The handler leaves ImportType out for material the key knows: KMS's default, EXISTING.
 EXISTING: Final = None
@@ -55,7 +55,7 @@ OLD: Final = stubbing.SENTINEL_MATERIAL
 MIDDLE: Final = b"SENTINEL-MID-MATERIAL-5555555555"
 NEW: Final = b"SENTINEL-NEW-MATERIAL-9876543210"
 MATERIALS: Final = (OLD, MIDDLE, NEW)
-assert all(len(m) == protocol.SYMMETRIC_MATERIAL_BYTES for m in MATERIALS)
+assert all(len(m) == contract.SYMMETRIC_MATERIAL_BYTES for m in MATERIALS)
 # KeyMaterialIds as KMS reports them: 64 lowercase hex characters.
 OLD_ID: Final = "a1" * 32
 MIDDLE_ID: Final = "c3" * 32
@@ -75,14 +75,14 @@ SECRET: Final = "GetSecretValue"
 ATTEMPT: Final = [PARAMETERS, IMPORT]
 
 PROPERTIES: Final[Mapping[str, str]] = {
-    protocol.PROP_KEY_ID: stubbing.KEY_ID,
-    protocol.PROP_SECRET_ARN: stubbing.SECRET_ARN,
-    protocol.PROP_KEY_SPEC: protocol.SYMMETRIC_DEFAULT,
-    protocol.PROP_WRAPPING_ALGORITHM: OAEP_256,
-    protocol.PROP_WRAPPING_KEY_SPEC: WRAPPING_SPEC,
-    protocol.PROP_EXPIRATION_MODEL: EXPIRES,
-    protocol.PROP_VALIDITY_DAYS: str(VALIDITY_DAYS),
-    protocol.PROP_ROTATE_ON_MATERIAL_CHANGE: "true",
+    contract.PROP_KEY_ID: stubbing.KEY_ID,
+    contract.PROP_SECRET_ARN: stubbing.SECRET_ARN,
+    contract.PROP_KEY_SPEC: contract.SYMMETRIC_DEFAULT,
+    contract.PROP_WRAPPING_ALGORITHM: OAEP_256,
+    contract.PROP_WRAPPING_KEY_SPEC: WRAPPING_SPEC,
+    contract.PROP_EXPIRATION_MODEL: EXPIRES,
+    contract.PROP_VALIDITY_DAYS: str(VALIDITY_DAYS),
+    contract.PROP_ROTATE_ON_MATERIAL_CHANGE: "true",
 }
 
 
@@ -95,7 +95,7 @@ def make_request(
     return ImportRequest(
         key_id=stubbing.KEY_ID,
         secret_arn=stubbing.SECRET_ARN,
-        key_spec=protocol.SYMMETRIC_DEFAULT,
+        key_spec=contract.SYMMETRIC_DEFAULT,
         wrapping_algorithm=OAEP_256,
         wrapping_key_spec=WRAPPING_SPEC,
         expiration_model=expiration_model,
@@ -117,7 +117,7 @@ def expected_valid_to(request: ImportRequest) -> datetime | None:
 
 def materials_document(*materials: bytes) -> str:
     return json.dumps(
-        {protocol.MATERIALS_FIELD: [base64.b64encode(m).decode("ascii") for m in materials]}
+        {contract.MATERIALS_FIELD: [base64.b64encode(m).decode("ascii") for m in materials]}
     )
 
 
@@ -573,7 +573,7 @@ def cfn_update(properties: Mapping[str, str]) -> dict[str, Any]:
         "StackId": f"arn:aws:cloudformation:{stubbing.REGION}:{stubbing.ACCOUNT}:stack/app/0",
         "RequestId": "11111111-2222-3333-4444-555555555555",
         "LogicalResourceId": "KeyMaterial",
-        "ResourceType": protocol.RESOURCE_TYPE,
+        "ResourceType": contract.RESOURCE_TYPE,
         "PhysicalResourceId": stubbing.KEY_ID,
         "ResourceProperties": {"ServiceToken": token, **properties},
         "OldResourceProperties": {"ServiceToken": token, **properties},
@@ -581,14 +581,14 @@ def cfn_update(properties: Mapping[str, str]) -> dict[str, Any]:
 
 
 NEVER_EXPIRES: Final[Mapping[str, str]] = {
-    k: v for k, v in PROPERTIES.items() if k != protocol.PROP_VALIDITY_DAYS
-} | {protocol.PROP_EXPIRATION_MODEL: DOES_NOT_EXPIRE}
+    k: v for k, v in PROPERTIES.items() if k != contract.PROP_VALIDITY_DAYS
+} | {contract.PROP_EXPIRATION_MODEL: DOES_NOT_EXPIRE}
 
 
 def test_without_rotation_new_material_is_a_failed_update_with_no_new_import_or_rotation(
     kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, imports: Imports, answers: Answers
 ) -> None:
-    properties = dict(NEVER_EXPIRES) | {protocol.PROP_ROTATE_ON_MATERIAL_CHANGE: "false"}
+    properties = dict(NEVER_EXPIRES) | {contract.PROP_ROTATE_ON_MATERIAL_CHANGE: "false"}
     request = make_request(rotate=False, expiration_model=DOES_NOT_EXPIRE)
     secrets.add_secret(SecretBinary=NEW)
     queue_check(kms, current=OLD_ID, request=request)
@@ -628,12 +628,12 @@ def test_a_rotating_update_answers_success_with_the_new_key_material_id(
     assert body["Status"] == "SUCCESS", body["Reason"]
     assert body["PhysicalResourceId"] == stubbing.KEY_ID
     assert body["Data"] == {
-        protocol.ATTR_KEY_ARN: stubbing.KEY_ARN,
-        protocol.ATTR_KEY_ID: stubbing.KEY_ID,
-        protocol.ATTR_VALID_TO: "",
-        protocol.ATTR_KEY_MATERIAL_ID: NEW_ID,
+        contract.ATTR_KEY_ARN: stubbing.KEY_ARN,
+        contract.ATTR_KEY_ID: stubbing.KEY_ID,
+        contract.ATTR_VALID_TO: "",
+        contract.ATTR_KEY_MATERIAL_ID: NEW_ID,
         # The id KMS returned for the new material is the one DescribeKey reports as current.
-        protocol.ATTR_VERIFIED: "KeyMaterialId",
+        contract.ATTR_VERIFIED: "KeyMaterialId",
     }
     assert imports.sent() == [OLD, NEW, NEW]
 
@@ -677,7 +677,7 @@ def test_the_rotation_quota_is_named_as_such_not_as_throttling(
     reason = failure(kms, secrets)
 
     assert "RotateKeyOnDemand" in reason
-    assert re.search(rf"\b{protocol.MAX_ON_DEMAND_ROTATIONS}\b", reason)
+    assert re.search(rf"\b{contract.MAX_ON_DEMAND_ROTATIONS}\b", reason)
     assert "throttled" not in reason
 
 
@@ -691,8 +691,8 @@ def test_the_material_version_property_selects_the_secret_version(
     request = ImportRequest.from_properties(
         dict(PROPERTIES)
         | {
-            protocol.PROP_MATERIAL_VERSION_ID: VERSION_ID,
-            protocol.PROP_ROTATE_ON_MATERIAL_CHANGE: str(rotate).lower(),
+            contract.PROP_MATERIAL_VERSION_ID: VERSION_ID,
+            contract.PROP_ROTATE_ON_MATERIAL_CHANGE: str(rotate).lower(),
         }
     )
     assert request == make_request(rotate=rotate, version_id=VERSION_ID)
@@ -936,11 +936,11 @@ def test_the_response_data_carries_the_key_material_id_and_how_it_was_verified(
 ) -> None:
     result = replace(result_with(material_id), verified=verified)
     assert cfn.data_for(result) == {
-        protocol.ATTR_KEY_ARN: stubbing.KEY_ARN,
-        protocol.ATTR_KEY_ID: stubbing.KEY_ID,
-        protocol.ATTR_VALID_TO: VALID_TO.isoformat(),
-        protocol.ATTR_KEY_MATERIAL_ID: reported_id,
-        protocol.ATTR_VERIFIED: reported_verified,
+        contract.ATTR_KEY_ARN: stubbing.KEY_ARN,
+        contract.ATTR_KEY_ID: stubbing.KEY_ID,
+        contract.ATTR_VALID_TO: VALID_TO.isoformat(),
+        contract.ATTR_KEY_MATERIAL_ID: reported_id,
+        contract.ATTR_VERIFIED: reported_verified,
     }
 
 

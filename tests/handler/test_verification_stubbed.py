@@ -23,9 +23,9 @@ import stubbing
 from botocore.stub import ANY
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from imported_key_handler.contract import KEY_SPECS, default_wrapping
 from imported_key_handler.errors import ImportFailure
 from imported_key_handler.importer import ImportResult, import_from_secret
-from imported_key_handler.key_specs import KEY_SPECS, default_wrapping
 from imported_key_handler.request import ImportRequest
 
 DESCRIBE: Final = "DescribeKey"
@@ -166,7 +166,8 @@ def queue_hmac(
 
 @pytest.mark.parametrize(
     ("spec", "length"),
-    [(spec, None) for spec in HMAC_SPECS] + [("HMAC_256", 128), ("HMAC_384", 100)],
+    [(spec, None) for spec in HMAC_SPECS]
+    + [("HMAC_256", 64), ("HMAC_384", 128), ("HMAC_512", 100)],
 )
 def test_a_matching_mac_verifies_the_import(
     kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, spec: str, length: int | None

@@ -85,19 +85,19 @@ def cfn_event(
 
 def import_properties(key_id: str, secret_arn: str, **overrides: str) -> dict[str, str]:
     """The custom resource's properties as the construct writes them, with its defaults."""
-    from imported_key_handler import protocol
+    from imported_key_handler import contract
 
     properties = {
-        protocol.PROP_KEY_ID: key_id,
-        protocol.PROP_SECRET_ARN: secret_arn,
-        protocol.PROP_KEY_SPEC: protocol.SYMMETRIC_DEFAULT,
-        protocol.PROP_WRAPPING_ALGORITHM: protocol.RSAES_OAEP_SHA_256,
-        protocol.PROP_WRAPPING_KEY_SPEC: "RSA_4096",
-        protocol.PROP_EXPIRATION_MODEL: protocol.KEY_MATERIAL_EXPIRES,
-        protocol.PROP_VALIDITY_DAYS: "365",
-        protocol.PROP_DELETE_MATERIAL_ON_REMOVAL: "false",
+        contract.PROP_KEY_ID: key_id,
+        contract.PROP_SECRET_ARN: secret_arn,
+        contract.PROP_KEY_SPEC: contract.SYMMETRIC_DEFAULT,
+        contract.PROP_WRAPPING_ALGORITHM: contract.RSAES_OAEP_SHA_256,
+        contract.PROP_WRAPPING_KEY_SPEC: "RSA_4096",
+        contract.PROP_EXPIRATION_MODEL: contract.KEY_MATERIAL_EXPIRES,
+        contract.PROP_VALIDITY_DAYS: "365",
+        contract.PROP_DELETE_MATERIAL_ON_REMOVAL: "false",
     }
     properties.update(overrides)
-    if properties[protocol.PROP_EXPIRATION_MODEL] == protocol.KEY_MATERIAL_DOES_NOT_EXPIRE:
-        del properties[protocol.PROP_VALIDITY_DAYS]
+    if properties[contract.PROP_EXPIRATION_MODEL] == contract.KEY_MATERIAL_DOES_NOT_EXPIRE:
+        del properties[contract.PROP_VALIDITY_DAYS]
     return properties

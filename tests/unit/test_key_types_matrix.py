@@ -31,15 +31,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from imported_key_handler.errors import ImportFailure
-from imported_key_handler.key_material import prepare_material
-from imported_key_handler.key_specs import (
+from imported_key_handler.contract import (
     KEY_SPECS,
     allowed_wrappings,
     default_wrapping,
     oaep_capacity,
     wrapping_refusal,
 )
+from imported_key_handler.errors import ImportFailure
+from imported_key_handler.material_format import prepare_material
 from imported_key_handler.wrapping import wrap_key_material
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -104,8 +104,8 @@ EC_PKCS8_BYTES: Final = {
 # (all forms are checked separately), so the matrix covers every conversion.
 VARIANTS: Final[dict[str, tuple[str, ...]]] = {
     "SYMMETRIC_DEFAULT": ("32-bytes",),
-    "HMAC_224": ("28-bytes", "128-bytes"),
-    "HMAC_256": ("32-bytes", "128-bytes"),
+    "HMAC_224": ("28-bytes", "64-bytes"),
+    "HMAC_256": ("32-bytes", "64-bytes"),
     "HMAC_384": ("48-bytes", "128-bytes"),
     "HMAC_512": ("64-bytes", "128-bytes"),
     "RSA_2048": ("pkcs1-pem",),

@@ -10,10 +10,10 @@ from typing import Final
 import pytest
 import stubbing
 
+from imported_key_handler.contract import KEY_SPECS
 from imported_key_handler.errors import ImportFailure
-from imported_key_handler.key_material import prepare_material, prepare_materials
-from imported_key_handler.key_specs import KEY_SPECS
-from imported_key_handler.material import (
+from imported_key_handler.material_format import prepare_material, prepare_materials
+from imported_key_handler.secret_source import (
     SecretValue,
     decode_materials,
     read_material,

@@ -1,4 +1,4 @@
-"""Read key material from Secrets Manager and decode it (key_material checks it).
+"""Read key material from Secrets Manager and decode it (material_format checks it).
 
 The material is returned to the caller and never stored, logged or put in a message: errors
 name the secret and the length, never the bytes.
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from . import protocol
+from . import contract
 from .errors import ImportFailure
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def _base64(text: str, secret_arn: str) -> bytes:
 
 
 def _materials_document(text: str, secret_arn: str) -> list[bytes]:
-    field = protocol.MATERIALS_FIELD
+    field = contract.MATERIALS_FIELD
     try:
         document = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting

@@ -9,9 +9,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from . import key_specs, protocol
+from . import contract
+from .contract import KeySpec
 from .errors import ImportFailure
-from .key_specs import KeySpec
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -23,7 +23,7 @@ def prepare_material(material: bytes, spec: KeySpec, secret_arn: str) -> bytes:
             f"Secret {secret_arn} is empty: put the key material in it (see the README's "
             "table of encodings)."
         )
-    if spec.family in (key_specs.SYMMETRIC, key_specs.HMAC):
+    if spec.family in (contract.SYMMETRIC, contract.HMAC):
         if material.lstrip().startswith(b"-----BEGIN"):
             raise ImportFailure(
                 f"Secret {secret_arn} holds a PEM document, but a {spec.name} key takes raw "
@@ -48,16 +48,16 @@ def prepare_materials(materials: list[bytes], spec: KeySpec, secret_arn: str) ->
             f"Secret {secret_arn} lists the same material twice: list each material once, "
             "oldest first."
         )
-    if len(prepared) > protocol.MAX_ON_DEMAND_ROTATIONS + 1:
+    if len(prepared) > contract.MAX_ON_DEMAND_ROTATIONS + 1:
         raise ImportFailure(
             f"Secret {secret_arn} lists {len(prepared)} materials; KMS allows a key "
-            f"{protocol.MAX_ON_DEMAND_ROTATIONS} on-demand rotations."
+            f"{contract.MAX_ON_DEMAND_ROTATIONS} on-demand rotations."
         )
     return prepared
 
 
 def _check_secret_length(length: int, spec: KeySpec, secret_arn: str) -> None:
-    if spec.family == key_specs.SYMMETRIC and length != spec.min_material_bytes:
+    if spec.family == contract.SYMMETRIC and length != spec.min_material_bytes:
         raise ImportFailure(
             f"Secret {secret_arn} holds {length} bytes; a {spec.name} key takes exactly "
             f"{spec.min_material_bytes} (e.g. `openssl rand 32`)."
@@ -106,7 +106,7 @@ def load_private_key(material: bytes, secret_arn: str, *, checked: bool = False)
 
 
 def check_private_key(key: PrivateKey, spec: KeySpec, secret_arn: str) -> None:
-    if spec.family == key_specs.RSA:
+    if spec.family == contract.RSA:
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ImportFailure(
                 f"Secret {secret_arn} holds an EC key, but the key spec is {spec.name}."

@@ -25,9 +25,9 @@ import stubbing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from imported_key_handler.contract import KEY_SPECS
 from imported_key_handler.errors import ImportFailure
 from imported_key_handler.importer import import_from_secret
-from imported_key_handler.key_specs import KEY_SPECS
 
 PEM: Final = serialization.Encoding.PEM
 DER: Final = serialization.Encoding.DER
@@ -155,13 +155,19 @@ BAD: Final[dict[str, Bad]] = {
         ("16 bytes", "exactly 32"),
     ),
     "hmac256-31-bytes": Bad(
-        "HMAC_256", lambda: Stored(binary=sentinel(31)), ("31 bytes", "HMAC_256", "32 to 128")
+        "HMAC_256", lambda: Stored(binary=sentinel(31)), ("31 bytes", "HMAC_256", "32 to 64")
     ),
-    "hmac256-129-bytes": Bad(
-        "HMAC_256", lambda: Stored(binary=sentinel(129)), ("129 bytes", "HMAC_256", "32 to 128")
+    "hmac256-65-bytes": Bad(
+        "HMAC_256", lambda: Stored(binary=sentinel(65)), ("65 bytes", "HMAC_256", "32 to 64")
     ),
     "hmac224-27-bytes": Bad(
-        "HMAC_224", lambda: Stored(binary=sentinel(27)), ("27 bytes", "HMAC_224", "28 to 128")
+        "HMAC_224", lambda: Stored(binary=sentinel(27)), ("27 bytes", "HMAC_224", "28 to 64")
+    ),
+    "hmac224-65-bytes": Bad(
+        "HMAC_224", lambda: Stored(binary=sentinel(65)), ("65 bytes", "HMAC_224", "28 to 64")
+    ),
+    "hmac384-129-bytes": Bad(
+        "HMAC_384", lambda: Stored(binary=sentinel(129)), ("129 bytes", "HMAC_384", "48 to 128")
     ),
     "hmac512-63-bytes-hex": Bad(
         "HMAC_512",

@@ -1,0 +1,216 @@
+"""The contract between the ``ImportedKey`` construct and this handler.
+
+The construct writes these property names and values into the custom resource at synth time;
+the handler reads them at deploy time. Keeping both sides on one module means they cannot drift.
+Nothing here may import boto3 or crhelper: the construct imports this module during ``cdk synth``.
+"""
+
+from dataclasses import dataclass
+from typing import Final
+
+# ``module.function`` inside the Lambda asset. The asset root holds the ``imported_key_handler``
+# package, so this is also importable from a wheel install.
+HANDLER_ENTRY: Final = "imported_key_handler.entry.handler"
+RESOURCE_TYPE: Final = "Custom::ImportedKeyMaterial"
+
+# Custom resource property names (CloudFormation passes every value as a string).
+PROP_KEY_ID: Final = "KeyId"
+PROP_SECRET_ARN: Final = "SecretArn"  # noqa: S105 - a property name
+PROP_KEY_SPEC: Final = "KeySpec"
+PROP_KEY_USAGE: Final = "KeyUsage"
+# How the secret holds the material: "auto" (SecretBinary raw bytes, SecretString base64 or a
+# materials document), or explicitly "raw", "base64", "hex" or "pem"; optionally inside a JSON
+# SecretString under the field PROP_JSON_FIELD names.
+PROP_MATERIAL_ENCODING: Final = "MaterialEncoding"
+PROP_JSON_FIELD: Final = "JsonField"
+PROP_WRAPPING_ALGORITHM: Final = "WrappingAlgorithm"
+PROP_WRAPPING_KEY_SPEC: Final = "WrappingKeySpec"
+PROP_EXPIRATION_MODEL: Final = "ExpirationModel"
+PROP_VALIDITY_DAYS: Final = "ValidityDays"
+# Optional: the secret version (VersionId) to import; absent means AWSCURRENT. A new value makes
+# CloudFormation send an Update; a rollback sends the old one back, which still holds the
+# material the key had.
+PROP_MATERIAL_VERSION_ID: Final = "MaterialVersionId"
+# "true" or "false": new material in the secret is imported as NEW_KEY_MATERIAL and rotated to.
+PROP_ROTATE_ON_MATERIAL_CHANGE: Final = "RotateOnMaterialChange"
+# "true" or "false": on Delete, revoke with DeleteImportedKeyMaterial.
+PROP_DELETE_MATERIAL_ON_REMOVAL: Final = "DeleteMaterialOnRemoval"
+
+# Attributes returned in the response ``Data`` (readable with Fn::GetAtt).
+ATTR_KEY_ARN: Final = "KeyArn"
+ATTR_KEY_ID: Final = "KeyId"
+ATTR_VALID_TO: Final = "ValidTo"
+ATTR_KEY_MATERIAL_ID: Final = "KeyMaterialId"
+# How the import was proven: GetPublicKey, GenerateMac or KeyMaterialId.
+ATTR_VERIFIED: Final = "Verified"
+
+MATERIAL_ENCODINGS: Final = ("auto", "raw", "base64", "hex", "pem")
+
+SYMMETRIC_DEFAULT: Final = "SYMMETRIC_DEFAULT"
+SUPPORTED_KEY_SPECS: Final = (SYMMETRIC_DEFAULT,)
+
+RSAES_OAEP_SHA_1: Final = "RSAES_OAEP_SHA_1"
+RSAES_OAEP_SHA_256: Final = "RSAES_OAEP_SHA_256"
+RSA_AES_KEY_WRAP_SHA_1: Final = "RSA_AES_KEY_WRAP_SHA_1"
+RSA_AES_KEY_WRAP_SHA_256: Final = "RSA_AES_KEY_WRAP_SHA_256"
+OAEP_ALGORITHMS: Final = (RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256)
+RSA_AES_ALGORITHMS: Final = (RSA_AES_KEY_WRAP_SHA_1, RSA_AES_KEY_WRAP_SHA_256)
+WRAPPING_ALGORITHMS: Final = OAEP_ALGORITHMS + RSA_AES_ALGORITHMS
+# Symmetric material is 32 bytes: it always fits OAEP, and KMS wants OAEP for it.
+SYMMETRIC_WRAPPING_ALGORITHMS: Final = OAEP_ALGORITHMS
+
+WRAPPING_KEY_SPECS: Final = ("RSA_2048", "RSA_3072", "RSA_4096")
+
+KEY_MATERIAL_EXPIRES: Final = "KEY_MATERIAL_EXPIRES"
+KEY_MATERIAL_DOES_NOT_EXPIRE: Final = "KEY_MATERIAL_DOES_NOT_EXPIRE"
+EXPIRATION_MODELS: Final = (KEY_MATERIAL_EXPIRES, KEY_MATERIAL_DOES_NOT_EXPIRE)
+MIN_VALIDITY_DAYS: Final = 1
+MAX_VALIDITY_DAYS: Final = 365  # KMS refuses a ValidTo more than 365 days ahead.
+
+SYMMETRIC_MATERIAL_BYTES: Final = 32
+# A SecretString that is a JSON object holds every material tied to a rotating key, oldest
+# first: {"materials": ["<base64>", ...]}. The last one is the current material.
+MATERIALS_FIELD: Final = "materials"
+MAX_ON_DEMAND_ROTATIONS: Final = 25
+
+# The renewal event that the construct's EventBridge rules send (routed before crhelper):
+#   {"ImportedKeyRenewal": {"Trigger": ..., "RenewBeforeSeconds": "...", "Properties": {...}}}
+# where Properties are the custom resource's own properties.
+RENEWAL_EVENT: Final = "ImportedKeyRenewal"
+RENEWAL_TRIGGER: Final = "Trigger"
+RENEWAL_RENEW_BEFORE_SECONDS: Final = "RenewBeforeSeconds"
+RENEWAL_PROPERTIES: Final = "Properties"
+TRIGGER_SCHEDULE: Final = "schedule"
+TRIGGER_MATERIAL_EXPIRED: Final = "material-expired"
+RENEWAL_TRIGGERS: Final = (TRIGGER_SCHEDULE, TRIGGER_MATERIAL_EXPIRED)
+
+
+# --- The KMS catalog: which key specs take imported material, and how each may be wrapped.
+ENCRYPT_DECRYPT: Final = "ENCRYPT_DECRYPT"
+SIGN_VERIFY: Final = "SIGN_VERIFY"
+GENERATE_VERIFY_MAC: Final = "GENERATE_VERIFY_MAC"
+KEY_AGREEMENT: Final = "KEY_AGREEMENT"
+
+SYMMETRIC: Final = "symmetric"
+HMAC: Final = "hmac"
+RSA: Final = "rsa"
+ECC: Final = "ecc"
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    name: str
+    family: str
+    usages: tuple[str, ...]  # the first is the default
+    min_material_bytes: int
+    # The largest material KMS takes for the spec: the raw key for symmetric and HMAC keys, the
+    # PKCS#8 DER private key (with its public key, as OpenSSL writes it) for asymmetric ones.
+    max_material_bytes: int
+    digest_bits: int | None = None  # HMAC
+    curve: str | None = None  # ECC, as `cryptography` names it
+    modulus_bits: int | None = None  # RSA
+
+
+# KMS developer guide, "Requirements for imported key material": HMAC_224 takes 28 to 64 bytes,
+# HMAC_256 32 to 64, HMAC_384 48 to 128 and HMAC_512 64 to 128 (from the digest size up to the
+# hash's block size).
+HMAC_MAX_MATERIAL_BYTES: Final = {224: 64, 256: 64, 384: 128, 512: 128}
+
+
+def _hmac(bits: int) -> KeySpec:
+    return KeySpec(
+        f"HMAC_{bits}",
+        HMAC,
+        (GENERATE_VERIFY_MAC,),
+        bits // 8,
+        HMAC_MAX_MATERIAL_BYTES[bits],
+        digest_bits=bits,
+    )
+
+
+def _rsa(bits: int) -> KeySpec:
+    # A PKCS#8 RSA key is about 0.6 bytes per modulus bit; RSA keys only go by RSA_AES_KEY_WRAP.
+    return KeySpec(f"RSA_{bits}", RSA, (ENCRYPT_DECRYPT, SIGN_VERIFY), 64, bits, modulus_bits=bits)
+
+
+def _ecc(name: str, curve: str, der_bytes: int, usages: tuple[str, ...]) -> KeySpec:
+    return KeySpec(name, ECC, usages, 32, der_bytes, curve=curve)
+
+
+KEY_SPECS: Final = {
+    spec.name: spec
+    for spec in (
+        KeySpec(SYMMETRIC_DEFAULT, SYMMETRIC, (ENCRYPT_DECRYPT,), 32, 32),
+        _hmac(224),
+        _hmac(256),
+        _hmac(384),
+        _hmac(512),
+        _rsa(2048),
+        _rsa(3072),
+        _rsa(4096),
+        _ecc("ECC_NIST_P256", "secp256r1", 138, (SIGN_VERIFY, KEY_AGREEMENT)),
+        _ecc("ECC_NIST_P384", "secp384r1", 185, (SIGN_VERIFY, KEY_AGREEMENT)),
+        _ecc("ECC_NIST_P521", "secp521r1", 241, (SIGN_VERIFY, KEY_AGREEMENT)),
+        _ecc("ECC_SECG_P256K1", "secp256k1", 135, (SIGN_VERIFY,)),
+    )
+}
+
+# Specs KMS has but that cannot take imported material here, with the reason to show.
+REFUSED_KEY_SPECS: Final = {
+    "ML_DSA_44": "ML-DSA keys cannot take imported material",
+    "ML_DSA_65": "ML-DSA keys cannot take imported material",
+    "ML_DSA_87": "ML-DSA keys cannot take imported material",
+    "SM2": "SM2 is for the China Regions only, which this library does not support",
+    "ECC_NIST_EDWARDS25519": "KMS does not take imported material for Ed25519 keys",
+}
+
+WRAPPING_KEY_BITS: Final = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
+
+
+def oaep_capacity(modulus_bits: int, algorithm: str) -> int:
+    """Largest plaintext in bytes that RSA-OAEP with this algorithm's hash can encrypt."""
+    digest_bytes = 20 if algorithm.endswith("_SHA_1") else 32
+    return modulus_bits // 8 - 2 * digest_bytes - 2
+
+
+def allowed_wrappings(spec: KeySpec) -> list[tuple[str, str]]:
+    """Every (WrappingAlgorithm, WrappingKeySpec) that KMS takes for this key spec."""
+    pairs: list[tuple[str, str]] = []
+    for wrapping_key_spec, bits in WRAPPING_KEY_BITS.items():
+        for algorithm in WRAPPING_ALGORITHMS:
+            if algorithm in OAEP_ALGORITHMS:
+                fits = spec.max_material_bytes <= oaep_capacity(bits, algorithm)
+                if spec.family != RSA and fits:
+                    pairs.append((algorithm, wrapping_key_spec))
+            elif spec.family in (RSA, ECC):
+                # AES key wrap is for private keys; KMS takes OAEP only for secret keys.
+                pairs.append((algorithm, wrapping_key_spec))
+    return pairs
+
+
+def default_wrapping(spec: KeySpec) -> tuple[str, str]:
+    """The strongest choice: RSA_4096, with OAEP-SHA-256 for secret keys and AES key wrap
+    with SHA-256 for private keys."""
+    if spec.family in (RSA, ECC):
+        return RSA_AES_KEY_WRAP_SHA_256, "RSA_4096"
+    return RSAES_OAEP_SHA_256, "RSA_4096"
+
+
+def wrapping_refusal(spec: KeySpec, algorithm: str, wrapping_key_spec: str) -> str | None:
+    """Why KMS would refuse this wrapping for this key spec, or None if it takes it."""
+    if (algorithm, wrapping_key_spec) in allowed_wrappings(spec):
+        return None
+    valid = sorted({a for a, s in allowed_wrappings(spec) if s == wrapping_key_spec})
+    if spec.family == RSA and algorithm in OAEP_ALGORITHMS:
+        why = "an RSA private key does not fit RSA-OAEP"
+    elif spec.family in (SYMMETRIC, HMAC) and algorithm in RSA_AES_ALGORITHMS:
+        why = "KMS takes secret-key material by RSA-OAEP only"
+    elif algorithm in OAEP_ALGORITHMS:
+        capacity = oaep_capacity(WRAPPING_KEY_BITS.get(wrapping_key_spec, 0), algorithm)
+        why = f"{spec.max_material_bytes} bytes of material exceed its capacity of {capacity}"
+    else:
+        why = "the combination is not supported"
+    return (
+        f"{spec.name} material cannot be wrapped with {algorithm} under {wrapping_key_spec}: "
+        f"{why}. Valid algorithms for {wrapping_key_spec}: {', '.join(valid) or 'none'}."
+    )
