@@ -273,7 +273,14 @@ def renewal(
             f"Invalid renew_before: {window.to_human_string()}. It must be longer than "
             f"zero and shorter than the material's validity ({validity} days)."
         )
-    schedule = schedule or default_renewal_schedule(window)
+    if schedule is None:
+        schedule = default_renewal_schedule(window)
+        interval = schedule_interval_seconds(schedule)
+        if interval is None or 2 * interval > seconds:
+            raise ValueError(
+                f"Invalid renew_before: {window.to_human_string()}. It is too short for a "
+                "renewal to run twice inside it; use at least 2 minutes."
+            )
     interval = schedule_interval_seconds(schedule)
     if interval is None:
         raise ValueError(
