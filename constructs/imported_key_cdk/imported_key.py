@@ -88,39 +88,48 @@ class ImportedKey(cdk.Resource):
         :param description: Description of the key. Default: no description.
         :param admins: Principals allowed to administer the key (not to use it or import into
             it). Default: only the account, through the default key policy.
-        :param policy: Key policy. Default: the aws-kms default policy (the account root).
+        :param policy: Key policy. Grants and the import handler's key permissions are then
+            also written into it (a custom policy may not let IAM policies decide), besides
+            the grantees' own IAM policies. Default: the aws-kms default policy (the account
+            root), with which same-account grants go to the grantees' IAM policies only.
         :param removal_policy: What happens to the key when it leaves the stack.
             Default: ``RemovalPolicy.RETAIN``; a destroyed key is scheduled for deletion.
         :param pending_window: Waiting period before a destroyed key is deleted (7 to 30 days).
             Default: 30 days.
         :param enable_key_rotation: Must stay False: KMS refuses automatic rotation for keys
             with imported material. Default: False.
-        :param key_spec: The key's spec: ``SYMMETRIC_DEFAULT``, ``HMAC_224/256/384/512``,
+        :param key_spec: The key's spec, a ``kms.KeySpec`` or its name in any case:
+            ``SYMMETRIC_DEFAULT``, ``HMAC_224/256/384/512``,
             ``RSA_2048/3072/4096``, ``ECC_NIST_P256/P384/P521`` or ``ECC_SECG_P256K1`` (KMS
             takes no imported material for ML-DSA, SM2 or Ed25519 keys).
             Default: ``KeySpec.SYMMETRIC_DEFAULT``.
-        :param key_usage: What the key is for; it must be one the spec allows
+        :param key_usage: What the key is for (a ``kms.KeyUsage`` or its name in any case); it
+            must be one the spec allows
             (``ENCRYPT_DECRYPT`` or ``SIGN_VERIFY`` for RSA, ``SIGN_VERIFY`` or
             ``KEY_AGREEMENT`` for the NIST curves, ``SIGN_VERIFY`` for secp256k1).
             Default: the spec's first usage (``ENCRYPT_DECRYPT`` for symmetric and RSA keys,
             ``GENERATE_VERIFY_MAC`` for HMAC keys, ``SIGN_VERIFY`` for ECC keys).
         :param material_encoding: How the secret holds the material: ``AUTO``, ``RAW``
-            (SecretBinary bytes), ``BASE64``, ``HEX`` or ``PEM`` (a PEM private key).
+            (SecretBinary bytes), ``BASE64``, ``HEX`` or ``PEM`` (a PEM private key, RSA and
+            ECC keys only), as ``MaterialEncoding`` or a string in any case.
             Default: ``MaterialEncoding.AUTO`` (SecretBinary raw bytes, SecretString base64).
         :param json_field: The SecretString is a JSON object and this field holds the
             material (encoded as ``material_encoding`` says). Not allowed with ``RAW``.
             Default: the whole secret value is the material.
         :param expiration: When the imported material expires, counted from each import.
             Default: ``MaterialExpiration.after(Duration.days(365))``.
-        :param wrapping_algorithm: How the material is wrapped for transport to KMS. Secret
+        :param wrapping_algorithm: How the material is wrapped for transport to KMS (a
+            ``WrappingAlgorithm`` or its name in any case). Secret
             keys (symmetric, HMAC) go by RSA-OAEP only, RSA private keys by
             ``RSA_AES_KEY_WRAP_*`` only, and ECC private keys by either when they fit.
             Default: ``RSAES_OAEP_SHA_256`` for symmetric and HMAC keys,
             ``RSA_AES_KEY_WRAP_SHA_256`` for RSA and ECC keys.
-        :param wrapping_key_spec: Size of KMS's RSA wrapping key. Default: ``RSA_4096``.
+        :param wrapping_key_spec: Size of KMS's RSA wrapping key (a ``WrappingKeySpec`` or its
+            name in any case). Default: ``RSA_4096``.
         :param material_version_id: The secret version (its VersionId) to import. Change it
             after you put new material in the secret: CloudFormation then updates the import,
-            and a rollback reads the previous version again. Default: the AWSCURRENT version,
+            and a rollback reads the previous version again. It may not be empty.
+            Default: the AWSCURRENT version,
             read at each deployment and renewal.
         :param rotation_on_material_change: Rotate to new material instead of refusing it. The
             secret then holds every material tied to the key as a JSON document
@@ -140,8 +149,9 @@ class ImportedKey(cdk.Resource):
             permission, PutKeyPolicy included, so they are not locked out.
             Default: True.
         :param renewal_schedule: When to check the material and re-import it if it is due.
-            It must fire at least twice inside the renewal window. Default: once a day
-            (``Schedule.rate(Duration.days(1))``). Not used when the material never expires.
+            It must fire at least twice inside the renewal window. Default: four times inside
+            the renewal window, at most once a day (daily for a validity of 12 days or more;
+            every 2 hours for 1 day). Not used when the material never expires.
         :param renew_before: Re-import once the material expires within this window.
             Default: 30 days, or a third of the validity period when that is shorter.
         :param expiry_alarm_threshold: Alarm when KMS reports less than this left before the
