@@ -87,7 +87,8 @@ class ImportedKey(cdk.Resource):
         :param alias: Alias for the key (``alias/`` is added if missing). Default: no alias.
         :param description: Description of the key. Default: no description.
         :param admins: Principals allowed to administer the key (not to use it or import into
-            it). Default: only the account, through the default key policy.
+            it); with a custom ``policy`` they are also written into it.
+            Default: only the account, through the default key policy.
         :param policy: Key policy. Grants and the import handler's key permissions are then
             also written into it (a custom policy may not let IAM policies decide), besides
             the grantees' own IAM policies. Default: the aws-kms default policy (the account
@@ -185,7 +186,7 @@ class ImportedKey(cdk.Resource):
             "Key",
             alias=alias,
             description=description,
-            admins=list(admins) if admins is not None else None,
+            admins=list(admins) if admins is not None and policy is None else None,
             policy=policy,
             removal_policy=removal_policy,
             pending_window=_props.pending_window(pending_window),
@@ -208,6 +209,10 @@ class ImportedKey(cdk.Resource):
         # every grant also writes the key policy, rather than silently granting nothing.
         self.grants = kms.KeyGrants.from_key(self, policy is None)
         """kms.Key-style grants on the key, whose resource is the import's key ARN."""
+        if policy is not None:
+            # Administration does not wait for the import: on the key resource itself.
+            for admin in admins or []:
+                kms.KeyGrants.from_key(self.external_key, False).admin(admin)
 
         import_handler = ImportHandler.of(self, handler_runtime, handler_architecture)
         self.handler = import_handler.function

@@ -319,3 +319,20 @@ def test_apply_removal_policy_reaches_the_key() -> None:
     imported.apply_removal_policy(cdk.RemovalPolicy.DESTROY)
     key_resource = resources(Template.from_stack(stack))[logical_id(imported.external_key)]
     assert key_resource["DeletionPolicy"] == "Delete"
+
+
+def test_admins_of_a_key_with_a_custom_policy_are_written_into_it() -> None:
+    stack = new_stack()
+    admin = iam.Role(stack, "Admin", assumed_by=iam.AccountRootPrincipal())
+    empty = iam.PolicyDocument()
+    imported = key_in(stack, policy=empty, admins=[admin])
+    template = Template.from_stack(stack)
+    (in_key_policy,) = [
+        s
+        for s in key_policy(template, imported)
+        if s.get("Principal") == {"AWS": {"Fn::GetAtt": [logical_id(admin), "Arn"]}}
+    ]
+    assert "kms:Put*" in actions(in_key_policy)
+    (own,) = policies_of(template, admin)
+    # Administration does not wait for the import: it names the key resource itself.
+    assert own["Resource"] == {"Fn::GetAtt": [logical_id(imported.external_key), "Arn"]}
