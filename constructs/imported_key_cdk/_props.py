@@ -6,6 +6,7 @@ that are still tokens are left for CloudFormation where the handler checks them 
 that decides the template's shape (the key spec, the validity) must be known at synth.
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -130,6 +131,24 @@ def key_usage(spec: contract.KeySpec, value: kms.KeyUsage | str | None) -> str:
     raise ValueError(
         f"Invalid key_usage: {name!r}. {spec.name} keys allow: {', '.join(spec.usages)}."
     )
+
+
+_ALIAS = re.compile(r"^alias/[A-Za-z0-9:/_-]{1,250}$")
+_RESERVED_ALIAS_PREFIX = "alias/aws/"
+
+
+def alias(value: str | None) -> str | None:
+    """An alias name as KMS takes it (``alias/`` is added if missing, as aws-kms does)."""
+    if value is None or cdk.Token.is_unresolved(value):
+        return value
+    name = value if value.startswith("alias/") else f"alias/{value}"
+    if name.startswith(_RESERVED_ALIAS_PREFIX) or not _ALIAS.match(name):
+        raise ValueError(
+            f"Invalid alias: {value!r}. Use letters, digits and / _ - : after 'alias/' "
+            f"(256 characters in all), not starting with {_RESERVED_ALIAS_PREFIX!r}, which "
+            "AWS keeps for its own keys."
+        )
+    return name
 
 
 def enable_key_rotation(value: bool) -> None:

@@ -184,7 +184,7 @@ class ImportedKey(cdk.Resource):
         self.external_key = kms.Key(
             self,
             "Key",
-            alias=alias,
+            alias=_props.alias(alias),
             description=description,
             admins=list(admins) if admins is not None and policy is None else None,
             policy=policy,
@@ -310,9 +310,10 @@ class ImportedKey(cdk.Resource):
 
     def add_alias(self, alias: str) -> kms.Alias:
         """Define an alias for the key; it points at the key once the material is imported."""
-        suffix = "" if cdk.Token.is_unresolved(alias) else re.sub(r"\W", "", alias)
+        name = _props.alias(alias) or alias
+        suffix = "" if cdk.Token.is_unresolved(name) else re.sub(r"\W", "", name)
         construct_id = f"Alias{suffix or len(self.node.children)}"
-        return kms.Alias(self, construct_id, alias_name=alias, target_key=self)
+        return kms.Alias(self, construct_id, alias_name=name, target_key=self)
 
     def add_to_resource_policy(
         self, statement: iam.PolicyStatement, allow_no_op: bool | None = None

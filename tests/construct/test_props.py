@@ -237,3 +237,19 @@ def test_material_version_id_token_is_left_for_cloudformation() -> None:
     version = cdk.CfnParameter(stack, "Version").value_as_string
     key = key_in(stack, material_version_id=version)
     assert import_properties(stack, key)[contract.PROP_MATERIAL_VERSION_ID] == {"Ref": "Version"}
+
+
+@pytest.mark.parametrize("name", ["alias/aws/s3", "alias/", "alias/with space", "alias/é"])
+def test_bad_alias_is_our_value_error(name: str) -> None:
+    with pytest.raises(ValueError, match=rf"^Invalid alias: {re.escape(repr(name))}\. "):
+        key_in(new_stack(), alias=name)
+    with pytest.raises(ValueError, match=rf"^Invalid alias: {re.escape(repr(name))}\. "):
+        key_in(new_stack()).add_alias(name)
+
+
+def test_alias_without_prefix_gets_it() -> None:
+    stack = new_stack()
+    key_in(stack, alias="payments")
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::KMS::Alias", {"AliasName": "alias/payments"}
+    )
