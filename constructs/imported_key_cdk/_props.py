@@ -99,6 +99,17 @@ def expiration(expiration_model: str, days: object) -> tuple[str, int | None]:
     return model, days
 
 
+def expiration_prop(value: object) -> None:
+    """``expiration`` must be a ``MaterialExpiration`` (which checked itself when built)."""
+    from .options import MaterialExpiration  # options imports this module for its checks
+
+    if value is not None and not isinstance(value, MaterialExpiration):
+        raise ValueError(
+            f"Invalid expiration: {value!r}. Use MaterialExpiration.after(Duration.days(n)) "
+            "with n from 1 to 365, or MaterialExpiration.never()."
+        )
+
+
 # --- the key --------------------------------------------------------------------------------
 
 

@@ -175,6 +175,7 @@ class ImportedKey(cdk.Resource):
         version_id = _props.material_version_id(material_version_id)
         rotate = _props.rotation_on_material_change(spec, rotation_on_material_change)
         _props.handler_platform(handler_runtime, handler_architecture)
+        _props.expiration_prop(expiration)
         self.expiration = expiration or MaterialExpiration.after(DEFAULT_VALIDITY)
         """When the imported material expires."""
         renewal = _props.renewal(

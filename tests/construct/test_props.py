@@ -18,6 +18,7 @@ from imported_key_cdk import (
     MaterialExpiration,
     WrappingAlgorithm,
     WrappingKeySpec,
+    _props,
 )
 from imported_key_cdk.renewal import schedule_interval_seconds
 from imported_key_handler import contract
@@ -253,3 +254,21 @@ def test_alias_without_prefix_gets_it() -> None:
     Template.from_stack(stack).has_resource_properties(
         "AWS::KMS::Alias", {"AliasName": "alias/payments"}
     )
+
+
+def test_every_validity_from_1_to_365_days_has_working_default_renewal() -> None:
+    for days in range(1, 366):
+        renewal = _props.renewal(days, None, None, None)
+        assert renewal is not None
+        interval = schedule_interval_seconds(renewal.schedule)
+        assert interval is not None
+        window = renewal.renew_before.to_seconds()
+        assert 0 < window < days * 86400, days
+        assert 4 * interval <= window, days
+        assert 0 < renewal.expiry_alarm_threshold.to_seconds() < window, days
+
+
+@pytest.mark.parametrize("value", [cdk.Duration.days(30), 30, "KEY_MATERIAL_EXPIRES"])
+def test_expiration_must_be_a_material_expiration(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"^Invalid expiration: .*MaterialExpiration\.after"):
+        key_in(new_stack(), expiration=value)
