@@ -146,6 +146,23 @@ def test_key_ref_and_key_resolve_through_the_import() -> None:
     assert imported.env.account == "111122223333"
 
 
+def test_every_member_of_ikey_is_implemented() -> None:
+    members = {
+        name
+        for interface in kms.IKey.__mro__
+        for name, value in vars(interface).items()
+        if getattr(getattr(value, "fget", value), "__jsii_name__", None)
+    }
+    assert {"key_arn", "key_id", "key_ref", "add_alias", "grant_verify_mac", "env"} <= members
+    # Defined by ImportedKey or by cdk.Resource, never by the interface's own stubs.
+    missing = {
+        name
+        for name in members
+        if not any(name in vars(k) for k in ImportedKey.__mro__ if k is not kms.IKey)
+    }
+    assert missing == set()
+
+
 # --- grants ------------------------------------------------------------------------------------
 
 
