@@ -2,10 +2,8 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .expiration import MaterialExpiration
 from .imported_key import ImportedKey
-from .material_encoding import MaterialEncoding
-from .wrapping_options import WrappingAlgorithm, WrappingKeySpec
+from .options import MaterialEncoding, MaterialExpiration, WrappingAlgorithm, WrappingKeySpec
 
 try:
     __version__ = version("imported-key-cdk")

@@ -87,10 +87,24 @@ def test_custom_policy_is_used_and_keeps_the_import_restriction() -> None:
         ]
     )
     key_in(stack, policy=policy)
-    _, key = only(Template.from_stack(stack), "AWS::KMS::Key")
+    template = Template.from_stack(stack)
+    _, key = only(template, "AWS::KMS::Key")
     statements = key["Properties"]["KeyPolicy"]["Statement"]
-    assert [s["Effect"] for s in statements] == ["Allow", "Deny"]
     assert statements[0]["Action"] == "kms:*"
+    # A custom policy may not delegate to IAM, so the handler's key actions are in it too,
+    # for the handler's role alone; the import restriction stays last.
+    (role_id,) = [
+        n for n in template.find_resources("AWS::IAM::Role") if n.startswith(HANDLER_PREFIX)
+    ]
+    handler_allows = statements[1:-1]
+    assert {s["Effect"] for s in handler_allows} == {"Allow"}
+    assert all(s["Principal"] == {"AWS": {"Fn::GetAtt": [role_id, "Arn"]}} for s in handler_allows)
+    assert {s["Action"] for s in handler_allows} == {
+        "kms:DescribeKey",
+        "kms:GetParametersForImport",
+        "kms:ImportKeyMaterial",
+    }
+    assert statements[-1]["Sid"] == "OnlyTheImportHandlerImports"
 
 
 def test_only_the_handler_may_import_into_a_restricted_key() -> None:

@@ -457,7 +457,7 @@ def test_empty_json_field_is_refused() -> None:
         construct_key(json_field="")
 
 
-@pytest.mark.parametrize("bad", ["utf8", "RAW", "Base64"])
+@pytest.mark.parametrize("bad", ["utf8", "RAWBYTES", "Base-64"])
 def test_unknown_material_encoding_lists_the_choices(bad: str) -> None:
     with pytest.raises(ValueError) as raised:
         construct_key(material_encoding=bad)

@@ -15,8 +15,8 @@ from constructs import Construct
 from stacks import key_in, new_stack
 
 from imported_key_cdk import ImportedKey, MaterialExpiration
-from imported_key_cdk.handler_function import ImportHandler
-from imported_key_cdk.renewal_schedule import default_renew_before, schedule_interval_seconds
+from imported_key_cdk.handler import ImportHandler
+from imported_key_cdk.renewal import default_renew_before, schedule_interval_seconds
 
 DAY = 86400
 HOUR = 3600
@@ -314,7 +314,7 @@ def test_default_renew_before(validity_days: int, expected_seconds: int) -> None
 @pytest.mark.parametrize(
     ("validity_days", "schedule", "expression_text", "window_text"),
     [
-        (1, None, "rate(1 day)", "8 hours"),
+        (1, rate(cdk.Duration.days(1)), "rate(1 day)", "8 hours"),
         (365, rate(cdk.Duration.days(20)), "rate(20 days)", "30 days"),
         (365, rate(cdk.Duration.hours(361)), "rate(361 hours)", "30 days"),
         (30, rate(cdk.Duration.days(6)), "rate(6 days)", "10 days"),

@@ -16,7 +16,7 @@ from support.keys import assert_key_holds, external_key, new_secret
 from support.localstack import LocalStack
 from support.synth import REPO
 
-from imported_key_cdk.renewal_schedule import default_renew_before
+from imported_key_cdk.renewal import default_renew_before
 from imported_key_handler import contract
 from imported_key_handler.renewal import RenewalRequest, RenewalResult, renew_if_due
 from imported_key_handler.request import ImportRequest

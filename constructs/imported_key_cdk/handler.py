@@ -1,4 +1,5 @@
-"""The one import handler per stack (per runtime and architecture) that every ImportedKey shares."""
+"""The one import handler per stack (per runtime and architecture) that every ImportedKey shares:
+its function, role, dead-letter queue and alarms, and the permissions it gets on each key."""
 
 import importlib.resources
 import re
@@ -9,16 +10,18 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from imported_key_handler import contract
 
-from . import _nag
+from . import _nag, _perms
 from .bundling import ASSET_EXCLUDES, HANDLER_PACKAGE, LocalPipBundling
 
 # Newest first. The bundled cryptography carries a cffi built for one exact Python version, so
@@ -201,6 +204,110 @@ class ImportHandler(Construct):
         self._topic_arns.add(topic.topic_arn)
         for alarm in (self.errors_alarm, self.dead_letter_alarm):
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+
+    def grant_import(
+        self,
+        key: kms.Key,
+        secret: secretsmanager.ISecret,
+        *,
+        spec: contract.KeySpec,
+        wrapping_algorithm: str,
+        wrapping_key_spec: str,
+        expiration_model: str,
+        revoke: bool,
+        rotate: bool,
+        exclusive: bool,
+        through_key_policy: bool,
+    ) -> None:
+        """Let this handler import into ``key`` only, from ``secret`` only, with exactly the
+        declared wrapping and expiration model.
+
+        ``exclusive`` denies the import actions to every other principal in the key policy.
+        ``through_key_policy`` also grants the key actions in the key policy, for a custom key
+        policy that does not let the account's IAM policies decide.
+        """
+        key_arn = key.key_arn
+        key_statements = [
+            iam.PolicyStatement(actions=_perms.HANDLER_KEY_READ_ACTIONS, resources=[key_arn]),
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_GET_PARAMETERS_ACTIONS,
+                resources=[key_arn],
+                conditions={
+                    "StringEquals": {
+                        "kms:WrappingAlgorithm": wrapping_algorithm,
+                        "kms:WrappingKeySpec": wrapping_key_spec,
+                    }
+                },
+            ),
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_IMPORT_ACTIONS,
+                resources=[key_arn],
+                conditions={"StringEquals": {"kms:ExpirationModel": expiration_model}},
+            ),
+        ]
+        # Proof of the import: the public key of a private key, a MAC of an HMAC key.
+        if spec.family in (contract.RSA, contract.ECC):
+            key_statements.append(
+                iam.PolicyStatement(
+                    actions=_perms.HANDLER_VERIFY_PUBLIC_KEY_ACTIONS, resources=[key_arn]
+                )
+            )
+        elif spec.family == contract.HMAC:
+            key_statements.append(
+                iam.PolicyStatement(actions=_perms.HANDLER_VERIFY_MAC_ACTIONS, resources=[key_arn])
+            )
+        if rotate:
+            key_statements.append(
+                iam.PolicyStatement(actions=_perms.HANDLER_ROTATE_ACTIONS, resources=[key_arn])
+            )
+        if revoke:
+            key_statements.append(
+                iam.PolicyStatement(actions=_perms.HANDLER_REVOKE_ACTIONS, resources=[key_arn])
+            )
+        statements = [
+            *key_statements,
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_SECRET_ACTIONS,
+                # A secret known only by name has a random 6-character suffix in its ARN.
+                resources=[secret.secret_full_arn or f"{secret.secret_arn}-??????"],
+            ),
+        ]
+        if secret.encryption_key is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=_perms.HANDLER_SECRET_KEY_ACTIONS,
+                    resources=[secret.encryption_key.key_arn],
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": f"secretsmanager.{cdk.Stack.of(self).region}."
+                            f"{cdk.Aws.URL_SUFFIX}"
+                        }
+                    },
+                )
+            )
+        for statement in statements:
+            self.function.add_to_role_policy(statement)
+        if through_key_policy:
+            for statement in key_statements:
+                key.add_to_resource_policy(
+                    iam.PolicyStatement(
+                        actions=statement.actions,
+                        principals=[self.role],
+                        resources=["*"],
+                        conditions=statement.conditions or None,
+                    )
+                )
+        if exclusive:
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="OnlyTheImportHandlerImports",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=_perms.IMPORT_ONLY_BY_HANDLER_ACTIONS,
+                    resources=["*"],
+                    conditions={"ArnNotEquals": {"aws:PrincipalArn": self.role.role_arn}},
+                )
+            )
 
     @classmethod
     def of(

@@ -1,0 +1,334 @@
+"""Parsing and checking of ``ImportedKey``'s props and of the option objects.
+
+Every refusal is a ``ValueError`` raised here, at synth, naming the prop, echoing the value and
+saying what is allowed. Enum-like props take the enum classes or strings in any case. Values
+that are still tokens are left for CloudFormation where the handler checks them again; a value
+that decides the template's shape (the key spec, the validity) must be known at synth.
+"""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+
+from imported_key_handler import contract
+
+from .handler import SUPPORTED_ARCHITECTURES, SUPPORTED_RUNTIMES
+from .renewal import (
+    default_expiry_alarm_threshold,
+    default_renew_before,
+    default_renewal_schedule,
+    schedule_interval_seconds,
+)
+
+MIN_PENDING_WINDOW_DAYS = 7
+MAX_PENDING_WINDOW_DAYS = 30
+_DAY = 86400
+
+
+def _text(value: object) -> str:
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
+def choice(prop: str, value: object, allowed: Sequence[str]) -> str:
+    """``value`` (an enum member or a string in any case) as spelled in ``allowed``; tokens are
+    returned unchanged."""
+    text = _text(value)
+    if cdk.Token.is_unresolved(text):
+        return text
+    for spelling in allowed:
+        if text.casefold() == spelling.casefold():
+            return spelling
+    raise ValueError(f"Invalid {prop}: {text!r}. Use one of: {', '.join(allowed)}.")
+
+
+def _days(prop: str, duration: cdk.Duration, low: int, high: int, why: str) -> int:
+    if cdk.Token.is_unresolved(duration.to_string()):
+        raise ValueError(f"Invalid {prop}: a token. It must be a Duration known at synth.")
+    days, remainder = divmod(duration.to_seconds(), _DAY)
+    if remainder or not low <= days <= high:
+        raise ValueError(
+            f"Invalid {prop}: {duration.to_human_string()}. It must be a whole number of days "
+            f"from {low} to {high} ({why})."
+        )
+    return int(days)
+
+
+# --- MaterialExpiration ---------------------------------------------------------------------
+
+
+def validity_days(validity: cdk.Duration) -> int:
+    """The days of ``MaterialExpiration.after(validity)``."""
+    return _days(
+        "MaterialExpiration.after()",
+        validity,
+        contract.MIN_VALIDITY_DAYS,
+        contract.MAX_VALIDITY_DAYS,
+        "KMS refuses a ValidTo more than 365 days ahead",
+    )
+
+
+def expiration(expiration_model: str, days: object) -> tuple[str, int | None]:
+    """A ``MaterialExpiration``'s model and days, checked against each other."""
+    model = choice("expiration_model", expiration_model, contract.EXPIRATION_MODELS)
+    if cdk.Token.is_unresolved(model):
+        raise ValueError(
+            f"Invalid expiration_model: {model!r}. It must be known at synth. Use one of: "
+            f"{', '.join(contract.EXPIRATION_MODELS)}."
+        )
+    if model == contract.KEY_MATERIAL_DOES_NOT_EXPIRE:
+        if days is not None:
+            raise ValueError(
+                f"Invalid validity_days: {days!r}. Material that never expires has no validity "
+                "period; use MaterialExpiration.never()."
+            )
+        return model, None
+    valid_range = range(contract.MIN_VALIDITY_DAYS, contract.MAX_VALIDITY_DAYS + 1)
+    if isinstance(days, bool) or not isinstance(days, int) or days not in valid_range:
+        raise ValueError(
+            f"Invalid validity_days: {days!r}. {contract.KEY_MATERIAL_EXPIRES} needs a whole "
+            f"number of days from {contract.MIN_VALIDITY_DAYS} to {contract.MAX_VALIDITY_DAYS} "
+            "(KMS refuses a ValidTo more than 365 days ahead); use "
+            "MaterialExpiration.after(Duration.days(n))."
+        )
+    return model, days
+
+
+def expiration_prop(value: object) -> None:
+    """``expiration`` must be a ``MaterialExpiration`` (which checked itself when built)."""
+    from .options import MaterialExpiration  # options imports this module for its checks
+
+    if value is not None and not isinstance(value, MaterialExpiration):
+        raise ValueError(
+            f"Invalid expiration: {value!r}. Use MaterialExpiration.after(Duration.days(n)) "
+            "with n from 1 to 365, or MaterialExpiration.never()."
+        )
+
+
+# --- the key --------------------------------------------------------------------------------
+
+
+def key_spec(value: kms.KeySpec | str) -> contract.KeySpec:
+    """The catalog entry of ``key_spec``; a spec must be known at synth (it decides the
+    wrapping, the usage and the handler's permissions)."""
+    name = _text(value)
+    supported = f"Use one of: {', '.join(contract.KEY_SPECS)}."
+    if cdk.Token.is_unresolved(name):
+        raise ValueError(
+            f"Invalid key_spec: {name!r}. It must be known at synth time, not a token. {supported}"
+        )
+    canonical = name.upper()
+    if canonical in contract.KEY_SPECS:
+        return contract.KEY_SPECS[canonical]
+    reason = contract.REFUSED_KEY_SPECS.get(canonical)
+    if reason is not None:
+        raise ValueError(f"Invalid key_spec: {name!r}. {reason}. {supported}")
+    raise ValueError(f"Invalid key_spec: {name!r}. {supported}")
+
+
+def key_usage(spec: contract.KeySpec, value: kms.KeyUsage | str | None) -> str:
+    """``key_usage`` checked against the spec; None means the spec's first usage."""
+    if value is None:
+        return spec.usages[0]
+    name = _text(value)
+    for usage in spec.usages:
+        if name.casefold() == usage.casefold():
+            return usage
+    raise ValueError(
+        f"Invalid key_usage: {name!r}. {spec.name} keys allow: {', '.join(spec.usages)}."
+    )
+
+
+_ALIAS = re.compile(r"^alias/[A-Za-z0-9:/_-]{1,250}$")
+_RESERVED_ALIAS_PREFIX = "alias/aws/"
+
+
+def alias(value: str | None) -> str | None:
+    """An alias name as KMS takes it (``alias/`` is added if missing, as aws-kms does)."""
+    if value is None or cdk.Token.is_unresolved(value):
+        return value
+    name = value if value.startswith("alias/") else f"alias/{value}"
+    if name.startswith(_RESERVED_ALIAS_PREFIX) or not _ALIAS.match(name):
+        raise ValueError(
+            f"Invalid alias: {value!r}. Use letters, digits and / _ - : after 'alias/' "
+            f"(256 characters in all), not starting with {_RESERVED_ALIAS_PREFIX!r}, which "
+            "AWS keeps for its own keys."
+        )
+    return name
+
+
+def enable_key_rotation(value: bool) -> None:
+    if value:
+        raise ValueError(
+            "Invalid enable_key_rotation: True. KMS refuses automatic rotation for keys "
+            "with imported material (Origin=EXTERNAL); leave it False."
+        )
+
+
+def pending_window(value: cdk.Duration | None) -> cdk.Duration | None:
+    if value is None:
+        return None
+    _days(
+        "pending_window",
+        value,
+        MIN_PENDING_WINDOW_DAYS,
+        MAX_PENDING_WINDOW_DAYS,
+        "KMS's waiting period before it deletes a key",
+    )
+    return value
+
+
+# --- the import -----------------------------------------------------------------------------
+
+
+def wrapping(
+    spec: contract.KeySpec, algorithm: object, wrapping_key_spec: object
+) -> tuple[str, str]:
+    """The wrapping to use: the spec's default for what is unset, refused if KMS would refuse
+    it (tokens are left for the handler to check)."""
+    default_algorithm, default_wrapping_key_spec = contract.default_wrapping(spec)
+    chosen_algorithm = choice(
+        "wrapping_algorithm",
+        default_algorithm if algorithm is None else algorithm,
+        contract.WRAPPING_ALGORITHMS,
+    )
+    chosen_spec = choice(
+        "wrapping_key_spec",
+        default_wrapping_key_spec if wrapping_key_spec is None else wrapping_key_spec,
+        contract.WRAPPING_KEY_SPECS,
+    )
+    if cdk.Token.is_unresolved(chosen_algorithm) or cdk.Token.is_unresolved(chosen_spec):
+        return chosen_algorithm, chosen_spec
+    refusal = contract.wrapping_refusal(spec, chosen_algorithm, chosen_spec)
+    if refusal is not None:
+        if algorithm is None:
+            raise ValueError(f"Invalid wrapping_key_spec: {chosen_spec!r}. {refusal}")
+        raise ValueError(f"Invalid wrapping_algorithm: {chosen_algorithm!r}. {refusal}")
+    return chosen_algorithm, chosen_spec
+
+
+def material_encoding(spec: contract.KeySpec, value: object, json_field: str | None) -> str:
+    """``material_encoding`` (default ``auto``), checked against the key spec and json_field."""
+    encoding = choice(
+        "material_encoding",
+        contract.MATERIAL_ENCODINGS[0] if value is None else value,
+        contract.MATERIAL_ENCODINGS,
+    )
+    if encoding == "pem" and spec.family in (contract.SYMMETRIC, contract.HMAC):
+        raise ValueError(
+            f"Invalid material_encoding: {_text(value)!r}. PEM holds a private key, and "
+            f"{spec.name} material is a secret key of raw bytes; use one of: "
+            f"{', '.join(e for e in contract.MATERIAL_ENCODINGS if e != 'pem')}."
+        )
+    if json_field is not None and not cdk.Token.is_unresolved(json_field):
+        if not json_field:
+            raise ValueError(
+                "Invalid json_field: ''. Name the SecretString field that holds the material, "
+                "or leave json_field unset."
+            )
+        if encoding == "raw":
+            raise ValueError(
+                f"Invalid json_field: {json_field!r}. material_encoding {encoding!r} reads the "
+                "raw bytes of SecretBinary, which has no JSON fields; use one of: "
+                f"{', '.join(e for e in contract.MATERIAL_ENCODINGS if e != encoding)}, or "
+                "leave json_field unset."
+            )
+    return encoding
+
+
+def material_version_id(value: str | None) -> str | None:
+    if value is None or cdk.Token.is_unresolved(value):
+        return value
+    if not value.strip() or value != value.strip():
+        raise ValueError(
+            f"Invalid material_version_id: {value!r}. Give the VersionId of the secret version "
+            "to import (as PutSecretValue returned it), or leave it unset for AWSCURRENT."
+        )
+    return value
+
+
+def rotation_on_material_change(spec: contract.KeySpec, value: bool) -> bool:
+    if value and spec.family != contract.SYMMETRIC:
+        raise ValueError(
+            f"Invalid rotation_on_material_change: True with key_spec {spec.name!r}. KMS "
+            "rotates only SYMMETRIC_DEFAULT keys on demand; leave it False."
+        )
+    return value
+
+
+def handler_platform(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> None:
+    choice("handler_runtime", runtime.name, list(SUPPORTED_RUNTIMES))
+    choice("handler_architecture", architecture.name, list(SUPPORTED_ARCHITECTURES))
+
+
+# --- renewal --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """Checked renewal settings of a key whose material expires."""
+
+    schedule: events.Schedule
+    renew_before: cdk.Duration
+    expiry_alarm_threshold: cdk.Duration
+
+
+def renewal(
+    validity: int | None,
+    schedule: events.Schedule | None,
+    renew_before: cdk.Duration | None,
+    expiry_alarm_threshold: cdk.Duration | None,
+) -> Renewal | None:
+    """The renewal settings with their defaults filled in; None when nothing expires.
+
+    The window must fit inside the validity, the schedule fire at least twice inside the window
+    (the default one fires four times), and the alarm threshold fall inside the window.
+    """
+    if validity is None:
+        if any(p is not None for p in (schedule, renew_before, expiry_alarm_threshold)):
+            raise ValueError(
+                "Invalid renewal_schedule/renew_before/expiry_alarm_threshold: the material "
+                "never expires (MaterialExpiration.never()), so there is nothing to renew."
+            )
+        return None
+    window = renew_before or default_renew_before(validity)
+    seconds = window.to_seconds()
+    if seconds <= 0 or seconds >= validity * _DAY:
+        raise ValueError(
+            f"Invalid renew_before: {window.to_human_string()}. It must be longer than "
+            f"zero and shorter than the material's validity ({validity} days)."
+        )
+    if schedule is None:
+        schedule = default_renewal_schedule(window)
+        interval = schedule_interval_seconds(schedule)
+        if interval is None or 2 * interval > seconds:
+            raise ValueError(
+                f"Invalid renew_before: {window.to_human_string()}. It is too short for a "
+                "renewal to run twice inside it; use at least 2 minutes."
+            )
+    interval = schedule_interval_seconds(schedule)
+    if interval is None:
+        raise ValueError(
+            f"Invalid renewal_schedule: {schedule.expression_string!r}. Cannot tell how often it "
+            "fires; use events.Schedule.rate(...) or a daily/hourly cron."
+        )
+    if 2 * interval > seconds:
+        raise ValueError(
+            f"Invalid renewal_schedule: {schedule.expression_string!r} fires every "
+            f"{interval // 3600} h {interval % 3600 // 60} min, so not twice inside the renewal "
+            f"window of {window.to_human_string()}. Use a rate of at most half the window "
+            "or a longer renew_before."
+        )
+    threshold = expiry_alarm_threshold or default_expiry_alarm_threshold(window)
+    if not 0 < threshold.to_seconds() < seconds:
+        raise ValueError(
+            f"Invalid expiry_alarm_threshold: {threshold.to_human_string()}. It must be "
+            f"shorter than the renewal window ({window.to_human_string()}), or the "
+            "alarm fires before every renewal."
+        )
+    return Renewal(schedule, window, threshold)
