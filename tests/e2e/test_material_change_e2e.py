@@ -5,6 +5,7 @@ import base64
 import json
 import os
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ def version(properties: dict[str, str], version_id: str) -> dict[str, str]:
     return {**properties, contract.PROP_MATERIAL_VERSION_ID: version_id}
 
 
+@pytest.mark.aws
 def test_new_material_without_rotation_fails_and_rolls_back_cleanly(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
@@ -62,7 +64,10 @@ def test_new_material_without_rotation_fails_and_rolls_back_cleanly(
 
 
 def test_rotation_to_new_material_keeps_old_ciphertexts(
-    invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
+    invoke: Any,
+    kms: "KMSClient",
+    secretsmanager: "SecretsManagerClient",
+    shim_clock: Callable[[datetime], None],
 ) -> None:
     old, new = os.urandom(32), os.urandom(32)
     key_id = external_key(kms)
@@ -115,12 +120,18 @@ def test_rotation_to_new_material_keeps_old_ciphertexts(
     )
 
     # Renewal keeps every material alive, and refuses a version that lacks the current one.
+    # KMS's clock moves with the renewal's: ValidTo stays within 365 days of its request.
     later = datetime.now(UTC) + timedelta(days=350)
     renewal = RenewalRequest(ImportRequest.from_properties(second), timedelta(days=30), "schedule")
+    shim_clock(later)
     result = renew_if_due(kms, secretsmanager, renewal, now=later)
     assert result.renewed
     rotations = kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
     assert all(r["ValidTo"] > later + timedelta(days=300) for r in rotations["Rotations"])
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"] == min(
+        r["ValidTo"] for r in rotations["Rotations"]
+    )
     stale = RenewalRequest(ImportRequest.from_properties(first), timedelta(days=30), "schedule")
+    shim_clock(later + timedelta(days=340))
     with pytest.raises(ImportFailure, match="does not list"):
         renew_if_due(kms, secretsmanager, stale, now=later + timedelta(days=340))
