@@ -716,8 +716,9 @@ def _listen_on_loopback_only() -> None:
     endpoints.TCP4ServerEndpoint = LoopbackTCP4ServerEndpoint
 
 
+_PROVIDER = _provider_class()  # first: its complaints name what moved most precisely
 _LOCALSTACK = _LocalStack()
-_patch(_provider_class(), _LOCALSTACK)
+_patch(_PROVIDER, _LOCALSTACK)
 # LocalStack's own rotation of keys whose material it generates reads this at call time.
 _LOCALSTACK.models.ON_DEMAND_ROTATION_LIMIT = ON_DEMAND_ROTATION_LIMIT
 _listen_on_loopback_only()
