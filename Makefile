@@ -7,7 +7,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export LOCALSTACK_PYTHON := $(CURDIR)/$(LOCALSTACK_VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test lint demo synth bench clean
+.PHONY: test test-aws lint demo synth bench clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ lint: $(VENV)/.installed
 
 test: lint $(LOCALSTACK_VENV)/.installed
 	$(VENV)/bin/pytest
+
+# Opt-in, never in CI: the end-to-end tests marked `aws` against the account and Region of your
+# AWS credentials (environment or profile). Keys they create are scheduled for deletion after
+# 7 days, secrets deleted at once. Everything is skipped without credentials or with CI set.
+test-aws: $(VENV)/.installed
+	IMPORTED_KEY_CDK_REAL_AWS=1 $(VENV)/bin/pytest tests/e2e -m aws -p no:cacheprovider
 
 demo: $(VENV)/.installed $(LOCALSTACK_VENV)/.installed
 	$(VENV)/bin/python scripts/demo.py
