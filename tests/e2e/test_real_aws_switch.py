@@ -141,9 +141,7 @@ def test_what_the_tests_create_is_removed_at_the_end() -> None:
     kms_stub.add_client_error("create_key", "LimitExceededException")  # nothing to remember
     secrets_stub.add_response("create_secret", {"ARN": SECRET_ARN}, {"Name": "test/x"})
     # The clean-up: every key scheduled for deletion after 7 days, every secret deleted now.
-    kms_stub.add_response(
-        "schedule_key_deletion", {}, {"KeyId": KEY_ID, "PendingWindowInDays": 7}
-    )
+    kms_stub.add_response("schedule_key_deletion", {}, {"KeyId": KEY_ID, "PendingWindowInDays": 7})
     kms_stub.add_client_error(  # a test scheduled its deletion itself: fine
         "schedule_key_deletion",
         "KMSInvalidStateException",

@@ -1,7 +1,9 @@
 """Self-checks of the end-to-end support code: each piece works, and each can fail.
 
 If these fail, the end-to-end tests built on them prove nothing, so they check the emulator
-too: that KMS really holds the imported bytes, and that the ValidTo shim is active and needed.
+too: that KMS really holds the imported bytes, and that the KMS shim is active, needed, and
+keeps to documented KMS. The tests marked ``aws`` also run against real KMS (``make test-aws``),
+which checks the shim's model of KMS against the real thing.
 """
 
 import http.client
@@ -446,16 +448,21 @@ def test_shim_reports_the_earliest_valid_to_of_the_permanent_materials(kms: "KMS
     assert _same_time(metadata["ValidTo"], in_10_days)
 
 
-@pytest.mark.localstack
-@pytest.mark.parametrize("key_spec", ["SYMMETRIC_DEFAULT", "HMAC_256"])
-def test_shim_refuses_valid_to_beyond_365_days_on_the_moved_clock(
-    kms: "KMSClient", shim_clock: Any, key_spec: str
-) -> None:
-    key_id = kms.create_key(
+def _external_key(kms: "KMSClient", key_spec: str) -> str:
+    usage = "ENCRYPT_DECRYPT" if key_spec == "SYMMETRIC_DEFAULT" else "GENERATE_VERIFY_MAC"
+    return kms.create_key(
         Origin="EXTERNAL",
         KeySpec=key_spec,  # type: ignore[arg-type]
-        KeyUsage="ENCRYPT_DECRYPT" if key_spec == "SYMMETRIC_DEFAULT" else "GENERATE_VERIFY_MAC",
+        KeyUsage=usage,  # type: ignore[arg-type]
     )["KeyMetadata"]["KeyId"]
+
+
+# Also run against real KMS by `make test-aws`: documented KMS behaviour the shim models.
+@pytest.mark.localstack
+@pytest.mark.aws
+@pytest.mark.parametrize("key_spec", ["SYMMETRIC_DEFAULT", "HMAC_256"])
+def test_valid_to_more_than_365_days_ahead_is_refused(kms: "KMSClient", key_spec: str) -> None:
+    key_id = _external_key(kms, key_spec)
     material = os.urandom(32)
     now = datetime.now(UTC).replace(microsecond=0)
     refused = (
@@ -467,11 +474,20 @@ def test_shim_refuses_valid_to_beyond_365_days_on_the_moved_clock(
         with pytest.raises(ClientError) as error:
             _import_material(kms, key_id, material, valid_to)
         assert _error_code(error) == "ValidationException"
-        assert "365 days" in error.value.response["Error"]["Message"]
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
 
     _import_material(kms, key_id, material, now + timedelta(days=365) - timedelta(minutes=5))
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+@pytest.mark.localstack
+def test_shim_judges_valid_to_on_the_moved_clock(kms: "KMSClient", shim_clock: Any) -> None:
+    key_id = _external_key(kms, "SYMMETRIC_DEFAULT")
+    material = os.urandom(32)
+    now = datetime.now(UTC).replace(microsecond=0)
+    with pytest.raises(ClientError) as error:
+        _import_material(kms, key_id, material, now + timedelta(days=366))
+    assert "at most 365 days from the request date" in error.value.response["Error"]["Message"]
 
     # With the clock moved, the limit moves with it: a year after the moved day, not today.
     later = now + timedelta(days=400)
@@ -483,6 +499,8 @@ def test_shim_refuses_valid_to_beyond_365_days_on_the_moved_clock(
     with pytest.raises(ClientError) as error:
         _import_material(kms, key_id, material, now + timedelta(days=30))  # past, moved clock
     assert _error_code(error) == "ValidationException"
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert _same_time(metadata["ValidTo"], later + timedelta(days=365))
 
 
 @pytest.mark.localstack
@@ -538,7 +556,9 @@ def _import_one(
     )
 
 
+# Also run against real KMS by `make test-aws`: documented KMS behaviour the shim models.
 @pytest.mark.localstack
+@pytest.mark.aws
 @pytest.mark.parametrize(
     ("key_spec", "key_usage"),
     [

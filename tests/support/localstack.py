@@ -386,7 +386,7 @@ def _launch(
         stack.startup_seconds = time.monotonic() - started
         if shim and SHIM_MARKER not in log_text:
             raise LocalStackError(
-                f"LocalStack started but the ValidTo shim in {SHIM_DIR} did not report itself; "
+                f"LocalStack started but the KMS shim in {SHIM_DIR} did not report itself; "
                 f"was sitecustomize shadowed?\n--- last lines of {log_file} ---\n{_tail(log_file)}"
             )
         _keep_catalog(catalog_cache, filesystem_root)
@@ -406,7 +406,7 @@ def start_localstack(
     """Start LocalStack on a free port of 127.0.0.1 and wait until KMS and Secrets Manager run.
 
     ``log_dir`` receives ``localstack-<port>.log`` (kept after ``stop()``). ``shim=False``
-    runs LocalStack as shipped, without the ValidTo shim. ``catalog_cache`` keeps LocalStack's
+    runs LocalStack as shipped, without the KMS shim. ``catalog_cache`` keeps LocalStack's
     service index between runs (``None``: build it every time). Raises ``LocalStackError`` with
     the tail of the log if it does not come up within ``timeout`` seconds.
     """
