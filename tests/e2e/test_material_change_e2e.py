@@ -2,6 +2,8 @@
 rotation and rolled back cleanly; rotated to with it, old ciphertexts still decrypting."""
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import uuid
@@ -61,6 +63,48 @@ def test_new_material_without_rotation_fails_and_rolls_back_cleanly(
     rollback = invoke("Update", first, physical_id=key_id, old_properties=second)
     assert rollback["Status"] == "SUCCESS", rollback["Reason"]
     assert_key_holds(kms, key_id, original)
+
+
+@pytest.mark.aws
+def test_new_material_for_an_hmac_key_fails_without_advising_rotation(
+    invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
+) -> None:
+    # KMS refuses other material for every key spec; only symmetric keys can rotate to it.
+    original, replacement = os.urandom(32), os.urandom(32)
+    key_id = kms.create_key(Origin="EXTERNAL", KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")[
+        "KeyMetadata"
+    ]["KeyId"]
+    created = secretsmanager.create_secret(
+        Name=f"change/{uuid.uuid4()}", SecretString=original.hex()
+    )
+    hmac_properties = {
+        contract.PROP_KEY_SPEC: "HMAC_256",
+        contract.PROP_KEY_USAGE: "GENERATE_VERIFY_MAC",
+        contract.PROP_MATERIAL_ENCODING: "hex",
+    }
+    first = version(
+        import_properties(key_id, created["ARN"], **hmac_properties), created["VersionId"]
+    )
+    response = invoke("Create", first)
+    assert response["Status"] == "SUCCESS", response["Reason"]
+    mac = kms.generate_mac(KeyId=key_id, Message=b"proof", MacAlgorithm="HMAC_SHA_256")["Mac"]
+    assert mac == hmac.new(original, b"proof", hashlib.sha256).digest()
+
+    second_version = secretsmanager.put_secret_value(
+        SecretId=created["ARN"], SecretString=replacement.hex()
+    )["VersionId"]
+    second = version(first, second_version)
+    failed = invoke("Update", second, physical_id=key_id, old_properties=first)
+    assert failed["Status"] == "FAILED"
+    assert "a HMAC_256 key only ever accepts its original material" in failed["Reason"]
+    assert "into a new key" in failed["Reason"]
+    assert "rotation_on_material_change" not in failed["Reason"]
+
+    rollback = invoke("Update", first, physical_id=key_id, old_properties=second)
+    assert rollback["Status"] == "SUCCESS", rollback["Reason"]
+    assert (
+        kms.generate_mac(KeyId=key_id, Message=b"proof", MacAlgorithm="HMAC_SHA_256")["Mac"] == mac
+    )
 
 
 def test_rotation_to_new_material_keeps_old_ciphertexts(
