@@ -7,7 +7,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export LOCALSTACK_PYTHON := $(CURDIR)/$(LOCALSTACK_VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test lint demo synth bench clean
+.PHONY: test test-aws lint demo synth bench clean
 
 # uv installs both virtual environments (about 4x faster than pip on a fresh machine). It is
 # pinned and bootstrapped with the machine's pip into .tools/, outside both environments.
@@ -38,6 +38,12 @@ PYTEST_WORKERS ?= 2
 
 test: lint $(LOCALSTACK_VENV)/.installed
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal
+
+# Opt-in, never in CI: the end-to-end tests marked `aws` against the account and Region of your
+# AWS credentials (environment or profile). Keys they create are scheduled for deletion after
+# 7 days, secrets deleted at once. Everything is skipped without credentials or with CI set.
+test-aws: $(VENV)/.installed
+	IMPORTED_KEY_CDK_REAL_AWS=1 $(VENV)/bin/pytest tests/e2e -m aws -p no:cacheprovider
 
 demo: $(VENV)/.installed $(LOCALSTACK_VENV)/.installed
 	$(VENV)/bin/python scripts/demo.py

@@ -137,7 +137,9 @@ def _import_retrying(
                 continue
             if may_be_new and error_code(error) == "IncorrectKeyMaterialException":
                 raise _NewMaterial from None
-            raise kms_failure(error, "ImportKeyMaterial", request.key_id) from None
+            raise kms_failure(
+                error, "ImportKeyMaterial", request.key_id, key_spec=request.key_spec
+            ) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -2,6 +2,7 @@
 
 from botocore.exceptions import ClientError
 
+from . import contract
 from .errors import ImportFailure
 
 
@@ -9,7 +10,10 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def kms_failure(error: ClientError, operation: str, key_id: str) -> ImportFailure:
+def kms_failure(
+    error: ClientError, operation: str, key_id: str, *, key_spec: str | None = None
+) -> ImportFailure:
+    """The reason for a failed KMS call; ``key_spec`` (when known) tailors the advice."""
     code = error_code(error)
     reasons = {
         "NotFoundException": (
@@ -44,6 +48,17 @@ def kms_failure(error: ClientError, operation: str, key_id: str) -> ImportFailur
             f"KMS throttled {operation} for key {key_id} after retries: retry the deployment."
         ),
     }
+    if (
+        code == "IncorrectKeyMaterialException"
+        and key_spec is not None
+        and key_spec != contract.SYMMETRIC_DEFAULT
+    ):
+        # rotation_on_material_change is refused for these specs: KMS cannot rotate them.
+        return ImportFailure(
+            f"The secret holds material key {key_id} was never given; a {key_spec} key only "
+            "ever accepts its original material: restore it in the secret, or import the new "
+            "material into a new key."
+        )
     if operation == "RotateKeyOnDemand" and code == "LimitExceededException":
         return ImportFailure(
             f"Key {key_id} has had the 25 on-demand rotations KMS allows (RotateKeyOnDemand "

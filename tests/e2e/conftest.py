@@ -1,13 +1,25 @@
-"""Fixtures for end-to-end tests: one LocalStack per session, clients, a CloudFormation stand-in."""
+"""Fixtures for end-to-end tests: one LocalStack per session, clients, a CloudFormation stand-in.
 
-from collections.abc import Iterator
+``kms``, ``secretsmanager`` and ``invoke`` talk to the session's ``backend``: LocalStack, or,
+with ``IMPORTED_KEY_CDK_REAL_AWS=1`` (``make test-aws``), a real AWS account. In that mode only
+tests marked ``aws`` run (the others rely on the emulator: its ciphertext format, the shim's
+clock, its own limits) and everything is skipped when no credentials or Region are configured,
+or when ``CI`` is set.
+"""
+
+import warnings
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from support import real_aws
 from support.cfn_server import CfnResponseServer
 from support.events import REGION, cfn_event
 from support.lambda_context import FakeLambdaContext
 from support.localstack import LocalStack, start_localstack
+from support.real_aws import RealAws
 
 from imported_key_handler import entry
 
@@ -26,14 +38,52 @@ def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]
         stack.stop()
 
 
-@pytest.fixture
-def kms(localstack: LocalStack) -> "KMSClient":
-    return localstack.kms()
+E2E_DIR = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not real_aws.requested():
+        return
+    refused = real_aws.refusal(real_aws.session_for())
+    for item in items:
+        if not item.path.is_relative_to(E2E_DIR):
+            continue
+        if refused is not None:
+            item.add_marker(pytest.mark.skip(reason=f"real AWS: {refused}"))
+        elif item.get_closest_marker("aws") is None:
+            item.add_marker(pytest.mark.skip(reason="real AWS: this test needs the emulator"))
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> Iterator[LocalStack | RealAws]:
+    """Where the end-to-end tests' KMS and Secrets Manager are: LocalStack or a real account."""
+    if not real_aws.requested():
+        yield request.getfixturevalue("localstack")
+        return
+    account = RealAws(real_aws.session_for())
+    try:
+        yield account
+    finally:
+        problems = account.close()
+        if problems:
+            warnings.warn("real AWS clean-up left: " + "; ".join(problems), stacklevel=1)
 
 
 @pytest.fixture
-def secretsmanager(localstack: LocalStack) -> "SecretsManagerClient":
-    return localstack.secretsmanager()
+def kms(backend: LocalStack | RealAws) -> "KMSClient":
+    return backend.kms()
+
+
+@pytest.fixture
+def secretsmanager(backend: LocalStack | RealAws) -> "SecretsManagerClient":
+    return backend.secretsmanager()
+
+
+@pytest.fixture
+def shim_clock(localstack: LocalStack) -> Iterator[Callable[[datetime], None]]:
+    """Move the emulated KMS's clock (see ``LocalStack.set_clock``); back to real time after."""
+    yield localstack.set_clock
+    localstack.set_clock(None)
 
 
 @pytest.fixture
@@ -51,14 +101,20 @@ def cfn_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[CfnResponseServer]:
 
 @pytest.fixture
 def invoke(
-    localstack: LocalStack, cfn_server: CfnResponseServer, monkeypatch: pytest.MonkeyPatch
+    backend: LocalStack | RealAws, cfn_server: CfnResponseServer, monkeypatch: pytest.MonkeyPatch
 ) -> Any:
-    """Run the real entry point as Lambda would, against LocalStack; return the response."""
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", localstack.endpoint)
+    """Run the real entry point as Lambda would, against the backend; return the response."""
+    if isinstance(backend, RealAws):
+        # The account's own credentials (environment or profile), botocore's endpoints.
+        monkeypatch.setenv("AWS_REGION", backend.region)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", backend.region)
+        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    else:
+        monkeypatch.setenv("AWS_REGION", REGION)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", backend.endpoint)
     monkeypatch.setattr(entry, "_helper", None)
 
     def run(request_type: str, properties: dict[str, str], **kwargs: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.localstack
 CONTEXT = {"tenant": "e2e", "purpose": "proof"}
 
 
+@pytest.mark.aws
 def test_create_imports_the_secret_material(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
@@ -51,6 +52,7 @@ def test_create_imports_the_secret_material(
     assert_key_holds(kms, key_id, material, CONTEXT)
 
 
+@pytest.mark.aws
 def test_secret_string_holds_base64(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
@@ -62,6 +64,7 @@ def test_secret_string_holds_base64(
     assert_key_holds(kms, key_id, material, CONTEXT)
 
 
+@pytest.mark.aws
 def test_other_wrapping_settings(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
@@ -76,6 +79,7 @@ def test_other_wrapping_settings(
     assert_key_holds(kms, key_id, material, CONTEXT)
 
 
+@pytest.mark.aws
 def test_retry_update_rollback_and_delete_keep_the_key(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
@@ -122,6 +126,7 @@ def test_retry_update_rollback_and_delete_keep_the_key(
     assert_key_holds(kms, key_id, material, CONTEXT)
 
 
+@pytest.mark.aws
 def test_delete_after_a_failed_create_succeeds(invoke: Any, kms: "KMSClient") -> None:
     key_id = external_key(kms)
     missing = f"arn:aws:secretsmanager:{REGION}:000000000000:secret:e2e/missing-AbCdEf"
@@ -133,6 +138,7 @@ def test_delete_after_a_failed_create_succeeds(invoke: Any, kms: "KMSClient") ->
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
 
 
+@pytest.mark.aws
 @pytest.mark.parametrize(
     ("secret_value", "reason"),
     [
@@ -174,6 +180,7 @@ def test_missing_secret_fails_clearly(invoke: Any, kms: "KMSClient") -> None:
     assert "SecretBinary" in response["Reason"]
 
 
+@pytest.mark.aws
 def test_key_that_is_not_external_is_refused(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
@@ -185,6 +192,7 @@ def test_key_that_is_not_external_is_refused(
     assert "Origin=EXTERNAL" in response["Reason"]
 
 
+@pytest.mark.aws
 def test_key_pending_deletion_is_refused_and_left_alone(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
@@ -198,6 +206,7 @@ def test_key_pending_deletion_is_refused_and_left_alone(
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
 
 
+@pytest.mark.aws
 def test_missing_key_is_refused(invoke: Any, secretsmanager: "SecretsManagerClient") -> None:
     secret_arn = new_secret(secretsmanager, SecretBinary=os.urandom(32))
     ghost = str(uuid.uuid4())

@@ -281,6 +281,7 @@ SIGNING_CASES = [
 ]
 
 
+@pytest.mark.aws
 @pytest.mark.parametrize("case", [pytest.param(case, id=case.key_spec) for case in SIGNING_CASES])
 def test_signing_key_imports_and_signs_with_the_secret_key(
     case: SigningCase,
@@ -304,6 +305,7 @@ def test_signing_key_imports_and_signs_with_the_secret_key(
         verify_signature(private_key.public_key(), signature, MESSAGE, algorithm)
 
 
+@pytest.mark.aws
 def test_rsa_encryption_key_decrypts_what_the_public_key_encrypted(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
@@ -337,6 +339,7 @@ def test_rsa_encryption_key_decrypts_what_the_public_key_encrypted(
 # --- HMAC keys ---
 
 
+@pytest.mark.aws
 @pytest.mark.parametrize(
     ("key_spec", "length", "wrapping"),
     [
@@ -384,6 +387,7 @@ def test_hmac_key_imports_and_verifies_a_local_mac(
 # --- symmetric ---
 
 
+@pytest.mark.aws
 @pytest.mark.parametrize(
     "wrapping",
     [
@@ -467,6 +471,7 @@ def test_rsa_aes_key_wrap_sha_1_is_not_emulated(
     assert key_state(kms, key_id) == "PendingImport"
 
 
+@pytest.mark.aws
 def test_rsa_key_given_an_ec_private_key_fails_and_stays_pending(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
@@ -490,6 +495,7 @@ def test_rsa_key_given_an_ec_private_key_fails_and_stays_pending(
     assert secret_arn in reason
 
 
+@pytest.mark.aws
 def test_curve_mismatch_names_both_curves_and_stays_pending(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:

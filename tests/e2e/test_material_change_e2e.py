@@ -2,9 +2,12 @@
 rotation and rolled back cleanly; rotated to with it, old ciphertexts still decrypting."""
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +36,7 @@ def version(properties: dict[str, str], version_id: str) -> dict[str, str]:
     return {**properties, contract.PROP_MATERIAL_VERSION_ID: version_id}
 
 
+@pytest.mark.aws
 def test_new_material_without_rotation_fails_and_rolls_back_cleanly(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
@@ -61,8 +65,53 @@ def test_new_material_without_rotation_fails_and_rolls_back_cleanly(
     assert_key_holds(kms, key_id, original)
 
 
-def test_rotation_to_new_material_keeps_old_ciphertexts(
+@pytest.mark.aws
+def test_new_material_for_an_hmac_key_fails_without_advising_rotation(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
+) -> None:
+    # KMS refuses other material for every key spec; only symmetric keys can rotate to it.
+    original, replacement = os.urandom(32), os.urandom(32)
+    key_id = kms.create_key(Origin="EXTERNAL", KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")[
+        "KeyMetadata"
+    ]["KeyId"]
+    created = secretsmanager.create_secret(
+        Name=f"change/{uuid.uuid4()}", SecretString=original.hex()
+    )
+    hmac_properties = {
+        contract.PROP_KEY_SPEC: "HMAC_256",
+        contract.PROP_KEY_USAGE: "GENERATE_VERIFY_MAC",
+        contract.PROP_MATERIAL_ENCODING: "hex",
+    }
+    first = version(
+        import_properties(key_id, created["ARN"], **hmac_properties), created["VersionId"]
+    )
+    response = invoke("Create", first)
+    assert response["Status"] == "SUCCESS", response["Reason"]
+    mac = kms.generate_mac(KeyId=key_id, Message=b"proof", MacAlgorithm="HMAC_SHA_256")["Mac"]
+    assert mac == hmac.new(original, b"proof", hashlib.sha256).digest()
+
+    second_version = secretsmanager.put_secret_value(
+        SecretId=created["ARN"], SecretString=replacement.hex()
+    )["VersionId"]
+    second = version(first, second_version)
+    failed = invoke("Update", second, physical_id=key_id, old_properties=first)
+    assert failed["Status"] == "FAILED"
+    assert "a HMAC_256 key only ever accepts its original material" in failed["Reason"]
+    assert "into a new key" in failed["Reason"]
+    assert "rotation_on_material_change" not in failed["Reason"]
+
+    rollback = invoke("Update", first, physical_id=key_id, old_properties=second)
+    assert rollback["Status"] == "SUCCESS", rollback["Reason"]
+    assert (
+        kms.generate_mac(KeyId=key_id, Message=b"proof", MacAlgorithm="HMAC_SHA_256")["Mac"] == mac
+    )
+
+
+def test_rotation_to_new_material_keeps_old_ciphertexts(
+    invoke: Any,
+    kms: "KMSClient",
+    secretsmanager: "SecretsManagerClient",
+    shim_clock: Callable[[datetime], None],
 ) -> None:
     old, new = os.urandom(32), os.urandom(32)
     key_id = external_key(kms)
@@ -115,12 +164,18 @@ def test_rotation_to_new_material_keeps_old_ciphertexts(
     )
 
     # Renewal keeps every material alive, and refuses a version that lacks the current one.
+    # KMS's clock moves with the renewal's: ValidTo stays within 365 days of its request.
     later = datetime.now(UTC) + timedelta(days=350)
     renewal = RenewalRequest(ImportRequest.from_properties(second), timedelta(days=30), "schedule")
+    shim_clock(later)
     result = renew_if_due(kms, secretsmanager, renewal, now=later)
     assert result.renewed
     rotations = kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
     assert all(r["ValidTo"] > later + timedelta(days=300) for r in rotations["Rotations"])
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"] == min(
+        r["ValidTo"] for r in rotations["Rotations"]
+    )
     stale = RenewalRequest(ImportRequest.from_properties(first), timedelta(days=30), "schedule")
+    shim_clock(later + timedelta(days=340))
     with pytest.raises(ImportFailure, match="does not list"):
         renew_if_due(kms, secretsmanager, stale, now=later + timedelta(days=340))

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
-pytestmark = pytest.mark.localstack
+pytestmark = [pytest.mark.localstack, pytest.mark.aws]
 
 REVOKE = {contract.PROP_DELETE_MATERIAL_ON_REMOVAL: "true"}
 

@@ -1,7 +1,9 @@
 """Self-checks of the end-to-end support code: each piece works, and each can fail.
 
 If these fail, the end-to-end tests built on them prove nothing, so they check the emulator
-too: that KMS really holds the imported bytes, and that the ValidTo shim is active and needed.
+too: that KMS really holds the imported bytes, and that the KMS shim is active, needed, and
+keeps to documented KMS. The tests marked ``aws`` also run against real KMS (``make test-aws``),
+which checks the shim's model of KMS against the real thing.
 """
 
 import http.client
@@ -22,6 +24,8 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.exceptions import ClientError
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from support import localstack as localstack_support
 from support.cfn_server import CfnResponseServer
 from support.events import SERVICE_TOKEN, cfn_event
@@ -315,7 +319,8 @@ def test_shim_rotates_to_new_material_and_keeps_the_old_one(kms: "KMSClient") ->
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["CurrentKeyMaterialId"] == new_id
     assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
-    assert _same_time(metadata["ValidTo"], in_60_days)
+    # The earliest ValidTo of the key's materials: the old one's, not the current one's.
+    assert _same_time(metadata["ValidTo"], in_30_days)
     decrypted = kms.decrypt(CiphertextBlob=old_blob, EncryptionContext=CONTEXT)
     assert decrypted["Plaintext"] == b"written before"
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"written after", EncryptionContext=CONTEXT)[
@@ -384,12 +389,12 @@ def test_shim_deletes_one_material_at_a_time(kms: "KMSClient") -> None:
     assert kms.decrypt(CiphertextBlob=old_blob, EncryptionContext=CONTEXT)["Plaintext"] == b"old"
     assert_key_holds(kms, key_id, new, CONTEXT)
 
-    # Without an ID: the current material.
+    # Without an ID: the current material. The old one is still imported and still expires.
     assert kms.delete_imported_key_material(KeyId=key_id)["KeyMaterialId"] == new_id
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["KeyState"] == "PendingImport"
-    assert "ExpirationModel" not in metadata
-    assert "ValidTo" not in metadata
+    assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
+    assert _same_time(metadata["ValidTo"], in_45_days)
     assert _rotations(kms, key_id)[new_id]["ImportState"] == "PENDING_IMPORT"
     assert _import_material(kms, key_id, new, in_10_days)["KeyMaterialId"] == new_id
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
@@ -411,6 +416,196 @@ def test_shim_deletes_one_material_at_a_time(kms: "KMSClient") -> None:
 
 
 @pytest.mark.localstack
+def test_shim_reports_the_earliest_valid_to_of_the_permanent_materials(kms: "KMSClient") -> None:
+    # Fixed once: KMS dates are whole seconds, and a test may cross a second.
+    in_5_days, in_10_days, in_30_days = _days(5), _days(10), _days(30)
+    key_id = _pending_key(kms)
+    first = os.urandom(32)
+    _import_material(kms, key_id, first, in_30_days)
+
+    # Pending material is not permanently associated with the key: its ValidTo does not count.
+    pending_id = _import_material(
+        kms, key_id, os.urandom(32), in_10_days, ImportType="NEW_KEY_MATERIAL"
+    )["KeyMaterialId"]
+    assert _same_time(kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"], in_30_days)
+
+    # Once rotated in it is: now it is the earliest, and current.
+    kms.rotate_key_on_demand(KeyId=key_id)
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["CurrentKeyMaterialId"] == pending_id
+    assert _same_time(metadata["ValidTo"], in_10_days)
+
+    # Renewing the first material for less time makes it the earliest, though not current.
+    _import_material(kms, key_id, first, in_5_days)
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["CurrentKeyMaterialId"] == pending_id
+    assert _same_time(metadata["ValidTo"], in_5_days)
+
+    # A material that does not expire does not hide one that does.
+    _import_material(kms, key_id, first)
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
+    assert _same_time(metadata["ValidTo"], in_10_days)
+
+
+def _external_key(kms: "KMSClient", key_spec: str) -> str:
+    usage = "ENCRYPT_DECRYPT" if key_spec == "SYMMETRIC_DEFAULT" else "GENERATE_VERIFY_MAC"
+    return kms.create_key(
+        Origin="EXTERNAL",
+        KeySpec=key_spec,  # type: ignore[arg-type]
+        KeyUsage=usage,  # type: ignore[arg-type]
+    )["KeyMetadata"]["KeyId"]
+
+
+# Also run against real KMS by `make test-aws`: documented KMS behaviour the shim models.
+@pytest.mark.localstack
+@pytest.mark.aws
+@pytest.mark.parametrize("key_spec", ["SYMMETRIC_DEFAULT", "HMAC_256"])
+def test_valid_to_more_than_365_days_ahead_is_refused(kms: "KMSClient", key_spec: str) -> None:
+    key_id = _external_key(kms, key_spec)
+    material = os.urandom(32)
+    now = datetime.now(UTC).replace(microsecond=0)
+    refused = (
+        now + timedelta(days=366),
+        now + timedelta(days=365, minutes=5),
+        now - timedelta(minutes=1),  # "must be a future date and time"
+    )
+    for valid_to in refused:
+        with pytest.raises(ClientError) as error:
+            _import_material(kms, key_id, material, valid_to)
+        assert _error_code(error) == "ValidationException"
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+
+    _import_material(kms, key_id, material, now + timedelta(days=365) - timedelta(minutes=5))
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+@pytest.mark.localstack
+def test_shim_judges_valid_to_on_the_moved_clock(kms: "KMSClient", shim_clock: Any) -> None:
+    key_id = _external_key(kms, "SYMMETRIC_DEFAULT")
+    material = os.urandom(32)
+    now = datetime.now(UTC).replace(microsecond=0)
+    with pytest.raises(ClientError) as error:
+        _import_material(kms, key_id, material, now + timedelta(days=366))
+    assert "at most 365 days from the request date" in error.value.response["Error"]["Message"]
+
+    # With the clock moved, the limit moves with it: a year after the moved day, not today.
+    later = now + timedelta(days=400)
+    shim_clock(later)
+    _import_material(kms, key_id, material, later + timedelta(days=365))
+    with pytest.raises(ClientError) as error:
+        _import_material(kms, key_id, material, later + timedelta(days=365, seconds=1))
+    assert _error_code(error) == "ValidationException"
+    with pytest.raises(ClientError) as error:
+        _import_material(kms, key_id, material, now + timedelta(days=30))  # past, moved clock
+    assert _error_code(error) == "ValidationException"
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert _same_time(metadata["ValidTo"], later + timedelta(days=365))
+
+
+@pytest.mark.localstack
+def test_shim_allows_25_on_demand_rotations_of_a_key(kms: "KMSClient") -> None:
+    key_id = _pending_key(kms)
+    _import_material(kms, key_id, os.urandom(32))
+    for _ in range(25):
+        _import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+        kms.rotate_key_on_demand(KeyId=key_id)
+    last = _import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+    with pytest.raises(kms.exceptions.LimitExceededException):
+        kms.rotate_key_on_demand(KeyId=key_id)
+    rotations = _rotations(kms, key_id)
+    assert len(rotations) == 27
+    assert rotations[last["KeyMaterialId"]]["KeyMaterialState"] == "PENDING_ROTATION"
+    assert len(_rotations(kms, key_id, include=None)) == 25
+
+    # LocalStack's own keys (material it made) get KMS's limit too, not LocalStack's 10.
+    own = kms.create_key()["KeyMetadata"]["KeyId"]
+    for _ in range(25):
+        kms.rotate_key_on_demand(KeyId=own)
+    with pytest.raises(kms.exceptions.LimitExceededException):
+        kms.rotate_key_on_demand(KeyId=own)
+
+
+def _private_key_der(key_spec: str) -> bytes:
+    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if key_spec == "RSA_2048"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    return private.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _import_one(
+    kms: "KMSClient", key_id: str, material: bytes, algorithm: str, **extra: Any
+) -> None:
+    parameters = kms.get_parameters_for_import(
+        KeyId=key_id,
+        WrappingAlgorithm=algorithm,  # type: ignore[arg-type]
+        WrappingKeySpec="RSA_2048",
+    )
+    kms.import_key_material(
+        KeyId=key_id,
+        ImportToken=parameters["ImportToken"],
+        EncryptedKeyMaterial=wrap_key_material(material, parameters["PublicKey"], algorithm),
+        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        **extra,
+    )
+
+
+# Also run against real KMS by `make test-aws`: documented KMS behaviour the shim models.
+@pytest.mark.localstack
+@pytest.mark.aws
+@pytest.mark.parametrize(
+    ("key_spec", "key_usage"),
+    [
+        ("RSA_2048", "SIGN_VERIFY"),
+        ("ECC_NIST_P256", "SIGN_VERIFY"),
+        ("HMAC_256", "GENERATE_VERIFY_MAC"),
+    ],
+)
+def test_shim_refuses_other_material_for_every_key_spec(
+    kms: "KMSClient", key_spec: str, key_usage: str
+) -> None:
+    hmac_key = key_spec.startswith("HMAC")
+    algorithm = WRAPPING_ALGORITHM if hmac_key else "RSA_AES_KEY_WRAP_SHA_256"
+    make: Any = (lambda: os.urandom(32)) if hmac_key else (lambda: _private_key_der(key_spec))
+    key_id = kms.create_key(
+        Origin="EXTERNAL",
+        KeySpec=key_spec,  # type: ignore[arg-type]
+        KeyUsage=key_usage,  # type: ignore[arg-type]
+    )["KeyMetadata"]["KeyId"]
+    material, other = make(), make()
+
+    _import_one(kms, key_id, material, algorithm)
+    proof = _proof(kms, key_id, key_spec)
+    with pytest.raises(kms.exceptions.IncorrectKeyMaterialException):
+        _import_one(kms, key_id, other, algorithm)
+    _import_one(kms, key_id, material, algorithm)  # the same material: accepted again
+    kms.delete_imported_key_material(KeyId=key_id)
+    with pytest.raises(kms.exceptions.IncorrectKeyMaterialException):
+        _import_one(kms, key_id, other, algorithm)  # not after a deletion either
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+    _import_one(kms, key_id, material, algorithm)
+    assert _proof(kms, key_id, key_spec) == proof
+    # One material only: no ImportType, no KeyMaterialId for these keys.
+    for extra in ({"ImportType": "EXISTING_KEY_MATERIAL"}, {"KeyMaterialId": "0" * 64}):
+        with pytest.raises(ClientError) as error:
+            _import_one(kms, key_id, material, algorithm, **extra)
+        assert _error_code(error) == "ValidationException"
+
+
+def _proof(kms: "KMSClient", key_id: str, key_spec: str) -> bytes:
+    """What only this key's material gives: its public key, or its MAC of a fixed message."""
+    if key_spec.startswith("HMAC"):
+        return kms.generate_mac(KeyId=key_id, Message=b"proof", MacAlgorithm="HMAC_SHA_256")["Mac"]
+    return kms.get_public_key(KeyId=key_id)["PublicKey"]
+
+
+@pytest.mark.localstack
 def test_localstack_as_shipped_lacks_valid_to_and_stops_cleanly(tmp_path: Path) -> None:
     # Fails when a LocalStack upgrade stores ValidTo itself: then the shim should go.
     with start_localstack(tmp_path, shim=False) as plain:
@@ -420,6 +615,7 @@ def test_localstack_as_shipped_lacks_valid_to_and_stops_cleanly(tmp_path: Path) 
         assert "KeyId" not in response
         assert "KeyMaterialId" not in response
         _import(kms, key_id, os.urandom(32), valid_to=None)  # other material: real KMS refuses
+        _import(kms, key_id, os.urandom(32), datetime.now(UTC) + timedelta(days=400))  # too far
         metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
         assert metadata["KeyState"] == "Enabled"
         assert "ValidTo" not in metadata

@@ -1,8 +1,10 @@
 """One year of a key on a controllable clock: the daily renewal against LocalStack.
 
-The renewal runs at each scheduled time (daily, the default) with the clock moved forward. A
-key whose ValidTo lies behind the clock would have expired: that must never happen. The test
-also draws the timeline that the README shows, and fails if the README's copy is stale.
+The renewal runs at each scheduled time (daily, the default) with the clock moved forward, the
+emulated KMS's clock with it: so every ValidTo the renewal asks for is checked against KMS's
+365-day limit on the day it is asked. A key whose ValidTo lies behind the clock would have
+expired: that must never happen. The test also draws the timeline that the README shows, and
+fails if the README's copy is stale.
 """
 
 import os
@@ -78,27 +80,40 @@ def one_year(localstack: LocalStack, validity_days: int) -> list[tuple[int, Rene
     renewal = renewal_for(key_id, secret_arn, validity_days)
     counter = CallCounter(kms)
     runs = []
-    for day in range(DAYS + 1):
-        now = START + timedelta(days=day)
-        if day > 0:
-            metadata = observer.describe_key(KeyId=key_id)["KeyMetadata"]
-            assert metadata["KeyState"] == "Enabled"
-            assert metadata["ValidTo"] > now, f"day {day}: the material would have expired"
-        result = renew_if_due(kms, secrets, renewal, now=now)
-        calls = counter.take()
-        runs.append((day, result, sum(calls.values())))
-        if result.renewed:
-            assert result.valid_to == now + timedelta(days=validity_days)
-            assert calls == Counter(DescribeKey=3, GetParametersForImport=1, ImportKeyMaterial=1), (
-                calls
-            )
-        else:
-            assert calls == Counter(DescribeKey=1), calls
-            valid_to = result.valid_to
-            assert valid_to is not None
-            assert valid_to - now > renewal.renew_before  # renewed only inside the window
+    try:
+        for day in range(DAYS + 1):
+            now = START + timedelta(days=day)
+            localstack.set_clock(now)
+            if day > 0:
+                metadata = observer.describe_key(KeyId=key_id)["KeyMetadata"]
+                assert metadata["KeyState"] == "Enabled"
+                assert metadata["ValidTo"] > now, f"day {day}: the material would have expired"
+            result = renew_if_due(kms, secrets, renewal, now=now)
+            calls = counter.take()
+            runs.append((day, result, sum(calls.values())))
+            check_run(renewal, validity_days, now, result, calls)
+    finally:
+        localstack.set_clock(None)
     assert_key_holds(kms, key_id, material)
     return runs
+
+
+def check_run(
+    renewal: RenewalRequest,
+    validity_days: int,
+    now: datetime,
+    result: RenewalResult,
+    calls: Counter[str],
+) -> None:
+    """A renewal re-imports with exactly its validity; otherwise it reads the key once."""
+    if result.renewed:
+        assert result.valid_to == now + timedelta(days=validity_days)
+        assert calls == Counter(DescribeKey=3, GetParametersForImport=1, ImportKeyMaterial=1), calls
+    else:
+        assert calls == Counter(DescribeKey=1), calls
+        valid_to = result.valid_to
+        assert valid_to is not None
+        assert valid_to - now > renewal.renew_before  # renewed only inside the window
 
 
 def draw(validity_days: int, runs: list[tuple[int, RenewalResult, int]]) -> list[str]:

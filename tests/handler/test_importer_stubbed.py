@@ -11,10 +11,13 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import key_types_support as kts
 import pytest
 import stubbing
+from botocore.exceptions import ClientError
 from botocore.stub import ANY
 
+from imported_key_handler.contract import KEY_SPECS
 from imported_key_handler.errors import ImportFailure
 from imported_key_handler.importer import (
     ImportResult,
@@ -23,6 +26,7 @@ from imported_key_handler.importer import (
     import_from_secret,
     import_key_material,
 )
+from imported_key_handler.kms_errors import kms_failure
 from imported_key_handler.request import ImportRequest
 
 SENTINEL: Final = stubbing.SENTINEL_MATERIAL
@@ -383,6 +387,63 @@ def test_a_different_error_after_a_token_retry_is_reported_as_itself(
     reason = import_failure(kms, secrets)
     assert "original material" in reason
     assert "ExpiredImportToken" not in reason
+
+
+@pytest.mark.parametrize("spec", ["RSA_2048", "ECC_NIST_P256", "HMAC_256"])
+def test_other_material_for_a_key_that_cannot_rotate_is_not_told_to_rotate(
+    kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, spec: str
+) -> None:
+    # KMS refuses other material for every key spec; only SYMMETRIC_DEFAULT keys can rotate,
+    # and the construct refuses rotation_on_material_change for the others.
+    request = kts.request_for(spec)
+    hmac = KEY_SPECS[spec].family == "hmac"
+    material = SENTINEL if hmac else kts.pkcs8_der(kts.key_for(spec))
+    secrets.add_secret(SecretBinary=material)
+    kms.add_describe(kts.metadata_for(spec))
+    kms.add_parameters(
+        key=stubbing.wrapping_key(request.wrapping_key_spec),
+        token=TOKEN_1,
+        wrapping_algorithm=request.wrapping_algorithm,
+        wrapping_key_spec=request.wrapping_key_spec,
+    )
+    kms.add_import(
+        token=TOKEN_1,
+        expiration_model=DOES_NOT_EXPIRE,
+        valid_to=None,
+        error_code="IncorrectKeyMaterialException",
+    )
+    reason = stubbing.failure_reason(
+        lambda: import_from_secret(kms.client, secrets.client, request, now=NOW),
+        kms,
+        secrets,
+        materials=(material,),
+    )
+    assert kms.recorder.operations == [DESCRIBE, PARAMETERS, IMPORT]
+    assert f"a {spec} key only ever accepts its original material" in reason
+    assert "restore it in the secret" in reason
+    assert reason.endswith("import the new material into a new key.")  # whole, not cut
+    assert "rotation_on_material_change" not in reason
+    assert stubbing.KEY_ID in reason
+
+
+def test_the_reason_for_a_key_that_cannot_rotate_fits_whole_with_a_long_arn() -> None:
+    error = ClientError(
+        {"Error": {"Code": "IncorrectKeyMaterialException", "Message": ""}}, "ImportKeyMaterial"
+    )
+    longest = max((spec for spec in KEY_SPECS if spec != "SYMMETRIC_DEFAULT"), key=len)
+    reason = kms_failure(error, IMPORT, stubbing.LONG_KEY_ID, key_spec=longest).reason
+    assert reason.endswith("into a new key.")
+    assert f"a {longest} key" in reason
+
+
+def test_other_material_for_a_symmetric_key_points_at_rotation(
+    kms: stubbing.KmsStub, secrets: stubbing.SecretsStub
+) -> None:
+    secrets.add_secret(SecretBinary=SENTINEL)
+    queue_check(kms)
+    queue_attempt(kms, error_code="IncorrectKeyMaterialException")
+    reason = import_failure(kms, secrets)
+    assert "rotation_on_material_change=True" in reason
 
 
 # --- KMS errors -------------------------------------------------------------------------------

@@ -5,54 +5,133 @@ real KMS does around it (see ``localstack/services/kms/provider.py``, ``import_k
 "TODO actually set validTo", "TODO check if there was already a key imported for this kms key";
 ``delete_imported_key_material``: "TODO add support for key_material_id";
 ``rotate_key_on_demand``: "Rotation of imported keys is not supported yet"; ListKeyRotations
-is not implemented at all). The handler under test confirms an import the way the KMS API
-reference documents it, and rotates symmetric keys to new imported material; without this shim
-every end-to-end run would look like a failed confirmation, and LocalStack would silently accept
-material real KMS refuses.
+is not implemented at all; ``models.ON_DEMAND_ROTATION_LIMIT`` is 10). The handler under test
+confirms an import the way the KMS API reference documents it, and rotates symmetric keys to
+new imported material; without this shim every end-to-end run would look like a failed
+confirmation, and LocalStack would silently accept requests real KMS refuses.
 
-What it adds, and nothing more (all of it documented real-KMS behaviour):
+Each behaviour below names the KMS documentation it follows ("API" = the AWS KMS API
+Reference, "DG" = the AWS KMS Developer Guide), quoted. What no documentation says and the
+shim had to choose is marked "Assumption:".
 
-* every key: after a successful ImportKeyMaterial, ``ValidTo`` is stored in the key metadata
-  when the expiration model is ``KEY_MATERIAL_EXPIRES`` and removed when it is
-  ``KEY_MATERIAL_DOES_NOT_EXPIRE``; the response carries ``KeyId`` (the key ARN). After
-  DeleteImportedKeyMaterial ``ValidTo`` is removed, as LocalStack already removes
-  ``ExpirationModel`` there.
-* ``EXTERNAL`` ``SYMMETRIC_DEFAULT`` keys (the only ones that may hold several materials) keep
-  the list of their key materials on the LocalStack key object (attribute
+Every key with imported material
+  * ImportKeyMaterial refuses a ``ValidTo`` that is not in the future or lies more than 365
+    days after the request, with ``ValidationException``. API, ImportKeyMaterial, ValidTo:
+    "The value of this parameter must be a future date and time. The maximum value is 365
+    days from the request date." Assumption: the error code (the API reference names none for
+    this; ValidationException is KMS's common error for a parameter that breaks a constraint)
+    and its message.
+  * ImportKeyMaterial refuses material other than the first material the key ever took, with
+    ``IncorrectKeyMaterialException``, for every key spec (RSA, ECC, HMAC, symmetric), also
+    after that material was deleted. DG, importing key material: "For all KMS keys with
+    EXTERNAL origin, the first key material imported into it becomes current and permanently
+    associated with it." API, ImportKeyMaterial: "For asymmetric and HMAC keys, you cannot
+    change the key material after the initial import." API, IncorrectKeyMaterialException:
+    "...it is not the same key material that was previously imported...". Assumption:
+    materials are compared byte for byte (the same private key in another encoding counts
+    as other material; the handler always sends one encoding).
+  * The response carries ``KeyId`` (the key ARN). API, ImportKeyMaterial response: KeyId,
+    "The Amazon Resource Name (key ARN) of the KMS key into which key material was
+    imported."
+  * DescribeKey reports ``ValidTo`` while the key's imported material expires, and no
+    ``ValidTo`` once it does not (or after DeleteImportedKeyMaterial). API, KeyMetadata,
+    ValidTo: "This value is present only for KMS keys whose Origin is EXTERNAL and the
+    ExpirationModel is KEY_MATERIAL_EXPIRES, otherwise this value is omitted."
+
+Asymmetric and HMAC keys (one material only)
+  * ImportKeyMaterial with ``ImportType`` or ``KeyMaterialId`` is refused with
+    ``ValidationException``. DG, importing key material (step 4), says that only one key
+    material can be associated with an asymmetric or HMAC key with EXTERNAL origin and that
+    KMS rejects ImportKeyMaterial requests with the ImportType parameter for them; API,
+    ImportKeyMaterial, KeyMaterialId: "This parameter is optional and only usable with
+    symmetric encryption keys." Assumption: the error code.
+  * Everything else (loading the material, ExpirationModel, key state) is LocalStack's own.
+
+``EXTERNAL`` ``SYMMETRIC_DEFAULT`` keys (several materials)
+  The key keeps the list of its key materials on the LocalStack key object (attribute
   ``imported_key_cdk_materials``, so it lives and dies with the key): the bytes, the key
-  material ID (``sha256(key id + material)``, KMS derives it "based on the KMS key ID and the
-  imported key material"), the state (``CURRENT`` / ``NON_CURRENT`` / ``PENDING_ROTATION``),
-  the import state (``IMPORTED`` / ``PENDING_IMPORT``), and each material's own
-  ``ExpirationModel`` / ``ValidTo`` / description / rotation date. For these keys:
+  material ID, the state (``CURRENT`` / ``NON_CURRENT`` / ``PENDING_ROTATION``), the import
+  state (``IMPORTED`` / ``PENDING_IMPORT``), and each material's own ``ExpirationModel`` /
+  ``ValidTo`` / description / rotation date.
 
-  - ImportKeyMaterial unwraps the material with LocalStack's own unwrap and then decides as
-    KMS does. ``EXISTING_KEY_MATERIAL`` (the default): the first material becomes
+  * Key material IDs: ``sha256(key id + material)``, hex. API, ImportKeyMaterial,
+    KeyMaterialId: "Whenever you import key material into a symmetric encryption key, KMS
+    assigns a unique identifier to the key material based on the KMS key ID and the imported
+    key material." Assumption: the derivation (KMS does not document it; real IDs differ).
+  * ImportKeyMaterial, ``EXISTING_KEY_MATERIAL`` (the default): the first material becomes
     ``CURRENT``; a known one gets its ValidTo, expiration model and import state refreshed;
-    unknown material, or a ``KeyMaterialId`` that does not match the material, is refused with
-    ``IncorrectKeyMaterialException``. ``NEW_KEY_MATERIAL``: material the key already has is
-    refused with ``IncorrectKeyMaterialException``, a second pending material with
-    ``KMSInvalidStateException``, ``KeyMaterialId`` with ``ValidationException``; otherwise the
-    material is added as ``PENDING_ROTATION`` and the key keeps encrypting with its current
-    material. LocalStack's own import (which loads the bytes into the crypto key) runs only
-    when the material is or becomes ``CURRENT``. The response carries ``KeyMaterialId``.
-  - RotateKeyOnDemand (LocalStack raises NotImplementedError) makes the imported pending
-    material ``CURRENT`` and loads it into the crypto key; the old one becomes ``NON_CURRENT``
-    and goes into LocalStack's ``previous_keys``, which ``KmsKey.decrypt`` tries after the
-    current material, so old ciphertexts still decrypt. Without pending material:
-    ``UnsupportedOperationException``; on a key pending import: ``KMSInvalidStateException``.
-  - DescribeKey reports ``CurrentKeyMaterialId`` and the current material's
-    ``ExpirationModel`` / ``ValidTo``: the shim keeps the key metadata in step after every
-    change (DescribeKey itself is not patched).
-  - ListKeyRotations (not implemented in LocalStack) lists the materials: the rotated-in ones
-    (``ROTATIONS_ONLY``, the default) or all of them (``ALL_KEY_MATERIAL``).
-  - DeleteImportedKeyMaterial deletes the material named by ``KeyMaterialId``, or the current
-    one. Deleting any material that is not ``PENDING_ROTATION`` puts the key in
-    ``PendingImport`` until that material is imported again; pending material "is not
-    permanently associated with the KMS key", so deleting it drops it and leaves the key alone.
-    The response carries ``KeyId`` and ``KeyMaterialId``.
+    unknown material, or a ``KeyMaterialId`` that does not name this material, is refused with
+    ``IncorrectKeyMaterialException``. DG, importing key material (step 4), says the
+    default ImportType is EXISTING_KEY_MATERIAL and that with it the material must be one
+    previously associated with the key; API, KeyMaterialId: KMS "Matches the computed
+    identifier against the specified key material ID".
+  * ImportKeyMaterial, ``NEW_KEY_MATERIAL``: material the key already has is refused with
+    ``IncorrectKeyMaterialException`` (API, IncorrectKeyMaterialException: "KMS expected new
+    key material but the key material being imported is already associated with the KMS
+    key"); ``KeyMaterialId`` with ``ValidationException`` (API: "You cannot specify a key
+    material ID with ImportType set to NEW_KEY_MATERIAL"; Assumption: the error code); a
+    second pending material with ``KMSInvalidStateException`` (Assumption: KMS documents one
+    PENDING_ROTATION material at a time only implicitly, through RotateKeyOnDemand rotating
+    to "that key material", and not the error). Otherwise the material is added as
+    ``PENDING_ROTATION`` and the key keeps encrypting with its current material (API,
+    RotationsListEntry, KeyMaterialState: "PENDING_ROTATION identifies key material that has
+    been imported for on-demand key rotation but the rotation hasn't completed").
+    LocalStack's own import (which loads the bytes into the crypto key) runs only when the
+    material is or becomes ``CURRENT``. The response carries ``KeyMaterialId`` (API,
+    ImportKeyMaterial response: "Identifies the imported key material").
+  * RotateKeyOnDemand makes the imported pending material ``CURRENT``; the old one becomes
+    ``NON_CURRENT`` and goes into LocalStack's ``previous_keys``, which ``KmsKey.decrypt``
+    tries after the current material, so old ciphertexts still decrypt (API,
+    KeyMaterialState: "KMS uses CURRENT key material for both encryption and decryption and
+    NON_CURRENT key material only for decryption"). Without pending material:
+    ``UnsupportedOperationException`` (API, RotateKeyOnDemand: "When you initiate on-demand
+    key rotation on a symmetric encryption KMS key with imported key material, you must have
+    already imported new key material and that key material's state should be
+    PENDING_ROTATION"; Assumption: the error code); on a key pending import:
+    ``KMSInvalidStateException`` (DG, key states: a key in PendingImport cannot be used).
+    After 25 on-demand rotations of a key the next is refused with
+    ``LimitExceededException``; the shim also sets LocalStack's own limit, for keys whose
+    material LocalStack generates, to 25. DG, on-demand rotation: "You can perform on-demand
+    key rotation a maximum of 25 times per KMS key."; DG, resource quotas: "If you have
+    exceeded a resource limit, requests to create an additional resource of that type
+    generate an LimitExceededException error message." (Older API reference pages say 10;
+    the developer guide and its quota table say 25.)
+  * DescribeKey reports ``CurrentKeyMaterialId`` (API, KeyMetadata: "Identifies the current
+    key material"), and ``ValidTo`` is the earliest ValidTo of the materials permanently
+    associated with the key and imported, whichever is current. API, KeyMetadata, ValidTo:
+    "The earliest time at which any imported key material permanently associated with this
+    KMS key expires." API, KeyMaterialState: "Key material in PENDING_ROTATION is not
+    permanently associated with the KMS key", so pending material does not count.
+    ``ExpirationModel`` is ``KEY_MATERIAL_EXPIRES`` if any of those materials expires, else
+    ``KEY_MATERIAL_DOES_NOT_EXPIRE``. Assumption: how KMS sums up the expiration model of
+    several materials (the API reference only ties ValidTo's presence to
+    KEY_MATERIAL_EXPIRES); and that ValidTo stays reported while the key awaits the re-import
+    of a deleted material. The shim keeps the key metadata in step after every change
+    (DescribeKey itself is not patched).
+  * ListKeyRotations (not implemented in LocalStack) lists the materials: the rotated-in ones
+    (``ROTATIONS_ONLY``, the default) or all of them (``ALL_KEY_MATERIAL``). API,
+    ListKeyRotations, IncludeKeyMaterial: "The default value of this parameter is
+    ROTATIONS_ONLY... When you specify a value of ALL_KEY_MATERIAL, KMS adds the first key
+    material and any imported key material pending rotation to the response." Assumption:
+    the paging marker is a plain offset.
+  * DeleteImportedKeyMaterial deletes the material named by ``KeyMaterialId``, or the current
+    one (DG: "The key-material-id parameter is optional and if you do not specify it, AWS KMS
+    will delete the current key material."). Deleting any material that is not
+    ``PENDING_ROTATION`` puts the key in ``PendingImport`` until that material is imported
+    again (DG: "the deletion or expiration of any key material in a state other than
+    PENDING_ROTATION changes the key state to Pending import"); pending material is dropped
+    and the key left alone (API, KeyMaterialState: "You can delete this key material and
+    import different key material in its place."). The response carries ``KeyId`` and
+    ``KeyMaterialId``.
 
-It does not make material expire and adds no other validation: those stay LocalStack gaps.
-Other keys (and ListKeyRotations / RotateKeyOnDemand for them) are left to LocalStack.
+Not modelled (LocalStack gaps that stay): material does not expire at its ValidTo (the
+time-warp test checks ValidTo itself); multi-Region keys; automatic rotation.
+
+The shim's clock is the test's: when the file named by ``IMPORTED_KEY_CDK_SHIM_CLOCK`` (set
+by ``tests/support/localstack.py``, one file per LocalStack) holds an ISO 8601 time, the shim
+takes that as "now" for the ValidTo limits and rotation dates; otherwise the real time. This
+is how the time-warp tests move KMS's clock along with the handler's, so a renewal a year
+ahead is checked against the 365-day limit of its own day.
 
 One more thing, for the workplace rather than for KMS: LocalStack 4.10 ignores the host part of
 ``GATEWAY_LISTEN`` for IPv4 (``runtime/server/twisted.py``, "TODO: interface = host?") and
@@ -71,6 +150,7 @@ import functools
 import hashlib
 import importlib
 import inspect
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -139,6 +219,13 @@ _ALL_KEY_MATERIAL = "ALL_KEY_MATERIAL"
 _ROTATIONS_ONLY = "ROTATIONS_ONLY"
 _MATERIALS_ATTRIBUTE = "imported_key_cdk_materials"
 _DEFAULT_LIST_LIMIT = 100
+_SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
+# KMS's documented limits (see the module docstring for the sentences they come from).
+ON_DEMAND_ROTATION_LIMIT = 25
+MAX_VALIDITY = datetime.timedelta(days=365)
+# Names a file holding the test's "now" (ISO 8601); set per LocalStack by the test support.
+CLOCK_ENVIRONMENT = "IMPORTED_KEY_CDK_SHIM_CLOCK"
+_ORIGINAL_ATTRIBUTE = "imported_key_cdk_original_material"
 # LocalStack serves requests from several threads; material bookkeeping is read-modify-write.
 _LOCK = threading.RLock()
 
@@ -207,7 +294,9 @@ class _LocalStack:
         self.limit_exceeded = _attribute(_API_MODULE, "LimitExceededException")
         self.invalid_marker = _attribute(_API_MODULE, "InvalidMarkerException")
         self.validation = _attribute(_EXCEPTIONS_MODULE, "ValidationException")
-        self.rotation_limit: int = _attribute(_MODELS_MODULE, "ON_DEMAND_ROTATION_LIMIT")
+        self.models = _module(_MODELS_MODULE)
+        if not isinstance(getattr(self.models, "ON_DEMAND_ROTATION_LIMIT", None), int):
+            _fail(f"{_MODELS_MODULE}.ON_DEMAND_ROTATION_LIMIT is missing")
         kms_key = _attribute(_MODELS_MODULE, "KmsKey")
         crypto_key = _attribute(_MODELS_MODULE, "KmsCryptoKey")
         if not callable(getattr(crypto_key, "load_key_material", None)):
@@ -247,7 +336,7 @@ def _may_rotate(key: Any) -> bool:
     """Keys that may hold several materials: EXTERNAL and SYMMETRIC_DEFAULT."""
     metadata = key.metadata
     return bool(
-        metadata.get("Origin") == "EXTERNAL" and metadata.get("KeySpec") == "SYMMETRIC_DEFAULT"
+        metadata.get("Origin") == "EXTERNAL" and metadata.get("KeySpec") == _SYMMETRIC_DEFAULT
     )
 
 
@@ -255,12 +344,43 @@ def _material_id(key: Any, material: bytes) -> str:
     return hashlib.sha256(str(key.metadata["KeyId"]).encode("utf-8") + material).hexdigest()
 
 
+def _now() -> datetime.datetime:
+    """The test's clock if it set one (see ``CLOCK_ENVIRONMENT``), else the real time."""
+    path = os.environ.get(CLOCK_ENVIRONMENT)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as clock:
+                text = clock.read().strip()
+        except FileNotFoundError:
+            text = ""
+        if text:
+            return _aware(datetime.datetime.fromisoformat(text))
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _aware(moment: datetime.datetime) -> datetime.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)
+
+
+def _check_valid_to(localstack: "_LocalStack", expiration_model: str, valid_to: Any) -> None:
+    if expiration_model != _KEY_MATERIAL_EXPIRES or not isinstance(valid_to, datetime.datetime):
+        return  # a missing ValidTo is LocalStack's own check
+    now = _now()
+    ahead = _aware(valid_to) - now
+    if ahead <= datetime.timedelta(0) or ahead > MAX_VALIDITY:
+        raise localstack.validation(
+            f"ValidTo {valid_to.isoformat()} is not a future date and time at most "
+            f"{MAX_VALIDITY.days} days from the request date ({now.isoformat()})."
+        )
+
+
 def _sync(key: Any) -> None:
     """Bring LocalStack's view of the key in line with its materials.
 
-    The metadata reports the current material (``CurrentKeyMaterialId``, its expiration model
-    and ValidTo); ``previous_keys`` holds the imported non-current materials; the key awaits
-    import while any material other than a pending one is deleted.
+    The metadata reports the current material's ID and, over the imported materials that are
+    permanently associated with the key (all but a pending one), the earliest ValidTo and
+    whether any expires; ``previous_keys`` holds the imported non-current materials; the key
+    awaits import while any material other than a pending one is deleted.
     """
     materials = _materials(key)
     current = _in_state(materials, _CURRENT)
@@ -268,14 +388,25 @@ def _sync(key: Any) -> None:
         return
     metadata = key.metadata
     metadata["CurrentKeyMaterialId"] = current.material_id
-    if current.import_state == _IMPORTED and current.expiration_model is not None:
-        metadata["ExpirationModel"] = current.expiration_model
-    else:
-        metadata.pop("ExpirationModel", None)
-    if current.import_state == _IMPORTED and current.valid_to is not None:
-        metadata["ValidTo"] = current.valid_to
+    associated = [
+        material
+        for material in materials
+        if material.state != _PENDING_ROTATION and material.import_state == _IMPORTED
+    ]
+    expiring = [
+        material.valid_to
+        for material in associated
+        if material.expiration_model == _KEY_MATERIAL_EXPIRES and material.valid_to is not None
+    ]
+    if expiring:
+        metadata["ExpirationModel"] = _KEY_MATERIAL_EXPIRES
+        metadata["ValidTo"] = min(expiring, key=_aware)
     else:
         metadata.pop("ValidTo", None)
+        if associated:
+            metadata["ExpirationModel"] = "KEY_MATERIAL_DOES_NOT_EXPIRE"
+        else:
+            metadata.pop("ExpirationModel", None)
     key.previous_keys = [
         material.material
         for material in materials
@@ -315,7 +446,36 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
         )
 
     def plain_import(self: Any, context: Any, key_id: str, call: inspect.BoundArguments) -> Any:
+        """LocalStack's import, for keys with one material: only ever that material."""
+        arguments = call.arguments
+        store = self._get_store(context.account_id, context.region)
+        token = arguments.get("import_token")
+        import_state = store.imports.get(
+            token.decode("utf-8") if isinstance(token, bytes) else token
+        )
+        key, fingerprint = None, None
+        if import_state is not None:  # else LocalStack's import raises its NotFoundException
+            key = importable_key(self, context, key_id)
+            for name in ("import_type", "key_material_id"):
+                if arguments.get(name) is not None:
+                    raise localstack.validation(
+                        f"{name} is only valid for symmetric encryption keys; KMS key "
+                        f"{key.metadata['Arn']} is {key.metadata.get('KeySpec')}."
+                    )
+            material = self._decrypt_wrapped_key_material(
+                import_state, arguments["encrypted_key_material"]
+            )
+            fingerprint = _material_id(key, material)
+            original = getattr(key, _ORIGINAL_ATTRIBUTE, None)
+            if original is not None and original != fingerprint:
+                raise localstack.incorrect_key_material(
+                    f"The key material in the request is not the key material of KMS key "
+                    f"{key.metadata['Arn']}: a {key.metadata.get('KeySpec')} key only ever "
+                    "takes the material first imported into it."
+                )
         response = original_import(*call.args, **call.kwargs)
+        if key is not None:
+            setattr(key, _ORIGINAL_ATTRIBUTE, fingerprint)
         metadata = self._get_kms_key(
             context.account_id, context.region, key_id, any_key_state_allowed=True
         ).metadata
@@ -335,6 +495,11 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
     def import_key_material(self: Any, context: Any, key_id: str, *args: Any, **kwargs: Any) -> Any:
         call = import_signature.bind(self, context, key_id, *args, **kwargs)
         arguments = call.arguments
+        _check_valid_to(
+            localstack,
+            arguments.get("expiration_model") or _KEY_MATERIAL_EXPIRES,
+            arguments.get("valid_to"),
+        )
         with _LOCK:
             store = self._get_store(context.account_id, context.region)
             token = arguments.get("import_token")
@@ -470,14 +635,14 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
                     f"{arn} has no imported key material in {_PENDING_ROTATION} state: import "
                     f"new key material with ImportType {_NEW} before rotating it on demand."
                 )
-            if sum(m.rotation_date is not None for m in materials) >= localstack.rotation_limit:
+            if sum(m.rotation_date is not None for m in materials) >= ON_DEMAND_ROTATION_LIMIT:
                 raise localstack.limit_exceeded(  # LocalStack's message for its own keys
                     "The on-demand rotations limit has been reached for the given keyId. "
                     f"No more on-demand rotations can be performed for this key: {arn}"
                 )
             current.state = _NON_CURRENT
             pending.state = _CURRENT
-            pending.rotation_date = datetime.datetime.now(datetime.UTC)
+            pending.rotation_date = _now()
             key.crypto_key.load_key_material(pending.material)
             _sync(key)
             return {"KeyId": key_id}
@@ -551,6 +716,10 @@ def _listen_on_loopback_only() -> None:
     endpoints.TCP4ServerEndpoint = LoopbackTCP4ServerEndpoint
 
 
-_patch(_provider_class(), _LocalStack())
+_PROVIDER = _provider_class()  # first: its complaints name what moved most precisely
+_LOCALSTACK = _LocalStack()
+_patch(_PROVIDER, _LOCALSTACK)
+# LocalStack's own rotation of keys whose material it generates reads this at call time.
+_LOCALSTACK.models.ON_DEMAND_ROTATION_LIMIT = ON_DEMAND_ROTATION_LIMIT
 _listen_on_loopback_only()
 print(MARKER, file=sys.stderr, flush=True)

@@ -4,8 +4,9 @@ No Docker: LocalStack 4.10 runs from its own virtual environment (its pins clash
 project's boto3), with its state in a throw-away directory, and is only ever addressed as
 ``127.0.0.1``. Beware that 4.10 ignores the host part of ``GATEWAY_LISTEN`` for IPv4 and binds
 the port on all interfaces (``localstack/runtime/server/twisted.py``, "TODO: interface = host?").
-The process gets ``tests/localstack_shim`` on ``PYTHONPATH`` so that it stores ``ValidTo`` like
-real KMS does (see that module's docstring).
+The process gets ``tests/localstack_shim`` on ``PYTHONPATH`` so that its KMS keeps to what the
+KMS documentation says about imported material (see that module's docstring), with a clock the
+tests can move (``LocalStack.set_clock``).
 """
 
 import contextlib
@@ -21,6 +22,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIM_DIR = REPO_ROOT / "tests" / "localstack_shim"
 SHIM_MARKER = "imported-key-cdk localstack shim: KMS ImportKeyMaterial patched"
+# The shim reads "now" from the file this names (sitecustomize.CLOCK_ENVIRONMENT).
+SHIM_CLOCK_ENVIRONMENT = "IMPORTED_KEY_CDK_SHIM_CLOCK"
+_CLOCK_FILE = "shim-clock"
 DEFAULT_PYTHON = REPO_ROOT / ".localstack-venv" / "bin" / "python"
 # LocalStack indexes every botocore service model on its first start in a FILESYSTEM_ROOT, which
 # costs about 5 s and 320 MiB of RSS; a fresh root per run would pay that every time. The index
@@ -146,6 +151,22 @@ class LocalStack:
             # throttle, and its errors (an HTTP 500 for a bad unwrap) should surface at once.
             config=Config(proxies={}, retries={"mode": "standard", "max_attempts": 1}),
         )
+
+    def set_clock(self, now: datetime | None) -> None:
+        """Set the shim's "now" (``None``: the real time again) for ValidTo limits and rotations.
+
+        Tests that run the handler with a moved clock move KMS's with it, so a ValidTo a year
+        ahead of the real date is judged against the 365-day limit of the moved day.
+        """
+        clock = self._filesystem_root / _CLOCK_FILE
+        if now is None:
+            clock.unlink(missing_ok=True)
+            return
+        if now.tzinfo is None:
+            raise ValueError(f"set_clock needs an aware datetime, got {now!r}")
+        partial = clock.with_suffix(".partial")
+        partial.write_text(now.isoformat(), encoding="utf-8")
+        os.replace(partial, clock)  # the shim never reads half a time
 
     def kms(self) -> "KMSClient":
         client: KMSClient = self.client("kms")
@@ -272,6 +293,7 @@ def _environment(port: int, filesystem_root: Path, shim: bool) -> dict[str, str]
     )
     if shim:
         environment["PYTHONPATH"] = str(SHIM_DIR)
+        environment[SHIM_CLOCK_ENVIRONMENT] = str(filesystem_root / _CLOCK_FILE)
     return environment
 
 
@@ -364,7 +386,7 @@ def _launch(
         stack.startup_seconds = time.monotonic() - started
         if shim and SHIM_MARKER not in log_text:
             raise LocalStackError(
-                f"LocalStack started but the ValidTo shim in {SHIM_DIR} did not report itself; "
+                f"LocalStack started but the KMS shim in {SHIM_DIR} did not report itself; "
                 f"was sitecustomize shadowed?\n--- last lines of {log_file} ---\n{_tail(log_file)}"
             )
         _keep_catalog(catalog_cache, filesystem_root)
@@ -384,7 +406,7 @@ def start_localstack(
     """Start LocalStack on a free port of 127.0.0.1 and wait until KMS and Secrets Manager run.
 
     ``log_dir`` receives ``localstack-<port>.log`` (kept after ``stop()``). ``shim=False``
-    runs LocalStack as shipped, without the ValidTo shim. ``catalog_cache`` keeps LocalStack's
+    runs LocalStack as shipped, without the KMS shim. ``catalog_cache`` keeps LocalStack's
     service index between runs (``None``: build it every time). Raises ``LocalStackError`` with
     the tail of the log if it does not come up within ``timeout`` seconds.
     """
