@@ -129,6 +129,9 @@ def test_cdk_cli_with_cdk_nag_synthesizes_the_consumer(consumer_venv: Path, tmp_
     outdir = tmp_path / "cdk.out"
     result = cdk_synth(consumer, venv, outdir)
     assert result.returncode == 0, result.stdout + result.stderr
+    # cdk.json's python3 is the activated venv's; the CLI passes the app's output through.
+    library = json.loads(result.stdout.strip().splitlines()[-1])["library"]
+    assert library.startswith(str(venv))
     assert validation_violations(outdir) == []
     resources = stack_template(outdir, "Consumer")["Resources"]
     (key_id,) = [k for k, r in resources.items() if r["Type"] == "AWS::KMS::Key"]

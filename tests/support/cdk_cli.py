@@ -31,7 +31,9 @@ def cdk_synth(
         "VIRTUAL_ENV": str(venv),
         "PATH": os.pathsep.join([str(venv / "bin"), os.environ.get("PATH", "")]),
     }
-    env.pop("PYTHONHOME", None)
+    # The app must import what the venv holds, not what the test run was given.
+    for variable in ("PYTHONHOME", "PYTHONPATH"):
+        env.pop(variable, None)
     command = [
         str(CDK),
         "synth",
