@@ -51,7 +51,7 @@ def maximal_stack(app: cdk.App) -> cdk.Stack:
     topic = sns.Topic(stack, "Alarms", master_key=topic_key, enforce_ssl=True)
     secret_key = kms.Key(stack, "SecretKey", enable_key_rotation=True)
     secret = secretsmanager.Secret(stack, "Material", encryption_key=secret_key)
-    # The material is put in by hand, never rotated by Secrets Manager: say so, as a user would.
+    # The material is put in by hand, never rotated by Secrets Manager: say so, for both majors.
     acknowledge(
         secret,
         {
