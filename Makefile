@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 LOCALSTACK_VENV := .localstack-venv
+CDK_NAG2 := $(VENV)/cdk-nag2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export LOCALSTACK_PYTHON := $(CURDIR)/$(LOCALSTACK_VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -28,6 +29,18 @@ $(LOCALSTACK_VENV)/.installed: tests/localstack-requirements.txt | $(UV)
 	$(UV) pip install --quiet --python $(LOCALSTACK_VENV)/bin/python --requirement tests/localstack-requirements.txt
 	touch $@
 
+# cdk-nag 2 beside the venv's cdk-nag 3: both are the `cdk_nag` package, so the scanner test runs
+# cdk-nag 2 in a subprocess with this directory ahead of site-packages.
+$(CDK_NAG2)/.installed: tests/cdk-nag2-requirements.txt $(VENV)/.installed
+	rm -rf $(CDK_NAG2)
+	$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps --target $(CDK_NAG2) --requirement $<
+	touch $@
+
+# The AWS CDK command line (package.json pins it), run by the tests as a pipeline would.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -36,7 +49,7 @@ lint: $(VENV)/.installed
 # One pytest worker per core (each with its own LocalStack); every test still runs.
 PYTEST_WORKERS ?= 2
 
-test: lint $(LOCALSTACK_VENV)/.installed
+test: lint $(LOCALSTACK_VENV)/.installed $(CDK_NAG2)/.installed node_modules/.installed
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 # Opt-in, never in CI: the end-to-end tests marked `aws` against the account and Region of your
@@ -55,4 +68,4 @@ bench: $(VENV)/.installed $(LOCALSTACK_VENV)/.installed
 	$(VENV)/bin/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(LOCALSTACK_VENV) .tools cdk.out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOCALSTACK_VENV) .tools node_modules cdk.out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

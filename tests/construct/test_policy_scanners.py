@@ -1,8 +1,18 @@
 """cdk-nag (AwsSolutions, NIST 800-53 rev 5) and cfn-lint over the example app and a maximal
-configuration: no finding without an in-code acknowledgement that says why it does not apply."""
+configuration: no finding without an in-code acknowledgement that says why it does not apply.
 
+Both cdk-nag majors are run. cdk-nag 3 (the venv's, from requirements.txt) is a CDK validation
+plugin and reads CDK's own acknowledgements; cdk-nag 2 is an aspect and reads the ``cdk_nag``
+metadata. The two cannot share one interpreter (both are jsii packages named ``cdk_nag``), so
+cdk-nag 2 is installed on its own by ``make test`` and this module runs itself in a subprocess
+with that directory ahead of the venv (see ``__main__`` at the end).
+"""
+
+import json
+import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -13,14 +23,25 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Annotations, Match
 from stacks import NO_BUNDLING
-from support.synth import example_app
+from support.synth import REPO, example_app
 
 from imported_key_cdk import ImportedKey, MaterialEncoding
+from imported_key_cdk._nag import acknowledge
 
 # CDK gives every Lambda function an explicit DependsOn on its role, which the role's GetAtt
 # already implies; cfn-lint flags that as W3005. It is CDK's doing and harmless.
 CFN_LINT_IGNORED = ["W3005"]
 CFN_LINT = str(Path(sys.executable).parent / "cfn-lint")
+# Where `make test` installs cdk-nag 2 (tests/cdk-nag2-requirements.txt), outside site-packages.
+CDK_NAG2 = Path(sys.prefix) / "cdk-nag2"
+
+# A key without rotation, next to the library's keys: each major must report it, and only it.
+# A scan that reports nothing at all proves nothing; this also shows that the library's
+# acknowledgement of the same rules on its own key does not reach another construct.
+CONTROL_FINDINGS = sorted(
+    (rule, "Control/Unrotated/Resource")
+    for rule in ("AwsSolutions-KMS5", "NIST.800.53.R5-KMSBackingKeyRotationEnabled")
+)
 
 
 def maximal_stack(app: cdk.App) -> cdk.Stack:
@@ -30,16 +51,12 @@ def maximal_stack(app: cdk.App) -> cdk.Stack:
     topic = sns.Topic(stack, "Alarms", master_key=topic_key, enforce_ssl=True)
     secret_key = kms.Key(stack, "SecretKey", enable_key_rotation=True)
     secret = secretsmanager.Secret(stack, "Material", encryption_key=secret_key)
-    # The material is put in by hand, never rotated by Secrets Manager: say so, as a user would.
-    cfn_secret = secret.node.default_child
-    assert isinstance(cfn_secret, cdk.CfnResource)
-    cfn_secret.add_metadata(
-        "cdk_nag",
+    # The material is put in by hand, never rotated by Secrets Manager: say so, for both majors.
+    acknowledge(
+        secret,
         {
-            "rules_to_suppress": [
-                {"id": rule, "reason": "Key material is rotated by importing new material."}
-                for rule in ("AwsSolutions-SMG4", "NIST.800.53.R5-SecretsManagerRotationEnabled")
-            ]
+            rule: "Key material is rotated by importing new material."
+            for rule in ("AwsSolutions-SMG4", "NIST.800.53.R5-SecretsManagerRotationEnabled")
         },
     )
     common = {"key_material_secret": secret, "alarm_topic": topic}
@@ -59,49 +76,106 @@ def maximal_stack(app: cdk.App) -> cdk.Stack:
     return stack
 
 
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[cdk.Stack], Path]:
-    outdir = tmp_path_factory.mktemp("scanned")
+def scanned_app(outdir: Path) -> cdk.App:
     app = cdk.App(outdir=str(outdir), context=NO_BUNDLING)
-    stacks = [example_app().ExampleStack(app, "Example"), maximal_stack(app)]
+    example_app().ExampleStack(app, "Example")
+    maximal_stack(app)
+    kms.Key(cdk.Stack(app, "Control"), "Unrotated")
+    return app
+
+
+def cdk_nag3_findings(outdir: Path) -> list[tuple[str, str]]:
+    """(rule, construct path) of every violation cdk-nag 3 reports; the synth fails on any."""
+    app = scanned_app(outdir)
+    cdk.Validations.of(app).add_plugins(
+        cdk_nag.AwsSolutionsChecks(app, verbose=True), cdk_nag.NIST80053R5Checks(app, verbose=True)
+    )
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    report = json.loads((outdir / "validation-report.json").read_text())
+    return sorted(
+        (violation["ruleName"], construct["constructPath"])
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+    )
+
+
+def cdk_nag2_findings(outdir: Path) -> list[tuple[str, str]]:
+    """(rule, construct path) of every error and warning cdk-nag 2 annotates."""
+    app = scanned_app(outdir)
+    stacks = [child for child in app.node.children if isinstance(child, cdk.Stack)]
     for stack in stacks:
         cdk.Aspects.of(stack).add(cdk_nag.AwsSolutionsChecks(verbose=True))
         cdk.Aspects.of(stack).add(cdk_nag.NIST80053R5Checks(verbose=True))
     app.synth()
-    return stacks, outdir
+    findings = []
+    for stack in stacks:
+        annotations = Annotations.from_stack(stack)
+        errors = annotations.find_error("*", Match.any_value())
+        for message in errors + annotations.find_warning("*", Match.any_value()):
+            rule = str(message.entry.data).split(":", 1)[0]
+            findings.append((rule, message.id.removeprefix("/")))
+    return sorted(findings)
 
 
-@pytest.mark.parametrize("stack_name", ["Example", "Maximal"])
-def test_cdk_nag_finds_nothing_unacknowledged(
-    synthesized: tuple[list[cdk.Stack], Path], stack_name: str
+@pytest.fixture(scope="module")
+def nag3(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[tuple[str, str]], Path]:
+    outdir = tmp_path_factory.mktemp("scanned")
+    return cdk_nag3_findings(outdir), outdir
+
+
+def test_cdk_nag_3_finds_nothing_unacknowledged(
+    nag3: tuple[list[tuple[str, str]], Path],
 ) -> None:
-    (stack,) = [s for s in synthesized[0] if s.stack_name == stack_name]
-    annotations = Annotations.from_stack(stack)
-    findings = [
-        f"{m.id}: {str(m.entry.data)[:160]}"
-        for m in annotations.find_error("*", Match.string_like_regexp(".*"))
-        + annotations.find_warning("*", Match.string_like_regexp(".*"))
-    ]
-    assert findings == []
+    assert version("cdk-nag").startswith("3."), "requirements.txt pins the current cdk-nag 3"
+    assert nag3[0] == CONTROL_FINDINGS
 
 
-def test_acknowledgements_are_really_read_by_cdk_nag() -> None:
-    """Without the library's acknowledgements the same stack has findings: the scan can fail."""
+@pytest.mark.slow
+def test_cdk_nag_2_finds_nothing_unacknowledged(tmp_path: Path) -> None:
+    assert (CDK_NAG2 / "cdk_nag").is_dir(), f"cdk-nag 2 is not in {CDK_NAG2}: run `make test`"
+    # PYTHONPATH comes before site-packages, so this interpreter imports cdk-nag 2.
+    pythonpath = os.pathsep.join([str(CDK_NAG2), str(REPO / "tests")])
+    result = subprocess.run(
+        [sys.executable, __file__, str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": pythonpath},
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    scan = json.loads(result.stdout.strip().splitlines()[-1])
+    assert scan["cdk-nag"].startswith("2.")
+    assert [tuple(f) for f in scan["findings"]] == CONTROL_FINDINGS
+
+
+def test_acknowledgements_reach_both_majors_on_the_resource_only() -> None:
+    """What each major reads, on the CloudFormation resource and not on its parent."""
     app = cdk.App(context=NO_BUNDLING)
-    stack = cdk.Stack(app, "Bare")
-    bare = kms.Key(stack, "Plain")  # rotation off, nothing acknowledged
-    cdk.Aspects.of(stack).add(cdk_nag.AwsSolutionsChecks())
-    app.synth()
-    errors = Annotations.from_stack(stack).find_error(
-        "*", Match.string_like_regexp("AwsSolutions-KMS5.*")
-    )
-    assert errors, "cdk-nag reported nothing for a key without rotation"
-    del bare
+    key = kms.Key(cdk.Stack(app, "Stack"), "Key")
+    acknowledge(key, {"Rule-A": "first"})
+    acknowledge(key, {"Rule-B": "second"})
+    resource = key.node.default_child
+    assert isinstance(resource, cdk.CfnResource)
+    assert resource.get_metadata("cdk_nag") == {
+        "rules_to_suppress": [
+            {"id": "Rule-A", "reason": "first"},
+            {"id": "Rule-B", "reason": "second"},
+        ]
+    }
+    acknowledged = [
+        entry.data
+        for entry in resource.node.metadata
+        if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    ]
+    assert acknowledged == [{"Annotation::Rule-A": "first"}, {"Annotation::Rule-B": "second"}]
+    assert not [
+        e for e in key.node.metadata if e.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    ]
 
 
-def test_cfn_lint_passes_every_template(synthesized: tuple[list[cdk.Stack], Path]) -> None:
-    templates = sorted(str(p) for p in synthesized[1].glob("*.template.json"))
-    assert len(templates) == 2
+def test_cfn_lint_passes_every_template(nag3: tuple[list[tuple[str, str]], Path]) -> None:
+    templates = sorted(str(p) for p in nag3[1].glob("*.template.json"))
+    assert len(templates) == 3
     result = subprocess.run(
         [CFN_LINT, "--ignore-checks", *CFN_LINT_IGNORED, "--", *templates],
         capture_output=True, text=True, timeout=300, check=False,
@@ -119,3 +193,9 @@ def test_cfn_lint_does_report_a_broken_template(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "E3030" in result.stdout  # the allowed values of Origin
+
+
+if __name__ == "__main__":
+    # Run by test_cdk_nag_2_finds_nothing_unacknowledged, with cdk-nag 2 imported above.
+    found = cdk_nag2_findings(Path(sys.argv[1]))
+    print(json.dumps({"cdk-nag": version("cdk-nag"), "findings": found}))

@@ -1,13 +1,16 @@
-"""`pip install .` gives a working library: a consumer app elsewhere synthesizes with it."""
+"""`pip install .` gives a working library: a consumer app elsewhere synthesizes with it, by
+itself and through the real CDK command line with cdk-nag 3 wired in, as a user's pipeline."""
 
 import json
 import subprocess
 import sys
 import textwrap
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from support.cdk_cli import cdk_synth, stack_template, validation_violations
 from support.synth import REPO, synth_with_bundling
 
 pytestmark = pytest.mark.slow
@@ -20,14 +23,27 @@ CONSUMER_APP = textwrap.dedent(
     from imported_key_cdk import ImportedKey
     import imported_key_cdk
 
-    app = cdk.App(outdir=sys.argv[1])
-    stack = cdk.Stack(app, "Consumer")
-    secret = sm.Secret.from_secret_name_v2(stack, "S", "consumer/material")
-    ImportedKey(stack, "Key", key_material_secret=secret)
+    # Run by hand with the output directory; by the CDK CLI without (it sets CDK_OUTDIR).
+    app = cdk.App(outdir=sys.argv[1] if len(sys.argv) > 1 else None)
+    if app.node.try_get_context("nag"):
+        import cdk_nag
+
+        cdk.Validations.of(app).add_plugins(
+            cdk_nag.AwsSolutionsChecks(app), cdk_nag.NIST80053R5Checks(app)
+        )
+    if app.node.try_get_context("control"):
+        # A finding nobody acknowledged: cdk-nag must fail the synth.
+        cdk.aws_kms.Key(cdk.Stack(app, "Control"), "Unrotated")
+    else:
+        stack = cdk.Stack(app, "Consumer")
+        secret = sm.Secret.from_secret_name_v2(stack, "S", "consumer/material")
+        ImportedKey(stack, "Key", key_material_secret=secret)
     app.synth()
     print(json.dumps({"library": imported_key_cdk.__file__}))
     """
 )
+# The consumer's own cdk.json, as `cdk init` would write it: python3 is the activated venv's.
+CONSUMER_CDK_JSON = json.dumps({"app": "python3 app.py", "context": {"nag": True}})
 
 
 def run(command: list[str], cwd: Path, timeout: float = 600) -> str:
@@ -58,13 +74,31 @@ def test_wheel_ships_library_and_handler_without_bytecode(wheel: Path) -> None:
     assert not [n for n in names if n.startswith(("tests/", "constructs/", "lambda/"))]
 
 
-def test_consumer_app_synthesizes_from_an_installed_wheel(wheel: Path, tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], tmp_path)
-    run([str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)], tmp_path)
-    consumer = tmp_path / "consumer"
+@pytest.fixture(scope="module")
+def consumer_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with only the wheel (and what it depends on) installed."""
+    venv = tmp_path_factory.mktemp("consumer") / "venv"
+    run([sys.executable, "-m", "venv", str(venv)], venv.parent)
+    run([str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)], venv.parent)
+    # The library acknowledges cdk-nag findings without depending on cdk-nag.
+    probe = "import importlib.util; print(importlib.util.find_spec('cdk_nag') is None)"
+    assert run([str(venv / "bin" / "python"), "-c", probe], venv.parent).strip() == "True"
+    return venv
+
+
+def consumer_project(root: Path) -> Path:
+    consumer = root / "consumer"
     consumer.mkdir()
     (consumer / "app.py").write_text(CONSUMER_APP)
+    (consumer / "cdk.json").write_text(CONSUMER_CDK_JSON)
+    return consumer
+
+
+def test_consumer_app_synthesizes_from_an_installed_wheel(
+    consumer_venv: Path, tmp_path: Path
+) -> None:
+    venv = consumer_venv
+    consumer = consumer_project(tmp_path)
     outdir = tmp_path / "cdk.out"
     printed = run([str(venv / "bin" / "python"), "app.py", str(outdir)], consumer)
     library = json.loads(printed.strip().splitlines()[-1])["library"]
@@ -83,3 +117,33 @@ def test_consumer_app_synthesizes_from_an_installed_wheel(wheel: Path, tmp_path:
     # The same handler source gives the same asset, whether installed or checked out.
     _, from_source = synth_with_bundling(tmp_path / "source")
     assert Path(from_source["arm64"]).name == bundle.name
+
+
+def test_cdk_cli_with_cdk_nag_synthesizes_the_consumer(consumer_venv: Path, tmp_path: Path) -> None:
+    venv = consumer_venv
+    # The cdk-nag the project pins (requirements.txt), as the consumer's own dependency.
+    nag = f"cdk-nag=={version('cdk-nag')}"
+    run([str(venv / "bin" / "pip"), "install", "--quiet", nag], tmp_path)
+    consumer = consumer_project(tmp_path)
+
+    outdir = tmp_path / "cdk.out"
+    result = cdk_synth(consumer, venv, outdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # cdk.json's python3 is the activated venv's; the CLI passes the app's output through.
+    library = json.loads(result.stdout.strip().splitlines()[-1])["library"]
+    assert library.startswith(str(venv))
+    assert validation_violations(outdir) == []
+    resources = stack_template(outdir, "Consumer")["Resources"]
+    (key_id,) = [k for k, r in resources.items() if r["Type"] == "AWS::KMS::Key"]
+    assert resources[key_id]["Properties"]["Origin"] == "EXTERNAL"
+    (material,) = [r for r in resources.values() if r["Type"] == "Custom::ImportedKeyMaterial"]
+    assert material["Properties"]["KeyId"] == {"Ref": key_id}
+
+    # The same pipeline fails on a finding nobody acknowledged: cdk-nag really ran above.
+    control = tmp_path / "control.out"
+    result = cdk_synth(consumer, venv, control, "--context", "control=true")
+    assert result.returncode != 0
+    assert sorted(validation_violations(control)) == [
+        "AwsSolutions: AwsSolutions-KMS5",
+        "NIST.800.53.R5: NIST.800.53.R5-KMSBackingKeyRotationEnabled",
+    ]
