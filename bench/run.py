@@ -134,7 +134,7 @@ def bundle_peak_rss_mib(bundle: Path) -> float | None:
         "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     probe = subprocess.run(
-        [python, "-I", "-c", code, str(bundle)],
+        [python, "-I", "-B", "-c", code, str(bundle)],
         check=True, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     return int(probe.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
@@ -157,46 +157,73 @@ print(json.dumps({"import_ms": (imported - started) * 1000,
 """
 
 
-def cold_start_ms(paths: list[Path], sdk_last: bool = False) -> dict[str, float] | None:
-    """Median over fresh Python 3.13 processes of loading the handler from ``paths``.
+def is_sdk(top_level: str) -> bool:
+    """Whether a top-level entry of the bundle belongs to the SDK (boto3, botocore, theirs)."""
+    return top_level.split("-")[0] in SDK_TOP_LEVEL
 
-    ``-B``: Lambda's /var/task is read-only, so nothing the bundle lacks is compiled for later.
+
+def cold_start_ms(layouts: dict[str, list[Path]]) -> dict[str, dict[str, float]]:
+    """Median over fresh Python 3.13 processes of loading the handler from each ``sys.path``.
+
+    The layouts take turns, so a busy machine slows them alike. ``-B``: Lambda's /var/task is
+    read-only, so nothing a bundle lacks is ever compiled for the next cold start.
     """
     python = find_python_313()
-    if not python:
-        return None
+    assert python is not None
     env = {"PATH": os.environ["PATH"], "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "test",
            "AWS_SECRET_ACCESS_KEY": "test"}  # fmt: skip
-    runs = []
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in layouts}
     for _ in range(COLD_STARTS):
-        probe = subprocess.run(
-            [python, "-I", "-B", "-c", _COLD_START, *map(str, paths)],
-            env=env, check=True, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        runs.append(json.loads(probe.stdout))
-    # The SDK must come from where the caller says: the bundle, or a stand-in for the runtime.
-    assert runs[0]["botocore"].startswith(str(paths[-1] if sdk_last else paths[0])), runs[0]
-    return {
-        name: statistics.median(run[name] for run in runs)
-        for name in ("import_ms", "first_call_setup_ms")
-    }
+        for name, paths in layouts.items():
+            probe = subprocess.run(
+                [python, "-I", "-B", "-c", _COLD_START, *map(str, paths)],
+                env=env, check=True, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            runs[name].append(json.loads(probe.stdout))
+    results = {}
+    for name, paths in layouts.items():
+        loaded_from = Path(runs[name][0]["botocore"])
+        assert any(loaded_from.is_relative_to(path) for path in paths), (name, loaded_from)
+        results[name] = {
+            measure: statistics.median(run[measure] for run in runs[name])
+            for measure in ("import_ms", "first_call_setup_ms")
+        }
+    return results
 
 
 def bundle_cold_start(bundle: Path, work: Path) -> dict[str, Any]:
-    """The bundle as deployed, and the same bundle with its .py files compiled for 3.13."""
+    """The bundle as deployed; as before it carried its SDK (the SDK from the runtime's path,
+    compiled, as the runtime's own copy is); and with every .py compiled for Python 3.13."""
     python = find_python_313()
     if not python:
         return {}
-    precompiled = work / "precompiled"
-    shutil.copytree(bundle, precompiled)
-    subprocess.run([python, "-m", "compileall", "-q", str(precompiled)], check=True, timeout=300)
-    return {"as_bundled": cold_start_ms([bundle]), "precompiled": cold_start_ms([precompiled])}
+    as_bundled, precompiled = work / "as-bundled", work / "precompiled"
+    without_sdk, runtime_sdk = work / "without-sdk", work / "runtime-sdk"
+    no_bytecode = shutil.ignore_patterns("__pycache__")
+    for copy in (as_bundled, precompiled):
+        shutil.copytree(bundle, copy, ignore=no_bytecode)
+    for entry in bundle.iterdir():
+        target = (runtime_sdk if is_sdk(entry.name) else without_sdk) / entry.name
+        if entry.is_dir():
+            shutil.copytree(entry, target, ignore=no_bytecode)
+        elif entry.name != "__pycache__":
+            target.parent.mkdir(exist_ok=True)
+            shutil.copy2(entry, target)
+    for compiled in (precompiled, runtime_sdk):
+        subprocess.run([python, "-m", "compileall", "-q", str(compiled)], check=True, timeout=300)
+    return cold_start_ms(
+        {
+            "sdk_from_runtime": [without_sdk, runtime_sdk],
+            "as_bundled": [as_bundled],
+            "precompiled": [precompiled],
+        }
+    )
 
 
 def bundle_sizes(bundle: Path, work: Path) -> dict[str, float]:
     """The x86_64 bundle's size, and what of it is the SDK (boto3, botocore and theirs)."""
-    sdk = [p for p in bundle.rglob("*") if p.is_file() and p.relative_to(bundle).parts[0]
-           .split("-")[0] in SDK_TOP_LEVEL]  # fmt: skip
+    files = [p for p in bundle.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    sdk = [p for p in files if is_sdk(p.relative_to(bundle).parts[0])]
     unzipped, zipped = asset_sizes_of(bundle, work / "x86.zip")
     return {
         "unzipped": unzipped / 1e6,
@@ -243,11 +270,11 @@ def main() -> None:
                 check=True, capture_output=True, text=True, timeout=900,
             )  # fmt: skip
             bundle = Path(x86.stdout.strip())
-        if "peak_rss" in only:
-            results["bundle_peak_rss_mib_py313"] = bundle_peak_rss_mib(bundle)
         if "cold_start" in only:
             results["x86_64_bundle_mb"] = bundle_sizes(bundle, work)
             results["cold_start_ms_py313"] = bundle_cold_start(bundle, work)
+        if "peak_rss" in only:
+            results["bundle_peak_rss_mib_py313"] = bundle_peak_rss_mib(bundle)
     text = json.dumps(results, indent=2, default=lambda v: round(v, 2))
     print(text)
     results_file.write_text(json.dumps(results, indent=2) + "\n")
