@@ -122,6 +122,8 @@ def cached_dependencies(requirements: Path, python_version: str, architecture: s
     # The manifest is written last: a directory without one is not a finished cache.
     if (final / MANIFEST_FILE).exists():
         return final
+    # Without its manifest a cache cannot be checked, so it is never used.
+    shutil.rmtree(final, ignore_errors=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final.parent))
     try:

