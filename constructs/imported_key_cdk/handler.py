@@ -22,7 +22,13 @@ from constructs import Construct
 from imported_key_handler import contract
 
 from . import _nag, _perms
-from .bundling import ASSET_EXCLUDES, HANDLER_PACKAGE, LocalPipBundling
+from .bundling import (
+    ASSET_EXCLUDES,
+    HANDLER_PACKAGE,
+    REQUIREMENTS_FILE,
+    LocalPipBundling,
+    recipe_digest,
+)
 
 # Newest first. The bundled cryptography carries a cffi built for one exact Python version, so
 # the bundle is built per runtime.
@@ -51,13 +57,20 @@ def handler_code(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -
     return lambda_.Code.from_asset(
         str(source),
         exclude=ASSET_EXCLUDES,
-        # The source hash covers the bundling options, so the target platform is part of them:
-        # otherwise an arm64 and an x86_64 bundle of the same folder share one hash.
+        # The source hash covers the handler (its hash-pinned requirements.txt included) and the
+        # bundling options, so the target platform and the rest of the recipe are part of them:
+        # otherwise an arm64 and an x86_64 bundle of the same folder share one hash, and a
+        # change to what bundling keeps would not reach the hash. The wheels' bytes are pinned
+        # by requirements.txt; the cached install is checked against its manifest when copied.
         asset_hash_type=cdk.AssetHashType.SOURCE,
         bundling=cdk.BundlingOptions(
             image=runtime.bundling_image,
             command=["local-pip-bundling"],
-            environment={"TARGET_PYTHON": python_version, "TARGET_ARCHITECTURE": arch},
+            environment={
+                "TARGET_PYTHON": python_version,
+                "TARGET_ARCHITECTURE": arch,
+                "BUNDLE_RECIPE": recipe_digest(source / REQUIREMENTS_FILE, python_version, arch),
+            },
             # jsii's stub spells the options out as keywords; at run time it passes one
             # positional BundlingOptions, which is what LocalPipBundling takes.
             local=cast(cdk.ILocalBundling, LocalPipBundling(source, python_version, arch)),

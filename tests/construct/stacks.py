@@ -6,10 +6,11 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
+from support.synth import BUNDLING_STACKS
 
 from imported_key_cdk import ImportedKey
 
-NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
+NO_BUNDLING: dict[str, Any] = {BUNDLING_STACKS: []}
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:byok/material-AbCdEf"
 
 

@@ -1,7 +1,8 @@
 """The x86_64 Lambda bundle, run by Python 3.13 as the Lambda runtime would, against LocalStack.
 
-This is the handler exactly as deployed: the asset's own cryptography, cffi and crhelper, with
-only boto3 added from outside, as the Lambda runtime provides it.
+This is the handler exactly as deployed: the asset's own boto3, botocore, cryptography, cffi
+and crhelper. A decoy of the runtime's SDK sits after the asset on the path, where Lambda puts
+its own boto3, and fails if anything reaches it.
 """
 
 import json
@@ -16,7 +17,7 @@ import pytest
 from support.cfn_server import CfnResponseServer
 from support.events import REGION, cfn_event, import_properties
 from support.kms_blob import decrypt_localstack_ciphertext
-from support.lambda_runtime import find_python_313, install_runtime_boto3
+from support.lambda_runtime import find_python_313, runtime_sdk_decoy
 from support.localstack import LocalStack
 
 from imported_key_handler import contract
@@ -32,9 +33,10 @@ RUNTIME_PYTHON = find_python_313()
 INVOKE = textwrap.dedent(
     """
     import json, sys
-    sys.path[0:0] = [sys.argv[1], sys.argv[3]]  # the asset first, then the runtime's boto3
-    import cryptography, imported_key_handler.entry as entry
-    assert cryptography.__file__.startswith(sys.argv[1]), cryptography.__file__
+    sys.path[0:0] = [sys.argv[1], sys.argv[3]]  # the asset first, then the runtime's SDK
+    import botocore, cryptography, imported_key_handler.entry as entry
+    for module in (botocore, cryptography):
+        assert module.__file__.startswith(sys.argv[1]), module.__file__
 
     class Context:
         function_name = "bundled"
@@ -49,16 +51,10 @@ INVOKE = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def lambda_runtime_boto3(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """boto3 for Python 3.13, standing in for the copy the Lambda runtime ships."""
-    return install_runtime_boto3(tmp_path_factory.mktemp("runtime-boto3"))
-
-
 @pytest.mark.skipif(RUNTIME_PYTHON is None, reason="python3.13 is not on this machine")
 def test_bundle_imports_under_python_313(
     lambda_bundles: dict[str, Path],
-    lambda_runtime_boto3: Path,
+    tmp_path: Path,
     localstack: LocalStack,
     cfn_server: CfnResponseServer,
     kms: "KMSClient",
@@ -81,8 +77,8 @@ def test_bundle_imports_under_python_313(
     }
     assert RUNTIME_PYTHON is not None
     result = subprocess.run(
-        [RUNTIME_PYTHON, "-I", "-c", INVOKE, str(lambda_bundles["x86_64"]),
-         json.dumps(cfn_event("Create", properties, url)), str(lambda_runtime_boto3)],
+        [RUNTIME_PYTHON, "-I", "-B", "-c", INVOKE, str(lambda_bundles["x86_64"]),
+         json.dumps(cfn_event("Create", properties, url)), str(runtime_sdk_decoy(tmp_path))],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -1,9 +1,8 @@
-"""Standing in for the Lambda runtime: a Python 3.13 interpreter and the boto3 it ships."""
+"""Standing in for the Lambda runtime: a Python 3.13 interpreter and the SDK it ships."""
 
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 
@@ -22,15 +21,14 @@ def find_python_313() -> str | None:
     return None
 
 
-def install_runtime_boto3(target: Path, platform: str = "manylinux2014_x86_64") -> Path:
-    """pip-install boto3 for CPython 3.13 on ``platform`` into ``target``; return ``target``.
+def runtime_sdk_decoy(target: Path) -> Path:
+    """A stand-in for the runtime's own SDK that fails when imported; return ``target``.
 
-    Put it on ``sys.path`` after the bundle, as the runtime's own copy would be.
+    Put it on ``sys.path`` after the bundle, where Lambda puts its runtime's boto3: the bundle
+    must never reach it.
     """
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
-         "--only-binary=:all:", "--python-version", "3.13", "--implementation", "cp",
-         "--platform", platform, "boto3"],
-        check=True, timeout=600,
-    )  # fmt: skip
+    for package in ("boto3", "botocore"):
+        (target / package).mkdir(parents=True)
+        message = f"the Lambda runtime's {package} was imported, not the bundle's"
+        (target / package / "__init__.py").write_text(f"raise ImportError({message!r})\n")
     return target
