@@ -76,15 +76,7 @@ def test_asset_hash_ignores_pycache(tmp_path: Path) -> None:
 
 def test_second_synth_does_not_run_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(bundling.CACHE_ENV, str(tmp_path / "cache"))
-    pip_runs: list[list[str]] = []
-    real_run = subprocess.run
-
-    def counting_run(command: list[str], **kwargs: object) -> object:
-        if command[1:4] == ["-m", "pip", "install"]:
-            pip_runs.append(command)
-        return real_run(command, **kwargs)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(bundling.subprocess, "run", counting_run)
+    pip_runs = _count_pip_runs(monkeypatch)
     synth_with_bundling(tmp_path / "first")
     assert len(pip_runs) == 2  # one per architecture
     platforms = sorted(run[run.index("--platform") + 1] for run in pip_runs)

@@ -54,6 +54,22 @@ def run(command: list[str], cwd: Path, timeout: float = 600) -> str:
     return result.stdout
 
 
+# The uv that `make` bootstraps installs in seconds what pip takes half a minute for (both fill
+# a venv from PyPI or their caches); outside `make`, pip does it.
+UV = next(iter(sorted((REPO / ".tools").glob("uv-*/bin/uv"))), None)
+
+
+def install(venv: Path, *requirements: str) -> None:
+    python = venv / "bin" / "python"
+    if UV is None:
+        run([str(python), "-m", "pip", "install", "--quiet", *requirements], venv.parent)
+    else:
+        run(
+            [str(UV), "pip", "install", "--quiet", "--python", str(python), *requirements],
+            venv.parent,
+        )
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
@@ -78,8 +94,15 @@ def test_wheel_ships_library_and_handler_without_bytecode(wheel: Path) -> None:
 def consumer_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with only the wheel (and what it depends on) installed."""
     venv = tmp_path_factory.mktemp("consumer") / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], venv.parent)
-    run([str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)], venv.parent)
+    if UV is None:
+        run([sys.executable, "-m", "venv", str(venv)], venv.parent)
+    else:
+        # --seed: the library's bundling runs the venv's pip.
+        run(
+            [str(UV), "venv", "--quiet", "--seed", "--python", sys.executable, str(venv)],
+            venv.parent,
+        )
+    install(venv, str(wheel))
     # The library acknowledges cdk-nag findings without depending on cdk-nag.
     probe = "import importlib.util; print(importlib.util.find_spec('cdk_nag') is None)"
     assert run([str(venv / "bin" / "python"), "-c", probe], venv.parent).strip() == "True"
@@ -94,6 +117,14 @@ def consumer_project(root: Path) -> Path:
     return consumer
 
 
+def reported_library(stdout: str) -> str:
+    """Where the consumer app imported the library from: the JSON line the app prints."""
+    reports = [line for line in stdout.splitlines() if line.startswith('{"library": ')]
+    assert len(reports) == 1, f"the app's report is missing from its output:\n{stdout}"
+    library: str = json.loads(reports[0])["library"]
+    return library
+
+
 def test_consumer_app_synthesizes_from_an_installed_wheel(
     consumer_venv: Path, tmp_path: Path
 ) -> None:
@@ -101,7 +132,7 @@ def test_consumer_app_synthesizes_from_an_installed_wheel(
     consumer = consumer_project(tmp_path)
     outdir = tmp_path / "cdk.out"
     printed = run([str(venv / "bin" / "python"), "app.py", str(outdir)], consumer)
-    library = json.loads(printed.strip().splitlines()[-1])["library"]
+    library = reported_library(printed)
     assert library.startswith(str(venv)), "the app must use the installed wheel, not the repo"
 
     template = json.loads((outdir / "Consumer.template.json").read_text())
@@ -123,14 +154,15 @@ def test_cdk_cli_with_cdk_nag_synthesizes_the_consumer(consumer_venv: Path, tmp_
     venv = consumer_venv
     # The cdk-nag the project pins (requirements.txt), as the consumer's own dependency.
     nag = f"cdk-nag=={version('cdk-nag')}"
-    run([str(venv / "bin" / "pip"), "install", "--quiet", nag], tmp_path)
+    install(venv, nag)
     consumer = consumer_project(tmp_path)
 
     outdir = tmp_path / "cdk.out"
     result = cdk_synth(consumer, venv, outdir)
     assert result.returncode == 0, result.stdout + result.stderr
-    # cdk.json's python3 is the activated venv's; the CLI passes the app's output through.
-    library = json.loads(result.stdout.strip().splitlines()[-1])["library"]
+    # cdk.json's python3 is the activated venv's; the CLI passes the app's output through,
+    # among its own lines (such as a count of unconfigured feature flags).
+    library = reported_library(result.stdout)
     assert library.startswith(str(venv))
     assert validation_violations(outdir) == []
     resources = stack_template(outdir, "Consumer")["Resources"]
