@@ -165,8 +165,8 @@ class ImportedKey(cdk.Resource):
         :param handler_architecture: Architecture of the import handler.
             Default: ``Architecture.ARM_64``.
         """
-        super().__init__(scope, construct_id)
-
+        # Every prop is checked before the construct joins the tree, so a bad value leaves the
+        # scope as it was (no half-built ImportedKey holding the id).
         _props.enable_key_rotation(enable_key_rotation)
         spec = _props.key_spec(key_spec)
         usage = _props.key_usage(spec, key_usage)
@@ -176,21 +176,29 @@ class ImportedKey(cdk.Resource):
         rotate = _props.rotation_on_material_change(spec, rotation_on_material_change)
         _props.handler_platform(handler_runtime, handler_architecture)
         _props.expiration_prop(expiration)
-        self.expiration = expiration or MaterialExpiration.after(DEFAULT_VALIDITY)
-        """When the imported material expires."""
+        material_expiration = expiration or MaterialExpiration.after(DEFAULT_VALIDITY)
         renewal = _props.renewal(
-            self.expiration.validity_days, renewal_schedule, renew_before, expiry_alarm_threshold
+            material_expiration.validity_days,
+            renewal_schedule,
+            renew_before,
+            expiry_alarm_threshold,
         )
+        key_alias = _props.alias(alias)
+        waiting_period = _props.pending_window(pending_window)
+
+        super().__init__(scope, construct_id)
+        self.expiration = material_expiration
+        """When the imported material expires."""
 
         self.external_key = kms.Key(
             self,
             "Key",
-            alias=_props.alias(alias),
+            alias=key_alias,
             description=description,
             admins=list(admins) if admins is not None and policy is None else None,
             policy=policy,
             removal_policy=removal_policy,
-            pending_window=_props.pending_window(pending_window),
+            pending_window=waiting_period,
             key_spec=kms.KeySpec(spec.name),
             key_usage=kms.KeyUsage(usage),
         )

@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
 from constructs import Construct
-from stacks import key_in, new_stack
+from stacks import imported_secret, key_in, new_stack
 
 from imported_key_cdk import (
     ImportedKey,
@@ -272,3 +272,25 @@ def test_every_validity_from_1_to_365_days_has_working_default_renewal() -> None
 def test_expiration_must_be_a_material_expiration(value: Any) -> None:
     with pytest.raises(ValueError, match=r"^Invalid expiration: .*MaterialExpiration\.after"):
         key_in(new_stack(), expiration=value)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"pending_window": cdk.Duration.days(3)},
+        {"material_version_id": ""},
+        {"key_spec": "RSA_9999"},
+        {
+            "expiration": MaterialExpiration.after(cdk.Duration.days(30)),
+            "renew_before": cdk.Duration.days(40),
+        },
+    ],
+    ids=["pending-window", "version-id", "key-spec", "renew-before"],
+)
+def test_a_refused_prop_leaves_the_scope_as_it_was(bad: dict[str, Any]) -> None:
+    stack = new_stack()
+    secret = imported_secret(stack, "Material")
+    with pytest.raises(ValueError, match="Invalid"):
+        ImportedKey(stack, "Key", key_material_secret=secret, **bad)
+    assert [child.node.id for child in stack.node.children] == ["Material"]
+    ImportedKey(stack, "Key", key_material_secret=secret)  # the same id is still free
