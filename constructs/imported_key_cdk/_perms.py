@@ -6,7 +6,7 @@ HANDLER_GET_PARAMETERS_ACTIONS = ["kms:GetParametersForImport"]
 HANDLER_IMPORT_ACTIONS = ["kms:ImportKeyMaterial"]
 HANDLER_SECRET_ACTIONS = ["secretsmanager:GetSecretValue"]
 HANDLER_SECRET_KEY_ACTIONS = ["kms:Decrypt"]
-HANDLER_REVOKE_ACTIONS = ["kms:DeleteImportedKeyMaterial"]
+HANDLER_REVOKE_ACTIONS = ["kms:DeleteImportedKeyMaterial", "kms:ListKeyRotations"]
 HANDLER_ROTATE_ACTIONS = ["kms:RotateKeyOnDemand", "kms:ListKeyRotations"]
 # How the handler proves the import of an asymmetric or HMAC key (nothing extra for symmetric).
 HANDLER_VERIFY_PUBLIC_KEY_ACTIONS = ["kms:GetPublicKey"]
