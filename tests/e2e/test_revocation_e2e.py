@@ -1,6 +1,9 @@
 """Delete with and without revocation, against LocalStack."""
 
+import base64
+import json
 import os
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -77,3 +80,78 @@ def test_revoked_key_comes_back_when_the_stack_imports_again(
     # A rolled-back stack deletion sends Create again: the same material restores the key.
     assert invoke("Create", properties)["Status"] == "SUCCESS"
     assert_key_holds(kms, key_id, material)
+
+
+def materials_document(*materials: bytes) -> str:
+    return json.dumps({"materials": [base64.b64encode(m).decode() for m in materials]})
+
+
+def rotated(
+    invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
+) -> tuple[str, dict[str, str], list[bytes]]:
+    """A key imported, then rotated to new material by the real handler; a ciphertext made
+    under each material."""
+    old, new = os.urandom(32), os.urandom(32)
+    key_id = external_key(kms)
+    created = secretsmanager.create_secret(
+        Name=f"revoke/{uuid.uuid4()}", SecretString=materials_document(old)
+    )
+    first = import_properties(
+        key_id,
+        created["ARN"],
+        **REVOKE,
+        **{
+            contract.PROP_ROTATE_ON_MATERIAL_CHANGE: "true",
+            contract.PROP_MATERIAL_VERSION_ID: created["VersionId"],
+        },
+    )
+    response = invoke("Create", first)
+    assert response["Status"] == "SUCCESS", response["Reason"]
+    ciphertexts = [kms.encrypt(KeyId=key_id, Plaintext=b"old")["CiphertextBlob"]]
+    second_version = secretsmanager.put_secret_value(
+        SecretId=created["ARN"], SecretString=materials_document(old, new)
+    )["VersionId"]
+    second = {**first, contract.PROP_MATERIAL_VERSION_ID: second_version}
+    response = invoke("Update", second, physical_id=key_id, old_properties=first)
+    assert response["Status"] == "SUCCESS", response["Reason"]
+    ciphertexts.append(kms.encrypt(KeyId=key_id, Plaintext=b"new")["CiphertextBlob"])
+    assert import_states(kms, key_id) == ["IMPORTED", "IMPORTED"]
+    return key_id, second, ciphertexts
+
+
+def import_states(kms: "KMSClient", key_id: str) -> list[str]:
+    rotations = kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
+    return [entry["ImportState"] for entry in rotations["Rotations"]]
+
+
+def assert_fully_revoked(kms: "KMSClient", key_id: str, ciphertexts: list[bytes]) -> None:
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+    assert import_states(kms, key_id) == ["PENDING_IMPORT", "PENDING_IMPORT"]
+    for ciphertext in ciphertexts:
+        with pytest.raises(kms.exceptions.KMSInvalidStateException):
+            kms.decrypt(CiphertextBlob=ciphertext)
+
+
+def test_revocation_of_a_rotated_key_leaves_no_material_behind(
+    invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
+) -> None:
+    key_id, properties, ciphertexts = rotated(invoke, kms, secretsmanager)
+    response = invoke("Delete", properties, physical_id=key_id)
+    assert response["Status"] == "SUCCESS", response["Reason"]
+    assert_fully_revoked(kms, key_id, ciphertexts)
+    # CloudFormation's retry of the Delete finds nothing left and succeeds.
+    assert invoke("Delete", properties, physical_id=key_id)["Status"] == "SUCCESS"
+    assert_fully_revoked(kms, key_id, ciphertexts)
+
+
+def test_a_retried_delete_finishes_a_partial_revocation(
+    invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
+) -> None:
+    key_id, properties, ciphertexts = rotated(invoke, kms, secretsmanager)
+    # What the old handler did, or a Delete cut short after its first call: only the current
+    # material goes; the key is PendingImport, the older material still imported.
+    kms.delete_imported_key_material(KeyId=key_id)
+    assert sorted(import_states(kms, key_id)) == ["IMPORTED", "PENDING_IMPORT"]
+    response = invoke("Delete", properties, physical_id=key_id)
+    assert response["Status"] == "SUCCESS", response["Reason"]
+    assert_fully_revoked(kms, key_id, ciphertexts)
