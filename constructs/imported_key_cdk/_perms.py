@@ -11,9 +11,15 @@ HANDLER_ROTATE_ACTIONS = ["kms:RotateKeyOnDemand", "kms:ListKeyRotations"]
 # How the handler proves the import of an asymmetric or HMAC key (nothing extra for symmetric).
 HANDLER_VERIFY_PUBLIC_KEY_ACTIONS = ["kms:GetPublicKey"]
 HANDLER_VERIFY_MAC_ACTIONS = ["kms:GenerateMac"]
-# Denied by the key policy to everyone but the import handler (restrict_import_to_handler).
+# Denied by the key policy to everyone but the import handler (restrict_import_to_handler):
+# every KMS action that puts material into a key, makes staged material current or removes it.
+# RotateKeyOnDemand is one of them: on a key with imported material it makes the material
+# staged as NEW_KEY_MATERIAL current. Left out on purpose: EnableKeyRotation (KMS refuses it on
+# EXTERNAL keys), ReplicateKey (a replica of an imported key gets no material until its own
+# import) and ScheduleKeyDeletion (the key's lifecycle, which stays with its administrators).
 IMPORT_ONLY_BY_HANDLER_ACTIONS = [
     "kms:GetParametersForImport",
     "kms:ImportKeyMaterial",
     "kms:DeleteImportedKeyMaterial",
+    "kms:RotateKeyOnDemand",
 ]

@@ -311,6 +311,15 @@ class ImportHandler(Construct):
                     )
                 )
         if exclusive:
+            # The exemption names the role by its unique id, not its ARN: the key is retained
+            # when the stack goes, and anyone who may create roles could re-create one with
+            # this name and ARN, but never with this RoleId. For a session of an assumed role
+            # (Lambda's included) aws:userid is "<RoleId>:<session name>", per the principal
+            # table of https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html
+            # No aws:PrincipalArn beside it: two negated conditions in one Deny both have to
+            # hold for it to deny, so a matching ARN alone would exempt the caller again.
+            # The key depends on the role (GetAtt RoleId) as it did on its ARN; the role's
+            # grants on the key live in its separate DefaultPolicy, so there is no cycle.
             key.add_to_resource_policy(
                 iam.PolicyStatement(
                     sid="OnlyTheImportHandlerImports",
@@ -318,7 +327,7 @@ class ImportHandler(Construct):
                     principals=[iam.AnyPrincipal()],
                     actions=_perms.IMPORT_ONLY_BY_HANDLER_ACTIONS,
                     resources=["*"],
-                    conditions={"ArnNotEquals": {"aws:PrincipalArn": self.role.role_arn}},
+                    conditions={"StringNotLike": {"aws:userid": f"{self.role.role_id}:*"}},
                 )
             )
 

@@ -1,5 +1,6 @@
 """Small stacks for template tests. Bundling is skipped: these tests read templates only."""
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,3 +33,37 @@ def synth(build: Callable[[cdk.Stack], object]) -> Template:
 def key_in(stack: cdk.Stack, construct_id: str = "Key", **props: Any) -> ImportedKey:
     props.setdefault("key_material_secret", imported_secret(stack, f"{construct_id}Secret"))
     return ImportedKey(stack, construct_id, **props)
+
+
+def references(node: Any) -> list[dict[str, Any]]:
+    """Every Ref and Fn::GetAtt inside a piece of template (a name in Fn::Sub as a Ref)."""
+    if isinstance(node, list):
+        return [r for item in node for r in references(item)]
+    if not isinstance(node, dict):
+        return []
+    if set(node) in ({"Ref"}, {"Fn::GetAtt"}):
+        return [node]
+    if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+        return [{"Ref": name} for name in re.findall(r"\$\{([^!.}]+)[.}]", node["Fn::Sub"])]
+    return [r for value in node.values() for r in references(value)]
+
+
+def assert_acyclic(template: dict[str, Any]) -> None:
+    """CloudFormation's order: a resource waits for those it Refs, GetAtts or DependsOn."""
+    resources = template["Resources"]
+    waits_for: dict[str, set[str]] = {}
+    for name, resource in resources.items():
+        targets = set()
+        for ref in references(resource):
+            target = ref["Ref"] if "Ref" in ref else ref["Fn::GetAtt"][0]
+            if target in resources:
+                targets.add(target)
+        depends_on = resource.get("DependsOn", [])
+        targets.update([depends_on] if isinstance(depends_on, str) else depends_on)
+        waits_for[name] = targets
+    done: set[str] = set()
+    while len(done) < len(waits_for):
+        ready = {n for n, targets in waits_for.items() if n not in done and targets <= done}
+        if not ready:
+            raise AssertionError(f"dependency cycle among {sorted(set(waits_for) - done)}")
+        done |= ready

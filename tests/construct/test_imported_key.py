@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
 from constructs import Construct
-from stacks import SECRET_ARN, key_in, new_stack
+from stacks import SECRET_ARN, assert_acyclic, key_in, new_stack, references
 from support.synth import example_app
 
 from imported_key_cdk import ImportedKey, MaterialExpiration, WrappingAlgorithm, WrappingKeySpec
@@ -124,12 +124,69 @@ def test_only_the_handler_may_import_into_a_restricted_key() -> None:
             "kms:GetParametersForImport",
             "kms:ImportKeyMaterial",
             "kms:DeleteImportedKeyMaterial",
+            "kms:RotateKeyOnDemand",
         ],
         "Resource": "*",
-        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": [role_id, "Arn"]}}},
+        # Every session of the role, by the role's unique id: "<RoleId>:<session name>".
+        "Condition": {
+            "StringNotLike": {
+                "aws:userid": {"Fn::Join": ["", [{"Fn::GetAtt": [role_id, "RoleId"]}, ":*"]]}
+            }
+        },
     }
     # Administrators are not locked out: nothing else is denied, PutKeyPolicy included.
     assert "kms:PutKeyPolicy" not in json.dumps(deny)
+
+
+def test_the_exemption_does_not_name_the_role_by_arn() -> None:
+    """A role re-created with the same name has the same ARN but a new RoleId: after the stack
+    is gone, the retained key's Deny must not exempt it. An ARN condition beside the RoleId
+    would exempt it again (a Deny with two negated conditions denies only when both hold)."""
+    stack = new_stack()
+    key_in(stack)
+    template = Template.from_stack(stack)
+    _, key = only(template, "AWS::KMS::Key")
+    (deny,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"]
+    text = json.dumps(deny)
+    assert "PrincipalArn" not in text
+    assert '"Arn"]' not in text
+    assert list(deny["Condition"]) == ["StringNotLike"]
+    assert list(deny["Condition"]["StringNotLike"]) == ["aws:userid"]
+
+
+def test_the_key_policy_on_the_role_id_makes_no_dependency_cycle() -> None:
+    """The key waits for the role (its RoleId); the role's grants on the key are in a separate
+    AWS::IAM::Policy that waits for the key, and the role itself names no key."""
+    stack = new_stack()
+    key_in(stack, rotation_on_material_change=True, delete_material_on_removal=True)
+    template = Template.from_stack(stack)
+    key_id, key = only(template, "AWS::KMS::Key")
+    (role_id,) = [
+        n for n in template.find_resources("AWS::IAM::Role") if n.startswith(HANDLER_PREFIX)
+    ]
+    role = template.find_resources("AWS::IAM::Role")[role_id]
+    assert {"Fn::GetAtt": [role_id, "RoleId"]} in references(key)
+    assert not {r for r in references(role) if key_id in json.dumps(r)}
+    assert "DependsOn" not in key
+    (policy,) = template.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}}
+    ).values()
+    assert {"Fn::GetAtt": [key_id, "Arn"]} in references(policy)
+    assert_acyclic(template.to_json())
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    with pytest.raises(AssertionError, match=r"^dependency cycle among \['A', 'B'\]$"):
+        assert_acyclic(
+            {
+                "Resources": {
+                    "A": {"Type": "T", "Properties": {"X": {"Fn::GetAtt": ["B", "Arn"]}}},
+                    "B": {"Type": "T", "Properties": {"X": {"Ref": "A"}}},
+                    "C": {"Type": "T", "DependsOn": "D"},
+                    "D": {"Type": "T"},
+                }
+            }
+        )
 
 
 def test_the_import_restriction_can_be_turned_off() -> None:

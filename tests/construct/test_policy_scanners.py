@@ -22,7 +22,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Annotations, Match
-from stacks import NO_BUNDLING
+from stacks import NO_BUNDLING, assert_acyclic
 from support.synth import REPO, example_app
 
 from imported_key_cdk import ImportedKey, MaterialEncoding
@@ -181,6 +181,34 @@ def test_cfn_lint_passes_every_template(nag3: tuple[list[tuple[str, str]], Path]
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_template_has_a_dependency_cycle(nag3: tuple[list[tuple[str, str]], Path]) -> None:
+    """The key policies name the handler role by its RoleId, so every key waits for the role,
+    while the role's grants on the keys wait for the keys."""
+    templates = sorted(nag3[1].glob("*.template.json"))
+    assert len(templates) == 3
+    for template in templates:
+        assert_acyclic(json.loads(template.read_text()))
+
+
+def test_cfn_lint_does_report_a_dependency_cycle(tmp_path: Path) -> None:
+    cyclic = tmp_path / "cyclic.template.json"
+    cyclic.write_text(
+        json.dumps(
+            {
+                "Resources": {
+                    "A": {"Type": "AWS::SNS::Topic", "DependsOn": "B"},
+                    "B": {"Type": "AWS::SNS::Topic", "DependsOn": "A"},
+                }
+            }
+        )
+    )
+    result = subprocess.run(
+        [CFN_LINT, "--", str(cyclic)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode != 0
+    assert "E3004" in result.stdout  # circular resource dependencies
 
 
 def test_cfn_lint_does_report_a_broken_template(tmp_path: Path) -> None:
