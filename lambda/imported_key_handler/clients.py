@@ -42,7 +42,8 @@ CLIENT_CONFIG = Config(
     # Five attempts in all: backoff of at most 1 + 2 + 4 + 8 s (jittered) per call.
     retries={"mode": "standard", "total_max_attempts": 5},
 )
-_LAMBDA_CONFIG = CLIENT_CONFIG.merge(Config(ignore_configured_endpoint_urls=True))
+# botocore-stubs does not declare the option (botocore has had it since 1.31).
+_LAMBDA_CONFIG = CLIENT_CONFIG.merge(Config(ignore_configured_endpoint_urls=True))  # type: ignore[call-arg]
 
 LAMBDA_MARKER = "AWS_LAMBDA_FUNCTION_NAME"
 # botocore 1.44 reads AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE ID> (KMS, SECRETS_MANAGER);
@@ -102,9 +103,7 @@ def _config() -> Config:
 
 
 def kms_client() -> "KMSClient":
-    return boto3.client(
-        "kms", region_name=_region(), config=_config(), endpoint_url=_test_endpoint
-    )
+    return boto3.client("kms", region_name=_region(), config=_config(), endpoint_url=_test_endpoint)
 
 
 def secretsmanager_client() -> "SecretsManagerClient":
