@@ -82,8 +82,12 @@ def refuse_endpoint_overrides(environ: Mapping[str, str] = os.environ) -> None:
 
 
 @contextmanager
-def endpoint_for_tests(url: str) -> Iterator[None]:
-    """Point every client built inside the block at ``url`` (an emulator). Tests only."""
+def endpoint_for_tests(url: str | None) -> Iterator[None]:
+    """Point every client built inside the block at ``url`` (an emulator; None: AWS itself).
+
+    Tests only: nothing in the handler calls it, and only code running in the function's
+    process could, so a function's configuration cannot reach it.
+    """
     global _test_endpoint
     previous, _test_endpoint = _test_endpoint, url
     try:

@@ -7,7 +7,6 @@ it would fail differently (and a Reason that echoed it would show the password).
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import stubbing
 from botocore.configprovider import ConfiguredEndpointProvider
 from support.cfn_server import CfnResponseServer
 from support.events import cfn_event, import_properties
-from support.lambda_context import FakeLambdaContext
+from support.lambda_context import FakeLambdaContext, play_lambda
 
 from imported_key_handler import clients, entry
 from imported_key_handler.errors import ImportFailure
@@ -52,18 +51,11 @@ def config_file(tmp_path: Path, url: str) -> Path:
 @pytest.fixture
 def lambda_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The environment Lambda gives every function, and no endpoint setting."""
-    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
-        monkeypatch.delenv(name)
-    for name in ("AWS_CONFIG_FILE", "AWS_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+    play_lambda(monkeypatch, stubbing.REGION)
+    for name in ("AWS_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
         monkeypatch.delenv(name, raising=False)
-    for name, value in {
-        "AWS_LAMBDA_FUNCTION_NAME": "imported-key-material",
-        "AWS_REGION": stubbing.REGION,
-        "AWS_DEFAULT_REGION": stubbing.REGION,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-    }.items():
-        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setattr(entry, "_helper", None)
 
 
