@@ -74,10 +74,11 @@ def refuse_endpoint_overrides(environ: Mapping[str, str] = os.environ) -> None:
         return
     names = endpoint_overrides(environ)
     if names:
+        # The names come last: a Reason cut to CloudFormation's length keeps the sentence.
         raise ImportFailure(
-            f"The function's configuration sets {', '.join(names)}, which would send KMS or "
-            "Secrets Manager calls somewhere other than AWS; nothing was read or imported. "
-            "Remove it from the function's environment."
+            "Refused: the function's environment could send KMS or Secrets Manager calls "
+            "away from AWS; nothing was read or changed. Remove from the function's "
+            f"environment: {', '.join(names)}."
         )
 
 

@@ -101,7 +101,7 @@ def test_in_lambda_an_endpoint_override_fails_the_request_naming_the_variable(
     answer = cfn_server.wait_for(url, timeout=30)
     assert answer["Status"] == "FAILED"
     assert variable in answer["Reason"]
-    assert "nothing was read or imported" in answer["Reason"]
+    assert "nothing was read or changed" in answer["Reason"]
     assert PASSWORD not in answer["Reason"]
     assert "127.0.0.1" not in answer["Reason"]
     stubbing.assert_clean_reason(answer["Reason"])
@@ -119,6 +119,20 @@ def test_in_lambda_every_override_present_is_named(
     for name in overrides(tmp_path):
         assert name in reason
     assert PASSWORD not in reason
+    stubbing.assert_clean_reason(reason)
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_in_lambda_a_long_list_of_overrides_keeps_the_sentence_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for service in ("S3", "STS", "SSM", "LAMBDA", "EVENTS", "CLOUDWATCH", "SQS", "SNS", "IAM"):
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", closed_port_url())
+    with pytest.raises(ImportFailure) as refused:
+        clients.kms_client()
+    reason = refused.value.reason
+    stubbing.assert_clean_reason(reason)
+    assert "Remove from the function's environment: AWS_ENDPOINT_URL_" in reason
 
 
 @pytest.mark.usefixtures("lambda_env")
