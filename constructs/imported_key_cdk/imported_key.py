@@ -168,10 +168,11 @@ class ImportedKey(cdk.Resource):
         :param handler_code_signing_config: Code signing configuration for the import
             handler: with ``UntrustedArtifactOnDeployment`` set to ``Enforce``, Lambda accepts
             only code and layers signed by its allowed signing profiles, so
-            ``lambda:UpdateFunctionCode`` alone cannot replace the handler. The deployment
-            must then sign the handler's bundle. The handler is shared by every ImportedKey
-            of the stack with the same runtime and architecture, and they must all name the
-            same configuration (or none). Default: none.
+            ``lambda:UpdateFunctionCode`` or a new layer alone cannot replace the handler.
+            CDK does not sign assets: with ``Enforce``, the handler's bundle must be signed by
+            one of the profiles (AWS Signer) or Lambda refuses the deployment. The handler is
+            shared by every ImportedKey of the stack with the same runtime and architecture,
+            and they must all name the same configuration (or none). Default: none.
         """
         # Every prop is checked before the construct joins the tree, so a bad value leaves the
         # scope as it was (no half-built ImportedKey holding the id).
