@@ -266,6 +266,40 @@ def handler_platform(runtime: lambda_.Runtime, architecture: lambda_.Architectur
     choice("handler_architecture", architecture.name, list(SUPPORTED_ARCHITECTURES))
 
 
+def _code_signing_name(config: lambda_.ICodeSigningConfig | None) -> str:
+    if config is None:
+        return "None"
+    arn = config.code_signing_config_arn
+    return repr(config.node.path) if cdk.Token.is_unresolved(arn) else repr(arn)
+
+
+def handler_code_signing_config(
+    value: lambda_.ICodeSigningConfig | None,
+    shared_handler: str | None,
+    shared_config: lambda_.ICodeSigningConfig | None,
+) -> None:
+    """The handler is shared per stack, runtime and architecture, and so is its code signing.
+
+    ``shared_handler`` is the path of the handler already built for this ImportedKey's runtime
+    and architecture (None: this ImportedKey creates it, with ``value``). Not naming a
+    configuration is a choice too: a key that asks for signed code must not get a handler
+    built without it, and the other way round.
+    """
+    if shared_handler is None or value is shared_config:
+        return
+    if value is not None and shared_config is not None:
+        arns = (value.code_signing_config_arn, shared_config.code_signing_config_arn)
+        if arns[0] == arns[1]:  # the same configuration, imported twice by its ARN
+            return
+    raise ValueError(
+        f"Invalid handler_code_signing_config: {_code_signing_name(value)}. The handler "
+        f"{shared_handler!r} is shared by every ImportedKey in the stack with the same "
+        "handler_runtime and handler_architecture, and was created with "
+        f"{_code_signing_name(shared_config)}; name that one (or give this key another "
+        "handler_runtime or handler_architecture)."
+    )
+
+
 # --- renewal --------------------------------------------------------------------------------
 
 

@@ -91,8 +91,11 @@ class ImportHandler(Construct):
         construct_id: str,
         runtime: lambda_.Runtime,
         architecture: lambda_.Architecture,
+        code_signing_config: lambda_.ICodeSigningConfig | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.code_signing_config = code_signing_config
+        """The code signing configuration Lambda checks the function's code and layers against."""
         log_group = logs.LogGroup(
             self,
             "Logs",
@@ -124,6 +127,7 @@ class ImportHandler(Construct):
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             log_group=log_group,
+            code_signing_config=code_signing_config,
         )
         """The handler function."""
         self.dead_letter_queue = sqs.Queue(
@@ -331,16 +335,36 @@ class ImportHandler(Construct):
                 )
             )
 
-    @classmethod
-    def of(
-        cls, scope: Construct, runtime: lambda_.Runtime, architecture: lambda_.Architecture
-    ) -> "ImportHandler":
-        """The stack's handler for this runtime and architecture, created on first use."""
-        stack = cdk.Stack.of(scope)
-        construct_id = "ImportedKeyHandler" + re.sub(
+    @staticmethod
+    def _construct_id(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> str:
+        return "ImportedKeyHandler" + re.sub(
             r"[^A-Za-z0-9]", "", f"{runtime.name}{architecture.name}".title()
         )
-        existing = stack.node.try_find_child(construct_id)
-        if isinstance(existing, cls):
+
+    @classmethod
+    def find(
+        cls, scope: Construct, runtime: lambda_.Runtime, architecture: lambda_.Architecture
+    ) -> "ImportHandler | None":
+        """The stack's handler for this runtime and architecture, if one exists already."""
+        existing = cdk.Stack.of(scope).node.try_find_child(cls._construct_id(runtime, architecture))
+        return existing if isinstance(existing, cls) else None
+
+    @classmethod
+    def of(
+        cls,
+        scope: Construct,
+        runtime: lambda_.Runtime,
+        architecture: lambda_.Architecture,
+        code_signing_config: lambda_.ICodeSigningConfig | None = None,
+    ) -> "ImportHandler":
+        """The stack's handler for this runtime and architecture, created on first use.
+
+        ``code_signing_config`` applies when the handler is created; ImportedKey checks
+        (``_props.handler_code_signing_config``) that later users of it name the same one.
+        """
+        existing = cls.find(scope, runtime, architecture)
+        if existing is not None:
             return existing
-        return cls(stack, construct_id, runtime, architecture)
+        stack = cdk.Stack.of(scope)
+        construct_id = cls._construct_id(runtime, architecture)
+        return cls(stack, construct_id, runtime, architecture, code_signing_config)

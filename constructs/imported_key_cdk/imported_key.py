@@ -76,6 +76,7 @@ class ImportedKey(cdk.Resource):
         alarm_topic: sns.ITopic | None = None,
         handler_runtime: lambda_.Runtime = lambda_.Runtime.PYTHON_3_13,
         handler_architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
+        handler_code_signing_config: lambda_.ICodeSigningConfig | None = None,
     ) -> None:
         """Define an EXTERNAL key and the import of its material.
 
@@ -164,6 +165,14 @@ class ImportedKey(cdk.Resource):
             Default: ``Runtime.PYTHON_3_13``.
         :param handler_architecture: Architecture of the import handler.
             Default: ``Architecture.ARM_64``.
+        :param handler_code_signing_config: Code signing configuration for the import
+            handler: with ``UntrustedArtifactOnDeployment`` set to ``Enforce``, Lambda accepts
+            only code and layers signed by its allowed signing profiles, so
+            ``lambda:UpdateFunctionCode`` or a new layer alone cannot replace the handler.
+            CDK does not sign assets: with ``Enforce``, the handler's bundle must be signed by
+            one of the profiles (AWS Signer) or Lambda refuses the deployment. The handler is
+            shared by every ImportedKey of the stack with the same runtime and architecture,
+            and they must all name the same configuration (or none). Default: none.
         """
         # Every prop is checked before the construct joins the tree, so a bad value leaves the
         # scope as it was (no half-built ImportedKey holding the id).
@@ -175,6 +184,12 @@ class ImportedKey(cdk.Resource):
         version_id = _props.material_version_id(material_version_id)
         rotate = _props.rotation_on_material_change(spec, rotation_on_material_change)
         _props.handler_platform(handler_runtime, handler_architecture)
+        shared_handler = ImportHandler.find(scope, handler_runtime, handler_architecture)
+        _props.handler_code_signing_config(
+            handler_code_signing_config,
+            shared_handler.node.path if shared_handler else None,
+            shared_handler.code_signing_config if shared_handler else None,
+        )
         _props.expiration_prop(expiration)
         material_expiration = expiration or MaterialExpiration.after(DEFAULT_VALIDITY)
         renewal = _props.renewal(
@@ -223,7 +238,9 @@ class ImportedKey(cdk.Resource):
             for admin in admins or []:
                 kms.KeyGrants.from_key(self.external_key, False).admin(admin)
 
-        import_handler = ImportHandler.of(self, handler_runtime, handler_architecture)
+        import_handler = ImportHandler.of(
+            self, handler_runtime, handler_architecture, handler_code_signing_config
+        )
         self.handler = import_handler.function
         """The stack's import handler, shared by every ImportedKey with the same runtime."""
         import_handler.grant_import(

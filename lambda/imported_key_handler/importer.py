@@ -20,7 +20,7 @@ from .material_format import prepare_material, prepare_materials
 from .request import ImportRequest
 from .secret_source import read_material, read_materials
 from .verification import symmetric_proof, verify_import
-from .wrapping import wrap_key_material
+from .wrapping import require_wrapping_key_spec, wrap_key_material
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -98,6 +98,7 @@ def _import_once(
         )
     except ClientError as error:
         raise kms_failure(error, "GetParametersForImport", request.key_id) from None
+    require_wrapping_key_spec(params["PublicKey"], request.wrapping_key_spec)
     encrypted = wrap_key_material(material, params["PublicKey"], request.wrapping_algorithm)
     kwargs: dict[str, Any] = {
         "KeyId": request.key_id,

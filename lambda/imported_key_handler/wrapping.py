@@ -48,6 +48,22 @@ def load_wrapping_key(public_key_der: bytes) -> rsa.RSAPublicKey:
     return key
 
 
+def require_wrapping_key_spec(public_key_der: bytes, wrapping_key_spec: str) -> None:
+    """Refuse a wrapping key that is not the RSA size asked for, before anything is wrapped.
+
+    A smaller modulus than asked for (or a key that is not RSA) means the parameters did not
+    come from the KMS that was asked: the material is never wrapped for it.
+    """
+    public_key = load_wrapping_key(public_key_der)
+    expected = contract.WRAPPING_KEY_BITS.get(wrapping_key_spec)
+    if public_key.key_size != expected:
+        raise ImportFailure(
+            f"KMS returned an RSA_{public_key.key_size} wrapping key where {wrapping_key_spec} "
+            "was asked for; the material was not wrapped. Check that the function talks to "
+            "AWS KMS itself, then retry."
+        )
+
+
 def wrap_key_material(material: bytes, public_key_der: bytes, wrapping_algorithm: str) -> bytes:
     """Return ``EncryptedKeyMaterial`` for ``material`` under the KMS wrapping public key."""
     public_key = load_wrapping_key(public_key_der)

@@ -17,11 +17,11 @@ import pytest
 from support import real_aws
 from support.cfn_server import CfnResponseServer
 from support.events import REGION, cfn_event
-from support.lambda_context import FakeLambdaContext
+from support.lambda_context import FakeLambdaContext, play_lambda
 from support.localstack import LocalStack, start_localstack
 from support.real_aws import RealAws
 
-from imported_key_handler import entry
+from imported_key_handler import clients, entry
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -103,25 +103,32 @@ def cfn_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[CfnResponseServer]:
 def invoke(
     backend: LocalStack | RealAws, cfn_server: CfnResponseServer, monkeypatch: pytest.MonkeyPatch
 ) -> Any:
-    """Run the real entry point as Lambda would, against the backend; return the response."""
+    """Run the real entry point as Lambda would, against the backend; return the response.
+
+    As in Lambda, no endpoint override is in the environment: the emulator's endpoint is set
+    through ``clients.endpoint_for_tests``.
+    """
     if isinstance(backend, RealAws):
-        # The account's own credentials (environment or profile), botocore's endpoints.
+        # The account's own credentials (environment or profile), botocore's endpoints. A
+        # profile may live in AWS_CONFIG_FILE, which the handler refuses in Lambda, so this
+        # mode does not play Lambda.
         monkeypatch.setenv("AWS_REGION", backend.region)
         monkeypatch.setenv("AWS_DEFAULT_REGION", backend.region)
         monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+        endpoint = None
     else:
-        monkeypatch.setenv("AWS_REGION", REGION)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+        play_lambda(monkeypatch, REGION)
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-        monkeypatch.setenv("AWS_ENDPOINT_URL", backend.endpoint)
+        endpoint = backend.endpoint
     monkeypatch.setattr(entry, "_helper", None)
 
     def run(request_type: str, properties: dict[str, str], **kwargs: Any) -> dict[str, Any]:
         url = cfn_server.response_url(request_type.lower())
-        result = entry.handler(
-            cfn_event(request_type, properties, url, **kwargs), FakeLambdaContext(120)
-        )
+        with clients.endpoint_for_tests(endpoint):
+            result = entry.handler(
+                cfn_event(request_type, properties, url, **kwargs), FakeLambdaContext(120)
+            )
         assert result is None  # crhelper answered through the response URL
         response: dict[str, Any] = cfn_server.wait_for(url, timeout=60)
         assert len(cfn_server.all_responses(url)) == 1

@@ -32,9 +32,10 @@ pytestmark = [pytest.mark.localstack, pytest.mark.slow]
 RUNTIME_PYTHON = find_python_313()
 INVOKE = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys
     sys.path[0:0] = [sys.argv[1], sys.argv[3]]  # the asset first, then the runtime's SDK
     import botocore, cryptography, imported_key_handler.entry as entry
+    from imported_key_handler import clients
     for module in (botocore, cryptography):
         assert module.__file__.startswith(sys.argv[1]), module.__file__
 
@@ -46,7 +47,11 @@ INVOKE = textwrap.dedent(
             return 60000
 
     print(json.dumps(entry.handler({"source": "aws.events"}, Context())))
-    entry.handler(json.loads(sys.argv[2]), Context())
+    with clients.endpoint_for_tests(sys.argv[4]):
+        entry.handler(json.loads(sys.argv[2]), Context())
+        # A changed function configuration: refused, even with the emulator one call away.
+        os.environ["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = sys.argv[4]
+        entry.handler(json.loads(sys.argv[5]), Context())
     """
 )
 
@@ -66,19 +71,24 @@ def test_bundle_imports_under_python_313(
         Name=f"bundled/{uuid.uuid4()}", SecretBinary=material
     )["ARN"]
     url = cfn_server.response_url("bundled")
+    refused_url = cfn_server.response_url("refused")
     properties = import_properties(key_id, secret_arn, **{contract.PROP_VALIDITY_DAYS: "30"})
     env = {
         "PATH": os.environ["PATH"],
         "AWS_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_ENDPOINT_URL": localstack.endpoint,
+        "AWS_LAMBDA_FUNCTION_NAME": "bundled",  # reserved: Lambda sets it, nothing else can
         "SSL_CERT_FILE": str(cfn_server.ca_file),
     }
+    refused_event = cfn_event(
+        "Update", properties, refused_url, physical_id=key_id, old_properties=properties
+    )
     assert RUNTIME_PYTHON is not None
     result = subprocess.run(
         [RUNTIME_PYTHON, "-I", "-B", "-c", INVOKE, str(lambda_bundles["x86_64"]),
-         json.dumps(cfn_event("Create", properties, url)), str(runtime_sdk_decoy(tmp_path))],
+         json.dumps(cfn_event("Create", properties, url)), str(runtime_sdk_decoy(tmp_path)),
+         localstack.endpoint, json.dumps(refused_event)],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -88,3 +98,7 @@ def test_bundle_imports_under_python_313(
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"bundled")["CiphertextBlob"]
     assert decrypt_localstack_ciphertext(blob, material) == b"bundled"
+    refused = cfn_server.wait_for(refused_url, timeout=30)
+    assert refused["Status"] == "FAILED"
+    assert "AWS_ENDPOINT_URL_SECRETS_MANAGER" in refused["Reason"]
+    assert localstack.endpoint not in refused["Reason"]

@@ -25,7 +25,7 @@ from support.cfn_server import CfnResponseServer
 from support.events import REGION, cfn_event, import_properties
 from support.fault_proxy import Fault, FaultProxy, Rule
 from support.keys import assert_key_holds, external_key, new_secret
-from support.lambda_context import FakeLambdaContext
+from support.lambda_context import FakeLambdaContext, play_lambda
 from support.localstack import LocalStack, free_port
 
 from imported_key_handler import cfn, clients, contract, entry, response
@@ -110,16 +110,17 @@ def proxy(localstack: LocalStack) -> Iterator[FaultProxy]:
 @pytest.fixture
 def handler_env(
     proxy: FaultProxy, cfn_server: CfnResponseServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Iterator[None]:
     """The handler's environment as in Lambda, with AWS behind the proxy."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    play_lambda(monkeypatch, REGION)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
     monkeypatch.setattr(entry, "_helper", None)
+    # Lambda's invocation threads read it too: the setting is the module's, not the thread's.
+    with clients.endpoint_for_tests(proxy.endpoint):
+        yield
 
 
 @dataclass

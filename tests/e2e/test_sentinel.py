@@ -11,11 +11,11 @@ import aws_cdk as cdk
 import pytest
 from support.cfn_server import CfnResponseServer
 from support.events import REGION, cfn_event, import_properties
-from support.lambda_context import FakeLambdaContext
+from support.lambda_context import FakeLambdaContext, play_lambda
 from support.localstack import LocalStack
 from support.synth import example_app
 
-from imported_key_handler import contract, entry, log_config
+from imported_key_handler import clients, contract, entry, log_config
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -62,12 +62,10 @@ def test_sentinel_never_leaves_the_handler(
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
+    play_lambda(monkeypatch, REGION)
     for name, value in {
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_ENDPOINT_URL": localstack.endpoint,
         "LOG_LEVEL": "DEBUG",  # the most verbose setting the handler accepts
     }.items():
         monkeypatch.setenv(name, value)
@@ -87,7 +85,8 @@ def test_sentinel_never_leaves_the_handler(
     def invoke(request_type: str, properties: dict[str, str], **kwargs: Any) -> str:
         url = cfn_server.response_url(request_type.lower())
         event = cfn_event(request_type, properties, url, **kwargs)
-        entry.handler(event, FakeLambdaContext(120))
+        with clients.endpoint_for_tests(localstack.endpoint):
+            entry.handler(event, FakeLambdaContext(120))
         responses.append(cfn_server.wait_for(url, timeout=60))
         return str(responses[-1]["Status"])
 

@@ -1,12 +1,32 @@
 """A stand-in for the Lambda context object, for handlers invoked directly in tests."""
 
+import os
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
 
 REGION = "us-east-1"
 ACCOUNT_ID = "000000000000"
+FUNCTION_NAME = "imported-key-material"
+
+
+def play_lambda(monkeypatch: "pytest.MonkeyPatch", region: str = REGION) -> None:
+    """Give this process the environment the handler sees in Lambda (credentials aside).
+
+    ``AWS_LAMBDA_FUNCTION_NAME`` is the handler's "in Lambda" signal, and in Lambda it refuses
+    every endpoint override: the emulator's endpoint goes through ``clients.endpoint_for_tests``.
+    """
+    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("AWS_CONFIG_FILE", raising=False)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", FUNCTION_NAME)
+    monkeypatch.setenv("AWS_REGION", region)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
 
 
 class FakeLambdaContext:
@@ -21,7 +41,7 @@ class FakeLambdaContext:
         self,
         timeout_s: float = 300.0,
         *,
-        function_name: str = "imported-key-material",
+        function_name: str = FUNCTION_NAME,
         memory_limit_in_mb: int = 256,
         region: str = REGION,
         account_id: str = ACCOUNT_ID,
