@@ -47,7 +47,6 @@ ATTR_VERIFIED: Final = "Verified"
 MATERIAL_ENCODINGS: Final = ("auto", "raw", "base64", "hex", "pem")
 
 SYMMETRIC_DEFAULT: Final = "SYMMETRIC_DEFAULT"
-SUPPORTED_KEY_SPECS: Final = (SYMMETRIC_DEFAULT,)
 
 RSAES_OAEP_SHA_1: Final = "RSAES_OAEP_SHA_1"
 RSAES_OAEP_SHA_256: Final = "RSAES_OAEP_SHA_256"
@@ -56,10 +55,10 @@ RSA_AES_KEY_WRAP_SHA_256: Final = "RSA_AES_KEY_WRAP_SHA_256"
 OAEP_ALGORITHMS: Final = (RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256)
 RSA_AES_ALGORITHMS: Final = (RSA_AES_KEY_WRAP_SHA_1, RSA_AES_KEY_WRAP_SHA_256)
 WRAPPING_ALGORITHMS: Final = OAEP_ALGORITHMS + RSA_AES_ALGORITHMS
-# Symmetric material is 32 bytes: it always fits OAEP, and KMS wants OAEP for it.
-SYMMETRIC_WRAPPING_ALGORITHMS: Final = OAEP_ALGORITHMS
 
-WRAPPING_KEY_SPECS: Final = ("RSA_2048", "RSA_3072", "RSA_4096")
+# GetParametersForImport's WrappingKeySpec values, with the RSA modulus each one names.
+WRAPPING_KEY_BITS: Final = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
+WRAPPING_KEY_SPECS: Final = tuple(WRAPPING_KEY_BITS)
 
 KEY_MATERIAL_EXPIRES: Final = "KEY_MATERIAL_EXPIRES"
 KEY_MATERIAL_DOES_NOT_EXPIRE: Final = "KEY_MATERIAL_DOES_NOT_EXPIRE"
@@ -163,8 +162,6 @@ REFUSED_KEY_SPECS: Final = {
     "SM2": "SM2 is for the China Regions only, which this library does not support",
     "ECC_NIST_EDWARDS25519": "KMS does not take imported material for Ed25519 keys",
 }
-
-WRAPPING_KEY_BITS: Final = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
 
 
 def oaep_capacity(modulus_bits: int, algorithm: str) -> int:
