@@ -337,15 +337,16 @@ def renewal(
             f"Invalid renew_before: {window.to_human_string()}. It must be longer than "
             f"zero and shorter than the material's validity ({validity} days)."
         )
+    derived = schedule is None
     if schedule is None:
         schedule = default_renewal_schedule(window)
-        interval = schedule_interval_seconds(schedule)
-        if interval is None or 2 * interval > seconds:
-            raise ValueError(
-                f"Invalid renew_before: {window.to_human_string()}. It is too short for a "
-                "renewal to run twice inside it; use at least 2 minutes."
-            )
     interval = schedule_interval_seconds(schedule)
+    if derived and (interval is None or 2 * interval > seconds):
+        # The schedule was derived from the window, so the window is what to change.
+        raise ValueError(
+            f"Invalid renew_before: {window.to_human_string()}. It is too short for a "
+            "renewal to run twice inside it; use at least 2 minutes."
+        )
     if interval is None:
         raise ValueError(
             f"Invalid renewal_schedule: {schedule.expression_string!r}. Cannot tell how often it "
