@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.cdk_cli import cdk_synth, stack_template, validation_violations
+from support.cdk_cli import cdk_synth, imported_key_resources, validation_violations
 from support.synth import REPO
 
 pytestmark = pytest.mark.slow
@@ -18,11 +18,7 @@ def test_cdk_synth_of_the_example_app(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert validation_violations(outdir) == []
 
-    resources = stack_template(outdir, "ImportedKeyExample")["Resources"]
-    (key_id,) = [k for k, r in resources.items() if r["Type"] == "AWS::KMS::Key"]
-    assert resources[key_id]["Properties"]["Origin"] == "EXTERNAL"
-    (material,) = [r for r in resources.values() if r["Type"] == "Custom::ImportedKeyMaterial"]
-    assert material["Properties"]["KeyId"] == {"Ref": key_id}
+    resources, material = imported_key_resources(outdir, "ImportedKeyExample")
     handler_id = material["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
     handler = resources[handler_id]
     assert handler["Type"] == "AWS::Lambda::Function"

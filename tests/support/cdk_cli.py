@@ -68,3 +68,14 @@ def validation_violations(outdir: Path) -> list[str]:
         for plugin in report["pluginReports"]
         for violation in plugin["violations"]
     ]
+
+
+def imported_key_resources(outdir: Path, stack_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stack's resources and its import, after checking that the import is of the stack's
+    one key and that this key is EXTERNAL."""
+    resources: dict[str, Any] = stack_template(outdir, stack_name)["Resources"]
+    (key_id,) = [k for k, r in resources.items() if r["Type"] == "AWS::KMS::Key"]
+    assert resources[key_id]["Properties"]["Origin"] == "EXTERNAL"
+    (material,) = [r for r in resources.values() if r["Type"] == "Custom::ImportedKeyMaterial"]
+    assert material["Properties"]["KeyId"] == {"Ref": key_id}
+    return resources, material
