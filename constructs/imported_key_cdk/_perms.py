@@ -1,7 +1,12 @@
 """IAM action lists, kept in one place like aws-kms's private perms module."""
 
 # What the import handler does to each key it was given.
-HANDLER_KEY_READ_ACTIONS = ["kms:DescribeKey"]
+# ListResourceTags reads the key's binding (imported_key_handler.binding).
+HANDLER_KEY_READ_ACTIONS = ["kms:DescribeKey", "kms:ListResourceTags"]
+# Only ever with the handler's own record tag (aws:TagKeys): never the binding's tags.
+HANDLER_RECORD_ACTIONS = ["kms:TagResource"]
+# Before a revocation on Delete: is CloudFormation really removing the resource?
+HANDLER_REMOVAL_CHECK_ACTIONS = ["cloudformation:DescribeStackResource"]
 HANDLER_GET_PARAMETERS_ACTIONS = ["kms:GetParametersForImport"]
 HANDLER_IMPORT_ACTIONS = ["kms:ImportKeyMaterial"]
 HANDLER_SECRET_ACTIONS = ["secretsmanager:GetSecretValue"]
@@ -20,6 +25,15 @@ HANDLER_VERIFY_MAC_ACTIONS = ["kms:GenerateMac"]
 IMPORT_ONLY_BY_HANDLER_ACTIONS = [
     "kms:GetParametersForImport",
     "kms:ImportKeyMaterial",
-    "kms:DeleteImportedKeyMaterial",
     "kms:RotateKeyOnDemand",
+]
+# Denied likewise, except to the break-glass principals too.
+REVOKE_ONLY_BY_HANDLER_ACTIONS = ["kms:DeleteImportedKeyMaterial"]
+# What break_glass_principals may do on the key, whatever else they hold: revoke at once, or
+# disable (the reversible kill switch), and read what they need to do either.
+BREAK_GLASS_ACTIONS = [
+    "kms:DeleteImportedKeyMaterial",
+    "kms:DisableKey",
+    "kms:DescribeKey",
+    "kms:ListKeyRotations",
 ]

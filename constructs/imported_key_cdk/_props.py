@@ -13,6 +13,7 @@ from enum import Enum
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 
@@ -27,6 +28,8 @@ from .renewal import (
 )
 
 MIN_PENDING_WINDOW_DAYS = 7
+# KMS tag values (TagValue) hold 0 to 256 characters.
+MAX_TAG_VALUE_LENGTH = 256
 MAX_PENDING_WINDOW_DAYS = 30
 _DAY = 86400
 
@@ -367,3 +370,40 @@ def renewal(
             "alarm fires before every renewal."
         )
     return Renewal(schedule, window, threshold)
+
+
+def break_glass_principals(
+    principals: Sequence[iam.IPrincipal] | None,
+) -> list[iam.IPrincipal]:
+    """Each one an IAM identity named by one ARN: the key policy matches it by aws:PrincipalArn."""
+    checked: list[iam.IPrincipal] = []
+    for principal in principals or []:
+        fragment = principal.policy_fragment
+        arns = fragment.principal_json.get("AWS", [])
+        others = sorted(name for name in fragment.principal_json if name != "AWS")
+        if len(arns) != 1 or others or fragment.conditions:
+            raise ValueError(
+                f"Invalid break_glass_principals entry: {principal}. Give IAM roles or users "
+                "(iam.Role, iam.User, iam.ArnPrincipal, iam.AccountRootPrincipal): one ARN "
+                "each, no service principal and no conditions."
+            )
+        checked.append(principal)
+    return checked
+
+
+def binding_literal(prop: str, value: str | None) -> None:
+    """The key's binding digests this setting at synth, so it must be known then."""
+    if value is not None and cdk.Token.is_unresolved(value):
+        raise ValueError(
+            f"Invalid {prop}: {value!r} is a token. The import handler's binding digests it "
+            "at synth (see README, trust model): give a literal string."
+        )
+
+
+def secret_arn_tag(secret_arn: str) -> None:
+    if not cdk.Token.is_unresolved(secret_arn) and len(secret_arn) > MAX_TAG_VALUE_LENGTH:
+        raise ValueError(
+            f"Invalid key_material_secret: its ARN {secret_arn[:60]!r}... is {len(secret_arn)} "
+            f"characters; the key's binding tag holds at most {MAX_TAG_VALUE_LENGTH}. Use a "
+            "secret with a shorter name."
+        )

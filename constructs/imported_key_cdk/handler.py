@@ -3,6 +3,7 @@ its function, role, dead-letter queue and alarms, and the permissions it gets on
 
 import importlib.resources
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
@@ -78,6 +79,12 @@ def handler_code(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -
     )
 
 
+def _principal_arn(principal: iam.IPrincipal) -> str:
+    """The one IAM ARN a break-glass principal stands for (checked by _props first)."""
+    arns = principal.policy_fragment.principal_json.get("AWS", [])
+    return str(arns[0])
+
+
 class ImportHandler(Construct):
     """The import handler one stack shares between its ImportedKeys (per runtime/architecture).
 
@@ -128,6 +135,9 @@ class ImportHandler(Construct):
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             log_group=log_group,
             code_signing_config=code_signing_config,
+            # The handler serves the keys whose binding tag names this RoleId (see
+            # imported_key_handler.binding); a re-created role of the same name has another.
+            environment={contract.ENV_HANDLER_ROLE_ID: role.role_id},
         )
         """The handler function."""
         self.dead_letter_queue = sqs.Queue(
@@ -235,17 +245,29 @@ class ImportHandler(Construct):
         rotate: bool,
         exclusive: bool,
         through_key_policy: bool,
+        break_glass: Sequence[iam.IPrincipal] = (),
     ) -> None:
         """Let this handler import into ``key`` only, from ``secret`` only, with exactly the
         declared wrapping and expiration model.
 
         ``exclusive`` denies the import actions to every other principal in the key policy.
         ``through_key_policy`` also grants the key actions in the key policy, for a custom key
-        policy that does not let the account's IAM policies decide.
+        policy that does not let the account's IAM policies decide. ``break_glass`` principals
+        may revoke or disable the key, exclusive or not.
         """
         key_arn = key.key_arn
         key_statements = [
             iam.PolicyStatement(actions=_perms.HANDLER_KEY_READ_ACTIONS, resources=[key_arn]),
+            # The handler's record of the ValidTo it imported, and no other tag: the binding's
+            # tags are written by the deployment alone.
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_RECORD_ACTIONS,
+                resources=[key_arn],
+                conditions={
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [contract.TAG_VALID_TO]},
+                    "Null": {"aws:TagKeys": "false"},
+                },
+            ),
             iam.PolicyStatement(
                 actions=_perms.HANDLER_GET_PARAMETERS_ACTIONS,
                 resources=[key_arn],
@@ -283,6 +305,16 @@ class ImportHandler(Construct):
             )
         statements = [
             *key_statements,
+            *(
+                [
+                    iam.PolicyStatement(
+                        actions=_perms.HANDLER_REMOVAL_CHECK_ACTIONS,
+                        resources=[cdk.Stack.of(key).stack_id],
+                    )
+                ]
+                if revoke
+                else []
+            ),
             iam.PolicyStatement(
                 actions=_perms.HANDLER_SECRET_ACTIONS,
                 # A secret known only by name has a random 6-character suffix in its ARN.
@@ -324,6 +356,7 @@ class ImportHandler(Construct):
             # hold for it to deny, so a matching ARN alone would exempt the caller again.
             # The key depends on the role (GetAtt RoleId) as it did on its ARN; the role's
             # grants on the key live in its separate DefaultPolicy, so there is no cycle.
+            not_handler = {"StringNotLike": {"aws:userid": f"{self.role.role_id}:*"}}
             key.add_to_resource_policy(
                 iam.PolicyStatement(
                     sid="OnlyTheImportHandlerImports",
@@ -331,7 +364,33 @@ class ImportHandler(Construct):
                     principals=[iam.AnyPrincipal()],
                     actions=_perms.IMPORT_ONLY_BY_HANDLER_ACTIONS,
                     resources=["*"],
-                    conditions={"StringNotLike": {"aws:userid": f"{self.role.role_id}:*"}},
+                    conditions=not_handler,
+                )
+            )
+            # Break-glass principals are matched by ARN (they may live in another account or
+            # be users); every condition of a Deny must hold, so either exemption suffices.
+            break_glass_arns = [_principal_arn(principal) for principal in break_glass]
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="OnlyTheImportHandlerOrBreakGlassRevokes",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=_perms.REVOKE_ONLY_BY_HANDLER_ACTIONS,
+                    resources=["*"],
+                    conditions=(
+                        {**not_handler, "ArnNotEquals": {"aws:PrincipalArn": break_glass_arns}}
+                        if break_glass_arns
+                        else not_handler
+                    ),
+                )
+            )
+        if break_glass:
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="BreakGlassRevokesOrDisables",
+                    principals=list(break_glass),
+                    actions=_perms.BREAK_GLASS_ACTIONS,
+                    resources=["*"],
                 )
             )
 

@@ -28,6 +28,7 @@ from .options import MaterialEncoding, MaterialExpiration, WrappingAlgorithm, Wr
 from .renewal import MaterialRenewal
 
 DEFAULT_VALIDITY = cdk.Duration.days(365)
+_BINDING_TAG_PRIORITY = 1000
 
 
 @jsii.implements(kms.IKey)
@@ -77,6 +78,7 @@ class ImportedKey(cdk.Resource):
         handler_runtime: lambda_.Runtime = lambda_.Runtime.PYTHON_3_13,
         handler_architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
         handler_code_signing_config: lambda_.ICodeSigningConfig | None = None,
+        break_glass_principals: Sequence[iam.IPrincipal] | None = None,
     ) -> None:
         """Define an EXTERNAL key and the import of its material.
 
@@ -173,6 +175,14 @@ class ImportedKey(cdk.Resource):
             one of the profiles (AWS Signer) or Lambda refuses the deployment. The handler is
             shared by every ImportedKey of the stack with the same runtime and architecture,
             and they must all name the same configuration (or none). Default: none.
+        :param break_glass_principals: IAM roles or users (one ARN each, matched by
+            ``aws:PrincipalArn``) that may revoke the material at once with
+            DeleteImportedKeyMaterial, despite ``restrict_import_to_handler``, or disable the
+            key. The key policy allows them exactly that. A revoked key stays revoked: the
+            handler refuses to import into a key that lost its material before its recorded
+            ValidTo, until someone removes the key's ``imported-key-cdk:valid-to`` tag (see
+            README, break-glass revocation). Default: none (only the handler may delete the
+            material, and only on removal with ``delete_material_on_removal``).
         """
         # Every prop is checked before the construct joins the tree, so a bad value leaves the
         # scope as it was (no half-built ImportedKey holding the id).
@@ -182,6 +192,9 @@ class ImportedKey(cdk.Resource):
         algorithm, wrapping_spec = _props.wrapping(spec, wrapping_algorithm, wrapping_key_spec)
         encoding = _props.material_encoding(spec, material_encoding, json_field)
         version_id = _props.material_version_id(material_version_id)
+        _props.binding_literal("json_field", json_field)
+        _props.secret_arn_tag(key_material_secret.secret_arn)
+        break_glass = _props.break_glass_principals(break_glass_principals)
         rotate = _props.rotation_on_material_change(spec, rotation_on_material_change)
         _props.handler_platform(handler_runtime, handler_architecture)
         shared_handler = ImportHandler.find(scope, handler_runtime, handler_architecture)
@@ -254,6 +267,7 @@ class ImportedKey(cdk.Resource):
             rotate=rotate,
             exclusive=restrict_import_to_handler,
             through_key_policy=policy is not None,
+            break_glass=break_glass,
         )
 
         properties: dict[str, str] = {
@@ -284,6 +298,7 @@ class ImportedKey(cdk.Resource):
             properties=properties,
         )
         """The custom resource that imports the material on create and update."""
+        self._bind(import_handler, properties)
         self._key_arn = self.material_import.get_att_string(contract.ATTR_KEY_ARN)
         self._key_id = self.material_import.get_att_string(contract.ATTR_KEY_ID)
         self.valid_to: str = self.material_import.get_att_string(contract.ATTR_VALID_TO)
@@ -311,6 +326,32 @@ class ImportedKey(cdk.Resource):
             import_handler.notify(alarm_topic)
             if self.renewal is not None:
                 self.renewal.notify(alarm_topic)
+
+    def _bind(self, import_handler: ImportHandler, properties: dict[str, str]) -> None:
+        """Write on the key what the stack declared for it: the handler acts on nothing else.
+
+        CloudFormation writes these tags from the same template as the custom resource's
+        properties, before the import runs (the import depends on the key); see
+        ``imported_key_handler.binding`` for how the handler checks them.
+        """
+        version = properties.get(contract.PROP_MATERIAL_VERSION_ID)
+        version_in_tag = version is not None and cdk.Token.is_unresolved(version)
+        import_resource = cast(cdk.CfnResource, self.material_import.node.default_child)
+        tags = {
+            contract.TAG_HANDLER: import_handler.role.role_id,
+            contract.TAG_SECRET: properties[contract.PROP_SECRET_ARN],
+            contract.TAG_SETTINGS: contract.settings_digest(
+                properties, version_in_tag=version_in_tag
+            ),
+            contract.TAG_STACK: cdk.Stack.of(self).stack_id,
+            contract.TAG_RESOURCE: import_resource.logical_id,
+        }
+        if version_in_tag and version is not None:
+            tags[contract.TAG_MATERIAL_VERSION] = version
+        cfn_key = cast(kms.CfnKey, self.external_key.node.default_child)
+        for name, value in tags.items():
+            # Above any Tags.of(...) aspect: the binding is not a tag users may override.
+            cfn_key.tags.set_tag(name, value, _BINDING_TAG_PRIORITY)
 
     # --- kms.IKey ---------------------------------------------------------------------------
 

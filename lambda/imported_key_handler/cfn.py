@@ -7,16 +7,18 @@ is two minutes, its response upload never gives up, and its timeout answer leave
 import logging
 import threading
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from crhelper import CfnResource
 
 from . import clients, contract, deadline, log_config
 from .audit import audited
-from .importer import ImportResult, import_from_secret
+from .binding import record_valid_to, require_declared, require_removal
+from .importer import ImportResult, describe_key, import_from_secret
 from .request import ImportRequest
 from .response import WORST_CASE_S, send_response
-from .revocation import KEPT, revocation_requested, revoke_material
+from .revocation import KEPT, KEY_GONE, key_exists, revocation_requested, revoke_material
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +81,19 @@ def data_for(result: ImportResult) -> dict[str, str]:
 
 
 def run_import(properties: Mapping[str, Any], action: str) -> ImportResult:
-    """Import for a Create or Update, turning every failure into a clear ImportFailure."""
+    """Import for a Create or Update, turning every failure into a clear ImportFailure.
+
+    Only what the stack declared for the key (binding), and never into a key whose material
+    was revoked on purpose; the ValidTo imported is recorded on the key.
+    """
     request = ImportRequest.from_properties(properties)
     with audited(action, request.key_id) as record:
-        result = import_from_secret(clients.kms_client(), clients.secretsmanager_client(), request)
+        kms = clients.kms_client()
+        binding = require_declared(kms, properties)
+        now = datetime.now(UTC)
+        binding.refuse_if_revoked(describe_key(kms, request.key_id), now)
+        result = import_from_secret(kms, clients.secretsmanager_client(), request, now=now)
+        record_valid_to(kms, request.key_id, result.valid_to)
         record.succeeded(valid_to=result.valid_to)
         return result
 
@@ -105,14 +116,25 @@ def build_helper() -> CfnResource:
     @helper.delete
     def delete(event: dict[str, Any], _context: Any) -> None:
         # Unless revocation was asked for, the material stays: the key's own removal policy
-        # decides what happens to the key. A Delete after a failed Create succeeds too.
+        # decides what happens to the key. A Delete after a failed Create succeeds too: that
+        # resource never imported into the key (its physical id is not the key's id).
         properties = event.get("ResourceProperties") or {}
         key_id = str(properties.get(contract.PROP_KEY_ID, ""))
         with audited("Delete", key_id) as record:
-            if not revocation_requested(properties) or not key_id:
+            if (
+                not revocation_requested(properties)
+                or not key_id
+                or event.get("PhysicalResourceId") != key_id
+            ):
                 record.succeeded(KEPT)
                 return
-            record.succeeded(revoke_material(clients.kms_client(), key_id))
+            kms = clients.kms_client()
+            if not key_exists(kms, key_id):
+                record.succeeded(KEY_GONE)
+                return
+            binding = require_declared(kms, properties)
+            require_removal(clients.cloudformation_client(), event, binding)
+            record.succeeded(revoke_material(kms, key_id))
 
     log_config.quiet_noisy_loggers()
     return helper

@@ -30,6 +30,7 @@ from botocore.config import Config
 from .errors import ImportFailure
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -114,4 +115,11 @@ def kms_client() -> "KMSClient":
 def secretsmanager_client() -> "SecretsManagerClient":
     return boto3.client(
         "secretsmanager", region_name=_region(), config=_config(), endpoint_url=_test_endpoint
+    )
+
+
+def cloudformation_client() -> "CloudFormationClient":
+    """Only to ask CloudFormation whether it is removing a resource (see binding)."""
+    return boto3.client(
+        "cloudformation", region_name=_region(), config=_config(), endpoint_url=_test_endpoint
     )

@@ -5,6 +5,9 @@ the handler reads them at deploy time. Keeping both sides on one module means th
 Nothing here may import boto3 or crhelper: the construct imports this module during ``cdk synth``.
 """
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -82,6 +85,69 @@ RENEWAL_PROPERTIES: Final = "Properties"
 TRIGGER_SCHEDULE: Final = "schedule"
 TRIGGER_MATERIAL_EXPIRED: Final = "material-expired"
 RENEWAL_TRIGGERS: Final = (TRIGGER_SCHEDULE, TRIGGER_MATERIAL_EXPIRED)
+
+
+# --- The binding: what the stack declared for each key, where only a deployment writes it.
+# CloudFormation writes these tags on each key from the same template that holds the custom
+# resource's properties; the handler acts on an event only when the event matches them. The
+# handler can invoke nothing that writes them: its role may tag a key with TAG_VALID_TO only.
+TAG_PREFIX: Final = "imported-key-cdk:"
+# The RoleId of the handler's role (unique: a role re-created with the same name gets another).
+TAG_HANDLER: Final = "imported-key-cdk:handler"
+TAG_SECRET: Final = "imported-key-cdk:secret"  # noqa: S105 - a tag key
+# BINDING_VERSION + "-" + the SHA-256 of the key's bound settings (settings_digest).
+TAG_SETTINGS: Final = "imported-key-cdk:settings"
+# The VersionId, only when it was a token at synth (so the digest could not cover it).
+TAG_MATERIAL_VERSION: Final = "imported-key-cdk:material-version"
+# The key's stack (AWS::StackId) and the custom resource's logical id: a Delete that revokes
+# must come from CloudFormation removing exactly that resource.
+TAG_STACK: Final = "imported-key-cdk:stack"
+TAG_RESOURCE: Final = "imported-key-cdk:resource"
+# Written by the handler after each import: the ValidTo it asked for (ISO 8601, UTC) or
+# VALID_TO_NEVER. A key that is PendingImport before that time lost its material on purpose.
+TAG_VALID_TO: Final = "imported-key-cdk:valid-to"
+VALID_TO_NEVER: Final = "never"
+BINDING_TAGS: Final = (
+    TAG_HANDLER,
+    TAG_SECRET,
+    TAG_SETTINGS,
+    TAG_MATERIAL_VERSION,
+    TAG_STACK,
+    TAG_RESOURCE,
+)
+# The function's environment names its own role's RoleId (the construct sets it).
+ENV_HANDLER_ROLE_ID: Final = "IMPORTED_KEY_HANDLER_ROLE_ID"
+BINDING_VERSION: Final = "v1"
+# Every property but the key and the secret (which have tags of their own). An absent property
+# and an empty one are the same to the handler, so both digest as "".
+BOUND_SETTINGS: Final = (
+    PROP_KEY_SPEC,
+    PROP_KEY_USAGE,
+    PROP_MATERIAL_ENCODING,
+    PROP_JSON_FIELD,
+    PROP_WRAPPING_ALGORITHM,
+    PROP_WRAPPING_KEY_SPEC,
+    PROP_EXPIRATION_MODEL,
+    PROP_VALIDITY_DAYS,
+    PROP_MATERIAL_VERSION_ID,
+    PROP_ROTATE_ON_MATERIAL_CHANGE,
+    PROP_DELETE_MATERIAL_ON_REMOVAL,
+)
+# Stands for the VersionId in the digest when TAG_MATERIAL_VERSION carries it.
+VERSION_IN_TAG: Final = "@" + TAG_MATERIAL_VERSION
+
+
+def settings_digest(properties: Mapping[str, object], *, version_in_tag: bool = False) -> str:
+    """The TAG_SETTINGS value for these custom resource properties.
+
+    Canonical JSON of the bound settings as CloudFormation sends them (strings), hashed: the
+    construct computes it at synth from its literal properties, the handler from the event.
+    """
+    values = {name: str(properties.get(name) or "") for name in BOUND_SETTINGS}
+    if version_in_tag:
+        values[PROP_MATERIAL_VERSION_ID] = VERSION_IN_TAG
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return f"{BINDING_VERSION}-{hashlib.sha256(canonical.encode()).hexdigest()}"
 
 
 # --- The KMS catalog: which key specs take imported material, and how each may be wrapped.

@@ -186,6 +186,7 @@ def import_rotating(
                 # New material arrives by deployment, never by a renewal behind the stack's back.
                 logger.warning("Renewal skipped new material for key %s", request.key_id)
                 break
+            _require_current_listed(kms, request.key_id, imported_ids)
             material_id = _import_retrying(kms, request, material, valid_to, "NEW_KEY_MATERIAL")
             logger.info("Imported new key material for key %s", request.key_id)
         imported_ids.append(material_id)
@@ -213,6 +214,22 @@ def import_rotating(
             raise kms_failure(error, "RotateKeyOnDemand", request.key_id) from None
         rotated = True
     return confirm_import(kms, request, valid_to, current_material_id=newest_id, wait=rotated)
+
+
+def _require_current_listed(kms: "KMSClient", key_id: str, listed_ids: list[str | None]) -> None:
+    """Before any new material goes in: the secret version must list the key's current one.
+
+    A version that lacks it is not the key's history plus one (another key's materials, or a
+    secret rewritten by hand): importing its last entry as new material would make foreign
+    material current with nothing to fall back on.
+    """
+    current = describe_key(kms, key_id).get("CurrentKeyMaterialId")
+    if current and None not in listed_ids and current not in listed_ids:
+        raise ImportFailure(
+            f"Key {key_id} uses material {current[:12]}..., which this secret version does "
+            "not list, so its new material was not imported: list every material of the "
+            "key, oldest first, before the new one."
+        )
 
 
 def describe_key(kms: "KMSClient", key_id: str) -> "KeyMetadataTypeDef":

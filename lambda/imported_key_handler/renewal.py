@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from . import clients, contract
 from .audit import audited
+from .binding import Binding, record_valid_to, require_declared
 from .errors import ImportFailure
 from .importer import ImportResult, describe_key, import_from_secret
 from .kms_errors import kms_failure
@@ -134,7 +135,10 @@ def renew_if_due(
     renewal: RenewalRequest,
     *,
     now: datetime | None = None,
+    binding: Binding | None = None,
 ) -> RenewalResult:
+    """Re-import when due. With ``binding`` (the key's checked tags), a key whose material
+    was revoked on purpose is refused rather than restored."""
     now = now or datetime.now(UTC)
     request = renewal.import_request
     metadata = describe_key(kms, request.key_id)
@@ -144,6 +148,8 @@ def renew_if_due(
             f"Key {request.key_id} is {state}: renewal cannot import into it. Cancel a "
             "scheduled deletion (CancelKeyDeletion) or remove the key from the stack."
         )
+    if binding is not None:
+        binding.refuse_if_revoked(metadata, now)
     why = due_reason(metadata, renewal.renew_before, now)
     if why is None and request.rotate_on_material_change:
         # Every material tied to the key must stay imported: any one expiring takes the whole
@@ -185,7 +191,12 @@ def run_renewal(event: Mapping[str, Any]) -> dict[str, str | bool | None]:
     the event with backoff and finally hands it to the dead-letter queue."""
     renewal = RenewalRequest.from_event(event)
     action = f"Renew({renewal.trigger})"
-    with audited(action, renewal.import_request.key_id) as record:
-        result = renew_if_due(clients.kms_client(), clients.secretsmanager_client(), renewal)
+    key_id = renewal.import_request.key_id
+    with audited(action, key_id) as record:
+        kms = clients.kms_client()
+        binding = require_declared(kms, event[contract.RENEWAL_EVENT][contract.RENEWAL_PROPERTIES])
+        result = renew_if_due(kms, clients.secretsmanager_client(), renewal, binding=binding)
+        if result.renewed:
+            record_valid_to(kms, key_id, result.valid_to)
         record.succeeded("RENEWED" if result.renewed else "NOT_DUE", result.valid_to)
         return result.summary()

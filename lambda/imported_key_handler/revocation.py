@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from . import contract, deadline
 from .errors import ImportFailure
 from .importer import describe_key
-from .kms_errors import kms_failure
+from .kms_errors import error_code, kms_failure
 from .renewal import list_key_materials
 
 if TYPE_CHECKING:
@@ -36,6 +36,16 @@ NO_MATERIAL = "NO_MATERIAL"
 
 def revocation_requested(properties: Mapping[str, Any]) -> bool:
     return str(properties.get(contract.PROP_DELETE_MATERIAL_ON_REMOVAL, "")).lower() == "true"
+
+
+def key_exists(kms: "KMSClient", key_id: str) -> bool:
+    try:
+        kms.describe_key(KeyId=key_id)
+    except ClientError as error:
+        if error_code(error) == "NotFoundException":
+            return False
+        raise kms_failure(error, "DescribeKey", key_id) from None
+    return True
 
 
 def _imported_material_ids(kms: "KMSClient", key_id: str) -> list[str]:

@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from botocore.exceptions import ClientError
 from support import real_aws
+from support.binding import TEST_HANDLER_ROLE_ID, bind_key, cloudformation_reporting
 from support.cfn_server import CfnResponseServer
 from support.events import REGION, cfn_event
 from support.lambda_context import FakeLambdaContext, play_lambda
 from support.localstack import LocalStack, start_localstack
 from support.real_aws import RealAws
 
-from imported_key_handler import clients, entry
+from imported_key_handler import clients, contract, entry
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -39,6 +41,7 @@ def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]
 
 
 E2E_DIR = Path(__file__).parent
+UNTAGGABLE = ("NotFoundException", "KMSInvalidStateException")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -114,6 +117,7 @@ def invoke(
         # mode does not play Lambda.
         monkeypatch.setenv("AWS_REGION", backend.region)
         monkeypatch.setenv("AWS_DEFAULT_REGION", backend.region)
+        monkeypatch.setenv(contract.ENV_HANDLER_ROLE_ID, TEST_HANDLER_ROLE_ID)
         monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
         endpoint = None
     else:
@@ -123,15 +127,63 @@ def invoke(
         endpoint = backend.endpoint
     monkeypatch.setattr(entry, "_helper", None)
 
-    def run(request_type: str, properties: dict[str, str], **kwargs: Any) -> dict[str, Any]:
+    def run(
+        request_type: str, properties: dict[str, str], *, forged: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Play CloudFormation: bind the key to ``properties`` first (it tags the key before
+        the import that depends on it) and confirm a Delete. ``forged=True`` sends the event
+        alone, as someone who may only invoke the function would, to a stack that is not
+        removing the resource."""
         url = cfn_server.response_url(request_type.lower())
+        event = cfn_event(request_type, properties, url, **kwargs)
+        status = "UPDATE_COMPLETE" if forged else "DELETE_IN_PROGRESS"
+        monkeypatch.setattr(
+            clients, "cloudformation_client", lambda: cloudformation_reporting(event, status)
+        )
         with clients.endpoint_for_tests(endpoint):
-            result = entry.handler(
-                cfn_event(request_type, properties, url, **kwargs), FakeLambdaContext(120)
-            )
+            if not forged and request_type != "Delete":
+                try:
+                    bind_key(
+                        backend.kms(),
+                        properties,
+                        stack_id=event["StackId"],
+                        logical_id=event["LogicalResourceId"],
+                    )
+                except ClientError as error:
+                    # A key that is gone or pending deletion takes no tags; the handler's
+                    # answer about it is what such a test checks.
+                    if error.response["Error"]["Code"] not in UNTAGGABLE:
+                        raise
+            result = entry.handler(event, FakeLambdaContext(120))
         assert result is None  # crhelper answered through the response URL
         response: dict[str, Any] = cfn_server.wait_for(url, timeout=60)
         assert len(cfn_server.all_responses(url)) == 1
         return response
+
+    return run
+
+
+@pytest.fixture
+def renew(invoke: Any, backend: LocalStack | RealAws) -> Any:
+    """Send a renewal event, as the construct's rules do, to the real entry point (played as
+    Lambda by ``invoke``); returns its summary, or raises what Lambda would count as an error.
+    """
+    endpoint = None if isinstance(backend, RealAws) else backend.endpoint
+
+    def run(
+        properties: dict[str, str],
+        *,
+        trigger: str = contract.TRIGGER_SCHEDULE,
+        renew_before_days: int = 30,
+    ) -> Any:
+        event = {
+            contract.RENEWAL_EVENT: {
+                contract.RENEWAL_TRIGGER: trigger,
+                contract.RENEWAL_RENEW_BEFORE_SECONDS: str(renew_before_days * 86400),
+                contract.RENEWAL_PROPERTIES: properties,
+            }
+        }
+        with clients.endpoint_for_tests(endpoint):
+            return entry.handler(event, FakeLambdaContext(120))
 
     return run

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support.binding import TEST_HANDLER_ROLE_ID, bind_key
 from support.cfn_server import CfnResponseServer
 from support.events import REGION, cfn_event, import_properties
 from support.kms_blob import decrypt_localstack_ciphertext
@@ -79,10 +80,17 @@ def test_bundle_imports_under_python_313(
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_LAMBDA_FUNCTION_NAME": "bundled",  # reserved: Lambda sets it, nothing else can
+        contract.ENV_HANDLER_ROLE_ID: TEST_HANDLER_ROLE_ID,
         "SSL_CERT_FILE": str(cfn_server.ca_file),
     }
     refused_event = cfn_event(
         "Update", properties, refused_url, physical_id=key_id, old_properties=properties
+    )
+    bind_key(
+        kms,
+        properties,
+        stack_id=refused_event["StackId"],
+        logical_id=refused_event["LogicalResourceId"],
     )
     assert RUNTIME_PYTHON is not None
     result = subprocess.run(

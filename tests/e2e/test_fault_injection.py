@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from support.cfn_server import CfnResponseServer
+from support.binding import bind_key
 from support.events import REGION, cfn_event, import_properties
 from support.fault_proxy import Fault, FaultProxy, Rule
 from support.keys import assert_key_holds, external_key, new_secret
@@ -53,8 +54,11 @@ GET_SECRET = "GetSecretValue"
 DESCRIBE = "DescribeKey"
 PARAMETERS = "GetParametersForImport"
 IMPORT = "ImportKeyMaterial"
-# What an import of a symmetric key sends when nothing goes wrong.
-HAPPY_PATH = {GET_SECRET: 1, DESCRIBE: 2, PARAMETERS: 1, IMPORT: 1}
+LIST_TAGS = "ListResourceTags"
+TAG = "TagResource"
+# What an import of a symmetric key sends when nothing goes wrong: the binding (the key's tags)
+# and its state (revoked?) first, then the import, and the ValidTo recorded last.
+HAPPY_PATH = {LIST_TAGS: 1, GET_SECRET: 1, DESCRIBE: 3, PARAMETERS: 1, IMPORT: 1, TAG: 1}
 
 ENCRYPTION_CONTEXT = {"suite": "fault-injection"}
 
@@ -180,6 +184,10 @@ class Harness:
             url,
             physical_id=physical_id,
             old_properties=old_properties,
+        )
+        # CloudFormation's tags, written past the proxy: the faults are for the handler's calls.
+        bind_key(
+            self.kms, properties, stack_id=event["StackId"], logical_id=event["LogicalResourceId"]
         )
         context = FakeLambdaContext(context_s)
         worker = threading.Thread(
@@ -384,12 +392,13 @@ def test_unreachable_before_the_import_fails_in_bounded_time(
 
     assert answer["Status"] == "FAILED"
     assert answer["Reason"] == sdk_failure_reason(key.key_id, error)
-    # Secrets Manager is first; a connection failure is retried with a short backoff.
+    # The key's binding (its tags) is read first; a connection failure is retried with a short
+    # backoff.
     assert running.answer_s < SDK_ATTEMPTS * 0.5 + TRANSIENT_BACKOFF_MAX_S + SLACK_S
     if how == "refused":
         assert harness.proxy.count() == 0
     else:
-        assert harness.proxy.by_operation() == {GET_SECRET: SDK_ATTEMPTS}
+        assert harness.proxy.by_operation() == {LIST_TAGS: SDK_ATTEMPTS}
     assert_unchanged(harness, key, before)
     assert before["key"]["KeyState"] == "PendingImport"
 
@@ -419,8 +428,9 @@ def test_emulator_stopped_after_the_import_parameters(harness: Harness) -> None:
     assert answer["Reason"] == sdk_failure_reason(key.key_id, "ConnectionClosedError")
     assert running.answer_s < SDK_ATTEMPTS * 0.5 + TRANSIENT_BACKOFF_MAX_S + SLACK_S
     assert harness.proxy.by_operation() == {
+        LIST_TAGS: 1,
         GET_SECRET: 1,
-        DESCRIBE: 1,
+        DESCRIBE: 2,
         PARAMETERS: 1,
         IMPORT: SDK_ATTEMPTS,
     }
@@ -622,7 +632,12 @@ def test_throttled_throughout_fails_naming_throttling(harness: Harness) -> None:
         "(GetParametersForImport allows 1 request/s): retry the deployment."
     )
     assert running.answer_s < THROTTLE_BACKOFF_MAX_S + SLACK_S
-    assert harness.proxy.by_operation() == {GET_SECRET: 1, DESCRIBE: 1, PARAMETERS: SDK_ATTEMPTS}
+    assert harness.proxy.by_operation() == {
+        LIST_TAGS: 1,
+        GET_SECRET: 1,
+        DESCRIBE: 2,
+        PARAMETERS: SDK_ATTEMPTS,
+    }
     assert_unchanged(harness, key, before)
 
     retry_succeeds(harness, key, "Update", shorter, old_properties=key.properties)
@@ -649,8 +664,9 @@ def test_import_key_material_unavailable_changes_nothing(harness: Harness) -> No
     )
     assert running.answer_s < TRANSIENT_BACKOFF_MAX_S + SLACK_S
     assert harness.proxy.by_operation() == {
+        LIST_TAGS: 1,
         GET_SECRET: 1,
-        DESCRIBE: 1,
+        DESCRIBE: 2,
         PARAMETERS: 1,
         IMPORT: SDK_ATTEMPTS,
     }

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from support.events import REGION
+from support.binding import bind_key
+from support.events import LOGICAL_ID, REGION, stack_id_for
 from support.events import import_properties as props
 from support.keys import assert_key_holds, external_key, new_secret
 
@@ -197,8 +198,10 @@ def test_key_pending_deletion_is_refused_and_left_alone(
     invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
     key_id = external_key(kms)
-    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
     secret_arn = new_secret(secretsmanager, SecretBinary=os.urandom(32))
+    # Deployed (tagged) first, then scheduled for deletion behind the stack's back.
+    bind_key(kms, props(key_id, secret_arn), stack_id=stack_id_for("demo"), logical_id=LOGICAL_ID)
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
     response = invoke("Create", props(key_id, secret_arn))
     assert response["Status"] == "FAILED"
     assert "PendingDeletion" in response["Reason"]

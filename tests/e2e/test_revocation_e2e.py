@@ -11,6 +11,7 @@ from support.events import import_properties
 from support.keys import assert_key_holds, external_key, new_secret
 
 from imported_key_handler import contract
+from imported_key_handler.errors import ImportFailure
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -69,17 +70,36 @@ def test_revocation_of_a_key_pending_deletion_or_gone_succeeds(
     gone = import_properties(
         "0b1c2d3e-1111-2222-3333-444455556666", "arn:aws:secretsmanager:x", **REVOKE
     )
-    assert invoke("Delete", gone, physical_id="gone")["Status"] == "SUCCESS"
+    assert invoke("Delete", gone, physical_id=gone[contract.PROP_KEY_ID])["Status"] == "SUCCESS"
 
 
-def test_revoked_key_comes_back_when_the_stack_imports_again(
-    invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
+def test_revoked_key_stays_revoked_until_the_record_is_removed(
+    invoke: Any, renew: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
     key_id, material, properties = imported(invoke, kms, secretsmanager, **REVOKE)
     assert invoke("Delete", properties, physical_id=key_id)["Status"] == "SUCCESS"
-    # A rolled-back stack deletion sends Create again: the same material restores the key.
+    tags_before = tags_of(kms, key_id)
+
+    # A Create with the declared settings (a stack that declares the key again) and a renewal
+    # (the expiration rule, the schedule) are refused: the material was revoked, not expired.
+    response = invoke("Create", properties)
+    assert response["Status"] == "FAILED"
+    assert "revoked, not expired" in response["Reason"]
+    assert contract.TAG_VALID_TO in response["Reason"]
+    with pytest.raises(ImportFailure, match="revoked, not expired"):
+        renew(properties, trigger=contract.TRIGGER_MATERIAL_EXPIRED)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+    assert tags_of(kms, key_id) == tags_before
+
+    # The operator resumes by removing the handler's record; then the stack imports again.
+    kms.untag_resource(KeyId=key_id, TagKeys=[contract.TAG_VALID_TO])
     assert invoke("Create", properties)["Status"] == "SUCCESS"
     assert_key_holds(kms, key_id, material)
+    assert contract.TAG_VALID_TO in tags_of(kms, key_id)
+
+
+def tags_of(kms: "KMSClient", key_id: str) -> dict[str, str]:
+    return {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id)["Tags"]}
 
 
 def materials_document(*materials: bytes) -> str:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import aws_cdk as cdk
 import pytest
 from support.cfn_server import CfnResponseServer
-from support.events import REGION, cfn_event, import_properties
+from support.binding import bind_key
+from support.events import LOGICAL_ID, REGION, cfn_event, import_properties, stack_id_for
 from support.lambda_context import FakeLambdaContext, play_lambda
 from support.localstack import LocalStack
 from support.synth import example_app
@@ -78,7 +79,10 @@ def test_sentinel_never_leaves_the_handler(
         return kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
 
     def props(key_id: str, secret_arn: str) -> dict[str, str]:
-        return import_properties(key_id, secret_arn, **{contract.PROP_VALIDITY_DAYS: "90"})
+        properties = import_properties(key_id, secret_arn, **{contract.PROP_VALIDITY_DAYS: "90"})
+        # Deployed: tagged now, before the logs are watched (the test's own client logs too).
+        bind_key(kms, properties, stack_id=stack_id_for("demo"), logical_id=LOGICAL_ID)
+        return properties
 
     responses: list[dict[str, Any]] = []
 

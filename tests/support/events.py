@@ -9,6 +9,7 @@ ACCOUNT_ID = "000000000000"
 SERVICE_TOKEN = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:imported-key-material"
 RESOURCE_TYPE = "Custom::ImportedKeyMaterial"
 REQUEST_TYPES = ("Create", "Update", "Delete")
+LOGICAL_ID = "ImportedKeyMaterial"
 
 
 def _as_cloudformation_sends(value: Any) -> Any:
@@ -30,6 +31,12 @@ def _as_cloudformation_sends(value: Any) -> Any:
     return str(value)
 
 
+def stack_id_for(stack_name: str) -> str:
+    """The stack's id: the same for every event of one stack, as the key's binding names it."""
+    stack_uuid = uuid.uuid5(uuid.NAMESPACE_URL, stack_name)
+    return f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{stack_name}/{stack_uuid}"
+
+
 def cfn_event(
     request_type: str,
     properties: Mapping[str, Any],
@@ -37,7 +44,7 @@ def cfn_event(
     *,
     physical_id: str | None = None,
     old_properties: Mapping[str, Any] | None = None,
-    logical_id: str = "ImportedKeyMaterial",
+    logical_id: str = LOGICAL_ID,
     stack_name: str = "demo",
     resource_type: str = RESOURCE_TYPE,
     service_token: str = SERVICE_TOKEN,
@@ -62,9 +69,7 @@ def cfn_event(
         "RequestType": request_type,
         "ServiceToken": service_token,
         "ResponseURL": response_url,
-        "StackId": (
-            f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{stack_name}/{uuid.uuid4()}"
-        ),
+        "StackId": stack_id_for(stack_name),
         "RequestId": str(uuid.uuid4()),
         "LogicalResourceId": logical_id,
         "ResourceType": resource_type,

@@ -7,6 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from support.binding import TEST_HANDLER_ROLE_ID
+
+from imported_key_handler import contract
+
 if TYPE_CHECKING:
     import pytest
 
@@ -18,7 +22,8 @@ FUNCTION_NAME = "imported-key-material"
 def play_lambda(monkeypatch: "pytest.MonkeyPatch", region: str = REGION) -> None:
     """Give this process the environment the handler sees in Lambda (credentials aside).
 
-    ``AWS_LAMBDA_FUNCTION_NAME`` is the handler's "in Lambda" signal, and in Lambda it refuses
+    ``AWS_LAMBDA_FUNCTION_NAME`` is the handler's "in Lambda" signal (and the construct sets the
+    role's id, which the binding checks), and in Lambda it refuses
     every endpoint override: the emulator's endpoint goes through ``clients.endpoint_for_tests``.
     """
     for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
@@ -27,6 +32,7 @@ def play_lambda(monkeypatch: "pytest.MonkeyPatch", region: str = REGION) -> None
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", FUNCTION_NAME)
     monkeypatch.setenv("AWS_REGION", region)
     monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    monkeypatch.setenv(contract.ENV_HANDLER_ROLE_ID, TEST_HANDLER_ROLE_ID)
 
 
 class FakeLambdaContext:

@@ -1,0 +1,185 @@
+"""The handler acts only on what the stack declared for each key.
+
+One handler serves every ImportedKey of a stack, and the events it receives (CloudFormation
+requests, renewal events) name the key, the secret and the settings. Anyone allowed
+``lambda:InvokeFunction``, or ``events:PutTargets`` on one of the handler's rules, can send
+such an event, so an event is only a request: the handler checks it against the binding,
+tags that CloudFormation writes on the key from the same template as the custom resource's
+properties (``contract.TAG_*``), before it reads a secret or changes the key:
+
+- ``TAG_HANDLER`` is the RoleId of this handler's role (the function's environment names it):
+  a key of another stack or another handler is refused;
+- ``TAG_SECRET`` is the declared secret's ARN: another key's secret is refused;
+- ``TAG_SETTINGS`` is a digest of every other setting (spec, wrapping, expiry, rotation,
+  revocation, encoding, version): a flipped flag or changed setting is refused.
+
+Why an invoke-only caller cannot forge it: the tags live on the key, not in the event, and
+writing them takes ``kms:TagResource``/``kms:UntagResource`` on the key, which the deployment
+holds and the handler's own role does not (it may write ``TAG_VALID_TO`` only). The binding is
+therefore as strong as those two permissions; the README says who should hold them. Nothing is
+kept per key in the function, so one handler serves any number of keys.
+
+A revocation on Delete also needs CloudFormation itself to be removing the resource
+(``require_removal``), since a forged Delete with the declared settings would otherwise pass.
+And an import into a key whose material was deleted on purpose (``TAG_VALID_TO`` still in the
+future) is refused until an operator removes that tag (``refuse_if_revoked``).
+"""
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from . import contract
+from .errors import ImportFailure
+from .kms_errors import error_code, kms_failure
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_kms.type_defs import KeyMetadataTypeDef
+
+logger = logging.getLogger(__name__)
+
+# KMS deletes expired material at ValidTo by its own clock; a key found PendingImport this long
+# before the recorded ValidTo still counts as expired, not revoked.
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A key's tags, checked against an event: what the stack declared for it."""
+
+    key_id: str
+    tags: Mapping[str, str]
+
+    def refuse_if_revoked(self, metadata: "KeyMetadataTypeDef", now: datetime) -> None:
+        """Refuse to import into a key whose material was deleted before it expired.
+
+        Renewal restores expired material; it must not undo a revocation. The handler records
+        the ValidTo of each import (``record_valid_to``): a key that is PendingImport before
+        that time lost its material by DeleteImportedKeyMaterial. No record (a key never
+        imported by this handler, or an operator removed the tag to resume) lets it import.
+        """
+        if metadata.get("KeyState") != "PendingImport":
+            return
+        recorded = self.tags.get(contract.TAG_VALID_TO)
+        if recorded is None:
+            return
+        if recorded != contract.VALID_TO_NEVER:
+            try:
+                valid_to: datetime | None = datetime.fromisoformat(recorded)
+            except ValueError:
+                valid_to = None
+            if valid_to is not None and valid_to.tzinfo is not None and valid_to <= now + CLOCK_SKEW:
+                return  # it expired: restoring it is the renewal's job
+        raise ImportFailure(
+            f"Refused: key {self.key_id} lost its material before its ValidTo "
+            f"({recorded[:32]}), so it was revoked, not expired; nothing was imported. To "
+            f"resume, remove the key's tag {contract.TAG_VALID_TO}."
+        )
+
+
+def read_tags(kms: "KMSClient", key_id: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    request: dict[str, Any] = {"KeyId": key_id}
+    while True:
+        try:
+            page = kms.list_resource_tags(**request)
+        except ClientError as error:
+            raise kms_failure(error, "ListResourceTags", key_id) from None
+        tags.update({tag["TagKey"]: tag["TagValue"] for tag in page.get("Tags", [])})
+        if not page.get("Truncated") or not page.get("NextMarker"):
+            return tags
+        request["Marker"] = page["NextMarker"]
+
+
+def require_declared(kms: "KMSClient", properties: Mapping[str, Any]) -> Binding:
+    """The key's binding, or ImportFailure when the event is not what the stack declared."""
+    key_id = str(properties.get(contract.PROP_KEY_ID) or "")
+    role_id = os.environ.get(contract.ENV_HANDLER_ROLE_ID, "")
+    if not role_id:
+        raise ImportFailure(
+            f"Refused: the function's environment has no {contract.ENV_HANDLER_ROLE_ID}, so "
+            "it cannot tell which keys it serves; deploy it with the ImportedKey construct. "
+            "Nothing was changed."
+        )
+    tags = read_tags(kms, key_id)
+    if tags.get(contract.TAG_HANDLER) != role_id:
+        raise ImportFailure(
+            f"Refused: key {key_id} is not declared for this handler (its tag "
+            f"{contract.TAG_HANDLER} names another handler or none). Nothing was changed."
+        )
+    if tags.get(contract.TAG_SECRET) != str(properties.get(contract.PROP_SECRET_ARN) or ""):
+        raise ImportFailure(
+            f"Refused: the event's {contract.PROP_SECRET_ARN} is not the secret the stack "
+            f"declared for key {key_id} (tag {contract.TAG_SECRET}). Nothing was changed."
+        )
+    version = tags.get(contract.TAG_MATERIAL_VERSION)
+    if version is not None and version != str(
+        properties.get(contract.PROP_MATERIAL_VERSION_ID) or ""
+    ):
+        raise ImportFailure(
+            f"Refused: the event's {contract.PROP_MATERIAL_VERSION_ID} is not the version the "
+            f"stack declared for key {key_id}. Nothing was changed."
+        )
+    digest = contract.settings_digest(properties, version_in_tag=version is not None)
+    if tags.get(contract.TAG_SETTINGS) != digest:
+        raise ImportFailure(
+            f"Refused: the event's settings for key {key_id} differ from those the stack "
+            f"declared (tag {contract.TAG_SETTINGS}); only a deployment changes them. Nothing "
+            "was changed."
+        )
+    return Binding(key_id, tags)
+
+
+def record_valid_to(kms: "KMSClient", key_id: str, valid_to: datetime | None) -> None:
+    """Remember the ValidTo just imported, on the key, for ``refuse_if_revoked``."""
+    value = valid_to.astimezone(UTC).isoformat() if valid_to else contract.VALID_TO_NEVER
+    try:
+        kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": contract.TAG_VALID_TO, "TagValue": value}])
+    except ClientError as error:
+        raise kms_failure(error, "TagResource", key_id) from None
+
+
+def require_removal(
+    cloudformation: "CloudFormationClient", event: Mapping[str, Any], binding: Binding
+) -> None:
+    """Refuse a revoking Delete unless CloudFormation is removing the declared resource.
+
+    The key's tags name its stack and the custom resource's logical id; CloudFormation must
+    report that resource as being deleted, or as now pointing at another key (the old one is
+    deleted after a replacement). A forged Delete finds the resource in place and is refused.
+    """
+    stack_id = str(event.get("StackId") or "")
+    logical_id = str(event.get("LogicalResourceId") or "")
+    if (
+        binding.tags.get(contract.TAG_STACK) != stack_id
+        or binding.tags.get(contract.TAG_RESOURCE) != logical_id
+    ):
+        raise ImportFailure(
+            f"Refused to revoke key {binding.key_id}: the stack declared it for another "
+            "resource than this event's. Nothing was deleted."
+        )
+    try:
+        detail = cloudformation.describe_stack_resource(
+            StackName=stack_id, LogicalResourceId=logical_id
+        )["StackResourceDetail"]
+    except ClientError as error:
+        raise ImportFailure(
+            f"Refused to revoke key {binding.key_id}: CloudFormation did not confirm that it "
+            f"is removing {logical_id[:64]} ({error_code(error)}). Nothing was deleted."
+        ) from None
+    status = detail.get("ResourceStatus")
+    if status == "DELETE_IN_PROGRESS" or detail.get("PhysicalResourceId") != event.get(
+        "PhysicalResourceId"
+    ):
+        return
+    raise ImportFailure(
+        f"Refused to revoke key {binding.key_id}: CloudFormation reports {logical_id[:64]} as "
+        f"{status}, not being removed. Nothing was deleted."
+    )
