@@ -118,7 +118,9 @@ def build_helper() -> CfnResource:
         # Unless revocation was asked for, the material stays: the key's own removal policy
         # decides what happens to the key. A Delete after a failed Create succeeds too: that
         # resource never imported into the key (its physical id is not the key's id).
-        properties = event.get("ResourceProperties") or {}
+        properties = event.get("ResourceProperties")
+        if not isinstance(properties, Mapping):
+            properties = {}
         key_id = str(properties.get(contract.PROP_KEY_ID, ""))
         with audited("Delete", key_id) as record:
             if (

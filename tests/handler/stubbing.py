@@ -27,7 +27,10 @@ from botocore.model import OperationModel
 from botocore.stub import ANY, Stubber
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from support.binding import binding_tags
+from support.events import LOGICAL_ID, stack_id_for
 
+from imported_key_handler import contract
 from imported_key_handler.errors import ImportFailure
 
 if TYPE_CHECKING:
@@ -167,6 +170,33 @@ class KmsStub:
     client: KMSClient
     stub: Stubber
     recorder: CallRecorder
+
+    def add_binding(
+        self, properties: Mapping[str, Any], *, extra: Mapping[str, str] | None = None
+    ) -> None:
+        """Queue ListResourceTags answering with the tags a deployment of ``properties``
+        writes on the key (plus ``extra``), as the entry points read them first."""
+        tags = {
+            **binding_tags(properties, stack_id=stack_id_for("demo"), logical_id=LOGICAL_ID),
+            **(extra or {}),
+        }
+        self.stub.add_response(
+            "list_resource_tags",
+            {
+                "Tags": [{"TagKey": k, "TagValue": v} for k, v in tags.items()],
+                "Truncated": False,
+            },
+            {"KeyId": str(properties[contract.PROP_KEY_ID])},
+        )
+
+    def add_record(self, valid_to: datetime | None, *, key_id: str = KEY_ID) -> None:
+        """Queue the TagResource that records the ValidTo just imported."""
+        value = valid_to.isoformat() if valid_to else contract.VALID_TO_NEVER
+        self.stub.add_response(
+            "tag_resource",
+            {},
+            {"KeyId": key_id, "Tags": [{"TagKey": contract.TAG_VALID_TO, "TagValue": value}]},
+        )
 
     def add_describe(self, metadata: Mapping[str, Any], *, key_id: str = KEY_ID) -> None:
         self.stub.add_response("describe_key", {"KeyMetadata": metadata}, {"KeyId": key_id})

@@ -51,6 +51,7 @@ from typing import Any, Final
 import key_types_support as kts
 import pytest
 import stubbing
+from support.binding import TEST_HANDLER_ROLE_ID
 from botocore.stub import Stubber
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
@@ -1047,6 +1048,7 @@ def handler_env(
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "LOG_LEVEL": "DEBUG",
+        contract.ENV_HANDLER_ROLE_ID: TEST_HANDLER_ROLE_ID,
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -1445,12 +1447,13 @@ def test_crhelper_private_keys_do_not_skip_the_import(
     event = cfn_event("Create", import_properties(stubbing.KEY_ID, stubbing.SECRET_ARN), url)
     event["CrHelperPoll"] = True
     event["CrHelperData"] = {contract.ATTR_KEY_ARN: "arn:aws:kms:us-east-1:1:key/not-imported"}
-    with fresh_stubs(base_clients) as (_kms, secrets):
+    with fresh_stubs(base_clients) as (kms, _secrets):
         outcome = invoke(event, FakeLambdaContext(CONTEXT_S))
     assert outcome.error is None
     (body,) = cfn_server.all_responses(url)
     assert body["Status"] == "FAILED", f"answered {body['Status']} with Data {body['Data']}"
-    assert secrets.recorder.operations == ["GetSecretValue"]
+    # It went to AWS (the key's binding is its first read) instead of answering from the event.
+    assert kms.recorder.operations == ["ListResourceTags"]
 
 
 @pytest.mark.parametrize("spec_name", ["RSA_2048", "ECC_NIST_P256", "HMAC_256"])

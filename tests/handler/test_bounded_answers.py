@@ -102,6 +102,7 @@ def test_a_hung_import_is_answered_before_the_function_times_out(
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{blackhole.port}",
+            contract.ENV_HANDLER_ROLE_ID: "AROATESTIMPORTHANDLER",
         }.items():
             monkeypatch.setenv(name, value)
         monkeypatch.setattr(entry, "_helper", None)

@@ -30,6 +30,7 @@ from typing import Any, Final
 import boto3
 import pytest
 import stubbing
+from support.binding import TEST_HANDLER_ROLE_ID
 
 from imported_key_handler import clients, contract, entry, renewal
 from imported_key_handler.errors import ImportFailure
@@ -130,6 +131,7 @@ def stubbed_entry(
     monkeypatch.setattr(renewal, "datetime", _FrozenDatetime)
     monkeypatch.setattr(entry, "_helper", None)
     monkeypatch.delenv("LOG_LEVEL", raising=False)
+    monkeypatch.setenv(contract.ENV_HANDLER_ROLE_ID, TEST_HANDLER_ROLE_ID)
     tripwire = types.ModuleType("imported_key_handler.cfn")
     tripwire.build_helper = _reached_crhelper  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "imported_key_handler.cfn", tripwire)
@@ -820,6 +822,7 @@ def test_a_failed_renewal_raises_out_of_the_entry_points_and_is_audited(
     caplog: pytest.LogCaptureFixture,
     entry_point: str,
 ) -> None:
+    kms.add_binding(PROPERTIES)
     queue_due_renewal(kms, secrets, error_code=INCORRECT)
     event = renewal_event()
     invoke: Callable[[], object] = (
@@ -852,7 +855,9 @@ def test_the_handler_renews_a_due_key_and_returns_the_summary(
     kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, caplog: pytest.LogCaptureFixture
 ) -> None:
     valid_to = NOW + timedelta(days=3)
+    kms.add_binding(PROPERTIES)
     key = queue_due_renewal(kms, secrets, valid_to=valid_to)
+    kms.add_record(NEW_VALID_TO)
 
     summary = entry.handler(renewal_event(trigger=contract.TRIGGER_MATERIAL_EXPIRED), None)
 
@@ -882,6 +887,7 @@ def test_the_handler_leaves_a_key_that_is_not_due_and_logs_not_due(
     kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, caplog: pytest.LogCaptureFixture
 ) -> None:
     valid_to = datetime(2027, 6, 1, 0, 0, tzinfo=UTC)
+    kms.add_binding(PROPERTIES)
     queue_first_read(kms, valid_to=valid_to)
 
     summary = entry.handler(renewal_event(), None)
@@ -893,7 +899,7 @@ def test_the_handler_leaves_a_key_that_is_not_due_and_logs_not_due(
         "ValidTo": "2027-06-01T00:00:00+00:00",
     }
     assert entry._helper is None
-    assert kms.recorder.operations == [DESCRIBE]
+    assert kms.recorder.operations == ["ListResourceTags", DESCRIBE]
     assert secrets.recorder.operations == []
     (audit,) = audit_records(caplog)
     assert (audit["action"], audit["outcome"], audit["valid_to"]) == (

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import pytest
 import stubbing
+from support.binding import TEST_HANDLER_ROLE_ID
 
 from imported_key_handler import cfn, clients, contract, importer
 from imported_key_handler.importer import ImportResult, import_from_secret
@@ -312,6 +313,7 @@ def queue_new_material(kms: stubbing.KmsStub, imports: Imports) -> None:
     queue_check(kms, current=OLD_ID)
     imports.add(import_type=EXISTING, material_id=OLD_ID)
     imports.add(import_type=EXISTING, error_code=INCORRECT)
+    queue_describe(kms, current=OLD_ID)  # before new material: the secret lists the current one
     imports.add(import_type=NEW_KEY, material_id=NEW_ID)
     queue_describe(kms, current=OLD_ID)
 
@@ -339,6 +341,7 @@ def test_update_imports_new_material_rotates_to_it_and_waits_until_it_is_current
         DESCRIBE,
         *ATTEMPT,  # OLD, EXISTING: renews its ValidTo
         *ATTEMPT,  # NEW, EXISTING: refused, the key does not know it
+        DESCRIBE,  # the current material is OLD, which the secret lists: NEW may go in
         *ATTEMPT,  # NEW, NEW_KEY_MATERIAL
         DESCRIBE,
         ROTATE,
@@ -379,6 +382,7 @@ def test_an_expired_token_on_the_new_import_is_retried_once_still_as_new_materia
     queue_check(kms, current=OLD_ID)
     imports.add(import_type=EXISTING, material_id=OLD_ID)
     imports.add(import_type=EXISTING, error_code=INCORRECT)
+    queue_describe(kms, current=OLD_ID)
     imports.add(import_type=NEW_KEY, error_code="ExpiredImportTokenException")
     imports.add(import_type=NEW_KEY, material_id=NEW_ID)
     queue_describe(kms, current=OLD_ID)
@@ -557,6 +561,7 @@ def answers(
     """The real crhelper wiring with the stubbed clients and a captured response upload."""
     monkeypatch.setenv("AWS_REGION", stubbing.REGION)
     monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv(contract.ENV_HANDLER_ROLE_ID, TEST_HANDLER_ROLE_ID)
     monkeypatch.setattr(clients, "kms_client", lambda: kms.client)
     monkeypatch.setattr(clients, "secretsmanager_client", lambda: secrets.client)
     sent = Answers()
@@ -590,6 +595,8 @@ def test_without_rotation_new_material_is_a_failed_update_with_no_new_import_or_
 ) -> None:
     properties = dict(NEVER_EXPIRES) | {contract.PROP_ROTATE_ON_MATERIAL_CHANGE: "false"}
     request = make_request(rotate=False, expiration_model=DOES_NOT_EXPIRE)
+    kms.add_binding(properties)
+    queue_check(kms, current=OLD_ID, request=request)  # is the key revoked?
     secrets.add_secret(SecretBinary=NEW)
     queue_check(kms, current=OLD_ID, request=request)
     imports.add(import_type=None, error_code=INCORRECT, request=request)
@@ -603,7 +610,7 @@ def test_without_rotation_new_material_is_a_failed_update_with_no_new_import_or_
     assert stubbing.KEY_ID in body["Reason"]
     assert "never given" in body["Reason"]
     assert "rotation_on_material_change=True" in body["Reason"]
-    assert kms.recorder.operations == [DESCRIBE, *ATTEMPT]
+    assert kms.recorder.operations == ["ListResourceTags", DESCRIBE, DESCRIBE, *ATTEMPT]
     assert "ImportType" not in kms.recorder.params_of(IMPORT)[0]
     assert imports.sent() == [NEW]
 
@@ -612,14 +619,18 @@ def test_a_rotating_update_answers_success_with_the_new_key_material_id(
     kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, imports: Imports, answers: Answers
 ) -> None:
     request = make_request(expiration_model=DOES_NOT_EXPIRE)
+    kms.add_binding(NEVER_EXPIRES)
+    queue_check(kms, current=OLD_ID, request=request)  # is the key revoked?
     secrets.add_secret(SecretString=materials_document(OLD, NEW))
     queue_check(kms, current=OLD_ID, request=request)
     imports.add(import_type=EXISTING, material_id=OLD_ID, request=request)
     imports.add(import_type=EXISTING, error_code=INCORRECT, request=request)
+    queue_describe(kms, current=OLD_ID, request=request)
     imports.add(import_type=NEW_KEY, material_id=NEW_ID, request=request)
     queue_describe(kms, current=OLD_ID, request=request)
     kms.add_rotate()
     queue_describe(kms, current=NEW_ID, request=request)
+    kms.add_record(None)
 
     cfn.build_helper()(cfn_update(NEVER_EXPIRES), FakeContext())
 
@@ -992,3 +1003,24 @@ def test_a_renewal_never_imports_new_material_or_rotates(
     assert imports.types() == [EXISTING, EXISTING, EXISTING]
     assert imports.sent() == [OLD, NEW, MIDDLE]
     assert ROTATE not in kms.recorder.operations
+
+
+def test_new_material_is_refused_before_any_import_when_the_secret_lacks_the_current_one(
+    kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, imports: Imports
+) -> None:
+    """A version listing [OLD, NEW] for a key whose current material is neither (another key's
+    history, a secret rewritten by hand): NEW is never imported and nothing rotates."""
+    other_id = "cd" * 32
+    secrets.add_secret(SecretString=materials_document(OLD, NEW))
+    queue_check(kms, current=other_id)
+    imports.add(import_type=EXISTING, material_id=OLD_ID)
+    imports.add(import_type=EXISTING, error_code=INCORRECT)
+    queue_describe(kms, current=other_id)
+
+    reason = failure(kms, secrets)
+
+    assert "its new material was not imported" in reason
+    assert other_id[:12] in reason
+    assert NEW_KEY not in imports.types()
+    assert ROTATE not in kms.recorder.operations
+    assert kms.recorder.operations[-1] == DESCRIBE
