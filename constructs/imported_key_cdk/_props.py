@@ -381,7 +381,10 @@ def break_glass_principals(
         fragment = principal.policy_fragment
         arns = fragment.principal_json.get("AWS", [])
         others = sorted(name for name in fragment.principal_json if name != "AWS")
-        if len(arns) != 1 or others or fragment.conditions:
+        named = len(arns) == 1 and (
+            cdk.Token.is_unresolved(arns[0]) or str(arns[0]).startswith("arn:")
+        )
+        if not named or others or fragment.conditions:
             raise ValueError(
                 f"Invalid break_glass_principals entry: {principal}. Give IAM roles or users "
                 "(iam.Role, iam.User, iam.ArnPrincipal, iam.AccountRootPrincipal): one ARN "

@@ -96,15 +96,19 @@ def test_custom_policy_is_used_and_keeps_the_import_restriction() -> None:
     (role_id,) = [
         n for n in template.find_resources("AWS::IAM::Role") if n.startswith(HANDLER_PREFIX)
     ]
-    handler_allows = statements[1:-1]
+    handler_allows = statements[1:-2]
     assert {s["Effect"] for s in handler_allows} == {"Allow"}
     assert all(s["Principal"] == {"AWS": {"Fn::GetAtt": [role_id, "Arn"]}} for s in handler_allows)
-    assert {s["Action"] for s in handler_allows} == {
-        "kms:DescribeKey",
+    assert [s["Action"] for s in handler_allows] == [
+        ["kms:DescribeKey", "kms:ListResourceTags"],
+        "kms:TagResource",
         "kms:GetParametersForImport",
         "kms:ImportKeyMaterial",
-    }
-    assert statements[-1]["Sid"] == "OnlyTheImportHandlerImports"
+    ]
+    assert [s["Sid"] for s in statements[-2:]] == [
+        "OnlyTheImportHandlerImports",
+        "OnlyTheImportHandlerOrBreakGlassRevokes",
+    ]
 
 
 def test_only_the_handler_may_import_into_a_restricted_key() -> None:
@@ -112,30 +116,40 @@ def test_only_the_handler_may_import_into_a_restricted_key() -> None:
     key_in(stack)
     template = Template.from_stack(stack)
     _, key = only(template, "AWS::KMS::Key")
-    (deny,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"]
+    import_deny, revoke_deny = [
+        s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"
+    ]
     (role_id,) = [
         n for n in template.find_resources("AWS::IAM::Role") if n.startswith(HANDLER_PREFIX)
     ]
-    assert deny == {
+    # Every session of the role, by the role's unique id: "<RoleId>:<session name>".
+    not_the_handler = {
+        "StringNotLike": {
+            "aws:userid": {"Fn::Join": ["", [{"Fn::GetAtt": [role_id, "RoleId"]}, ":*"]]}
+        }
+    }
+    assert import_deny == {
         "Sid": "OnlyTheImportHandlerImports",
         "Effect": "Deny",
         "Principal": {"AWS": "*"},
         "Action": [
             "kms:GetParametersForImport",
             "kms:ImportKeyMaterial",
-            "kms:DeleteImportedKeyMaterial",
             "kms:RotateKeyOnDemand",
         ],
         "Resource": "*",
-        # Every session of the role, by the role's unique id: "<RoleId>:<session name>".
-        "Condition": {
-            "StringNotLike": {
-                "aws:userid": {"Fn::Join": ["", [{"Fn::GetAtt": [role_id, "RoleId"]}, ":*"]]}
-            }
-        },
+        "Condition": not_the_handler,
+    }
+    assert revoke_deny == {
+        "Sid": "OnlyTheImportHandlerOrBreakGlassRevokes",
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": "kms:DeleteImportedKeyMaterial",
+        "Resource": "*",
+        "Condition": not_the_handler,
     }
     # Administrators are not locked out: nothing else is denied, PutKeyPolicy included.
-    assert "kms:PutKeyPolicy" not in json.dumps(deny)
+    assert "kms:PutKeyPolicy" not in json.dumps([import_deny, revoke_deny])
 
 
 def test_the_exemption_does_not_name_the_role_by_arn() -> None:
@@ -146,12 +160,14 @@ def test_the_exemption_does_not_name_the_role_by_arn() -> None:
     key_in(stack)
     template = Template.from_stack(stack)
     _, key = only(template, "AWS::KMS::Key")
-    (deny,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"]
-    text = json.dumps(deny)
-    assert "PrincipalArn" not in text
-    assert '"Arn"]' not in text
-    assert list(deny["Condition"]) == ["StringNotLike"]
-    assert list(deny["Condition"]["StringNotLike"]) == ["aws:userid"]
+    denies = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"]
+    assert len(denies) == 2
+    for deny in denies:
+        text = json.dumps(deny)
+        assert "PrincipalArn" not in text
+        assert '"Arn"]' not in text
+        assert list(deny["Condition"]) == ["StringNotLike"]
+        assert list(deny["Condition"]["StringNotLike"]) == ["aws:userid"]
 
 
 def test_the_key_policy_on_the_role_id_makes_no_dependency_cycle() -> None:
@@ -307,7 +323,22 @@ def test_handler_role_touches_exact_key_and_secret_only() -> None:
             "Effect": "Allow",
             "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
         },
-        {"Action": "kms:DescribeKey", "Effect": "Allow", "Resource": key_arn},
+        {
+            # The key's binding tags, read before anything else.
+            "Action": ["kms:DescribeKey", "kms:ListResourceTags"],
+            "Effect": "Allow",
+            "Resource": key_arn,
+        },
+        {
+            # The handler's own record of the ValidTo it imported, and no other tag.
+            "Action": "kms:TagResource",
+            "Condition": {
+                "ForAllValues:StringEquals": {"aws:TagKeys": [contract.TAG_VALID_TO]},
+                "Null": {"aws:TagKeys": "false"},
+            },
+            "Effect": "Allow",
+            "Resource": key_arn,
+        },
         {
             "Action": "kms:GetParametersForImport",
             "Condition": {
@@ -422,7 +453,15 @@ def test_handler_function_settings() -> None:
     props = function["Properties"]
     assert props["Timeout"] == 120
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
-    assert "Environment" not in props
+    # Its own role's RoleId only, whatever the number of keys: no per-key configuration.
+    (role_id,) = [
+        n
+        for n in Template.from_stack(stack).find_resources("AWS::IAM::Role")
+        if n.startswith(HANDLER_PREFIX)
+    ]
+    assert props["Environment"] == {
+        "Variables": {contract.ENV_HANDLER_ROLE_ID: {"Fn::GetAtt": [role_id, "RoleId"]}}
+    }
 
 
 def test_key_users_wait_for_the_import() -> None:
