@@ -75,7 +75,11 @@ class Binding:
                 valid_to: datetime | None = datetime.fromisoformat(recorded)
             except ValueError:
                 valid_to = None
-            if valid_to is not None and valid_to.tzinfo is not None and valid_to <= now + CLOCK_SKEW:
+            if (
+                valid_to is not None
+                and valid_to.tzinfo is not None
+                and valid_to <= now + CLOCK_SKEW
+            ):
                 return  # it expired: restoring it is the renewal's job
         raise ImportFailure(
             f"Refused: key {self.key_id} lost its material before its ValidTo "

@@ -186,7 +186,9 @@ def test_only_a_revoking_key_lets_the_handler_ask_cloudformation(revoke: bool) -
 def test_the_handler_may_write_its_record_tag_and_no_other() -> None:
     stack = new_stack()
     key_in(stack)
-    (tagging,) = [s for s in handler_policy(Template.from_stack(stack)) if s["Action"] == "kms:TagResource"]
+    (tagging,) = [
+        s for s in handler_policy(Template.from_stack(stack)) if s["Action"] == "kms:TagResource"
+    ]
     assert tagging["Action"] == "kms:TagResource"
     assert tagging["Condition"] == {
         "ForAllValues:StringEquals": {"aws:TagKeys": [contract.TAG_VALID_TO]},

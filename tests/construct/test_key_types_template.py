@@ -41,6 +41,8 @@ EXPECTED_DEFAULTS: dict[str, tuple[str, str, str | None]] = {
 # What the handler role gets for every key, whatever its type.
 BASE_HANDLER_ACTIONS = {
     "kms:DescribeKey",
+    "kms:ListResourceTags",
+    "kms:TagResource",
     "kms:GetParametersForImport",
     "kms:ImportKeyMaterial",
     "secretsmanager:GetSecretValue",

@@ -21,8 +21,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from support.cfn_server import CfnResponseServer
 from support.binding import bind_key
+from support.cfn_server import CfnResponseServer
 from support.events import REGION, cfn_event, import_properties
 from support.fault_proxy import Fault, FaultProxy, Rule
 from support.keys import assert_key_holds, external_key, new_secret

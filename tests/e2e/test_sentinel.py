@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import aws_cdk as cdk
 import pytest
-from support.cfn_server import CfnResponseServer
 from support.binding import bind_key
+from support.cfn_server import CfnResponseServer
 from support.events import LOGICAL_ID, REGION, cfn_event, import_properties, stack_id_for
 from support.lambda_context import FakeLambdaContext, play_lambda
 from support.localstack import LocalStack

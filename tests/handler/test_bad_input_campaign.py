@@ -51,12 +51,12 @@ from typing import Any, Final
 import key_types_support as kts
 import pytest
 import stubbing
-from support.binding import TEST_HANDLER_ROLE_ID
 from botocore.stub import Stubber
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from support.binding import TEST_HANDLER_ROLE_ID
 from support.cfn_server import CfnResponseServer
 from support.events import cfn_event, import_properties
 from support.lambda_context import FakeLambdaContext

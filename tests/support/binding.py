@@ -61,7 +61,7 @@ def cloudformation_reporting(
         "cloudformation",
         region_name="us-east-1",
         aws_access_key_id="test",
-        aws_secret_access_key="test",  # noqa: S106 - a stub never sends it
+        aws_secret_access_key="test",
     )
     stubber = Stubber(client)
     stubber.add_response(

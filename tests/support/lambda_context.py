@@ -7,9 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from support.binding import TEST_HANDLER_ROLE_ID
-
 from imported_key_handler import contract
+from support.binding import TEST_HANDLER_ROLE_ID
 
 if TYPE_CHECKING:
     import pytest
