@@ -15,6 +15,7 @@ from crhelper import CfnResource
 from . import clients, contract, deadline, log_config
 from .audit import audited
 from .binding import record_valid_to, require_declared, require_removal
+from .errors import ImportFailure
 from .importer import ImportResult, describe_key, import_from_secret
 from .request import ImportRequest
 from .response import WORST_CASE_S, send_response
@@ -118,9 +119,12 @@ def build_helper() -> CfnResource:
         # Unless revocation was asked for, the material stays: the key's own removal policy
         # decides what happens to the key. A Delete after a failed Create succeeds too: that
         # resource never imported into the key (its physical id is not the key's id).
-        properties = event.get("ResourceProperties")
+        properties = event.get("ResourceProperties") or {}
         if not isinstance(properties, Mapping):
-            properties = {}
+            raise ImportFailure(
+                "ResourceProperties is not an object; the custom resource must be created by "
+                "the ImportedKey construct."
+            )
         key_id = str(properties.get(contract.PROP_KEY_ID, ""))
         with audited("Delete", key_id) as record:
             if (

@@ -48,6 +48,8 @@ class ImportResult:
     # The id ImportKeyMaterial returned is the one DescribeKey reports as current; shown to
     # callers as ``verified``, so it takes no part in equality.
     material_id_confirmed: bool = field(default=False, compare=False)
+    # False for a Disabled key a renewal kept alive: KMS refuses to use it, so no proof.
+    enabled: bool = field(default=True, compare=False)
 
 
 def describe_importable_key(kms: "KMSClient", key_id: str, key_spec: str) -> "KeyMetadataTypeDef":
@@ -145,7 +147,12 @@ def _import_retrying(
 
 
 def import_key_material(
-    kms: "KMSClient", request: ImportRequest, material: bytes, *, now: datetime | None = None
+    kms: "KMSClient",
+    request: ImportRequest,
+    material: bytes,
+    *,
+    now: datetime | None = None,
+    renewing: bool = False,
 ) -> ImportResult:
     """Wrap and import ``material`` (already validated), then confirm it with DescribeKey.
 
@@ -155,7 +162,9 @@ def import_key_material(
     valid_to = valid_to_for(request, now or datetime.now(UTC))
     material_id = _import_retrying(kms, request, material, valid_to)
     # For a symmetric key, KMS's id of the material just imported must be the current one.
-    return confirm_import(kms, request, valid_to, current_material_id=material_id)
+    return confirm_import(
+        kms, request, valid_to, current_material_id=material_id, keep_disabled=renewing
+    )
 
 
 def import_rotating(
@@ -204,7 +213,9 @@ def import_rotating(
             raise ImportFailure(reason)
         logger.warning(reason)
         # DescribeKey reports the current material, which this version could not renew.
-        return confirm_import(kms, request, valid_to, current_material_is_ours=False)
+        return confirm_import(
+            kms, request, valid_to, current_material_is_ours=False, keep_disabled=renewing
+        )
     rotated = False
     if not renewing and newest_id is not None and current != newest_id:
         deadline.check("RotateKeyOnDemand", request.key_id)
@@ -213,7 +224,14 @@ def import_rotating(
         except ClientError as error:
             raise kms_failure(error, "RotateKeyOnDemand", request.key_id) from None
         rotated = True
-    return confirm_import(kms, request, valid_to, current_material_id=newest_id, wait=rotated)
+    return confirm_import(
+        kms,
+        request,
+        valid_to,
+        current_material_id=newest_id,
+        wait=rotated,
+        keep_disabled=renewing,
+    )
 
 
 def _require_current_listed(kms: "KMSClient", key_id: str, listed_ids: list[str | None]) -> None:
@@ -248,10 +266,16 @@ def confirm_import(
     current_material_id: str | None = None,
     wait: bool = False,
     current_material_is_ours: bool = True,
+    keep_disabled: bool = False,
 ) -> ImportResult:
     """Read the key back: Enabled, with the expiration model and ValidTo that were asked and,
     after a rotation, the new material current (waited for: on-demand rotation takes effect
-    shortly after the call)."""
+    shortly after the call).
+
+    ``keep_disabled`` (renewals): a Disabled key is fine. DisableKey is the operator's
+    reversible kill switch; the renewal keeps its material alive so that EnableKey brings it
+    back, and must not page anyone every day while it is off.
+    """
     metadata = describe_key(kms, request.key_id)
     wait_until = time.monotonic() + _ROTATION_WAIT_S
     while (
@@ -271,7 +295,8 @@ def confirm_import(
             f"Key {key_id} reports material {metadata.get('CurrentKeyMaterialId')} as current, "
             f"not {current_material_id} just imported: retry the deployment."
         )
-    if metadata.get("KeyState") != "Enabled":
+    state = metadata.get("KeyState")
+    if state != "Enabled" and not (keep_disabled and state == "Disabled"):
         raise ImportFailure(
             f"Material was imported but key {key_id} is {metadata.get('KeyState')}, not "
             "Enabled: enable it (EnableKey) if it was disabled on purpose, then retry."
@@ -298,6 +323,7 @@ def confirm_import(
         valid_to=valid_to,
         key_material_id=current,
         material_id_confirmed=current is not None and current == current_material_id,
+        enabled=state == "Enabled",
     )
 
 
@@ -323,9 +349,11 @@ def import_from_secret(
             request.secret_arn,
         )
         describe_importable_key(kms, request.key_id, request.key_spec)
-        result = import_key_material(kms, request, material, now=now)
-        verified = verify_import(
-            kms, request.spec, request.key_id, material, result.material_id_confirmed
+        result = import_key_material(kms, request, material, now=now, renewing=renewing)
+        verified = (
+            verify_import(kms, request.spec, request.key_id, material, result.material_id_confirmed)
+            if result.enabled
+            else None
         )
         del material  # drop our reference as soon as KMS has it and it is proven
         return replace(result, verified=verified)

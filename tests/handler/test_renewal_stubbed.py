@@ -34,6 +34,7 @@ from support.binding import TEST_HANDLER_ROLE_ID
 
 from imported_key_handler import clients, contract, entry, renewal
 from imported_key_handler.errors import ImportFailure
+from imported_key_handler.importer import import_from_secret
 from imported_key_handler.renewal import (
     RenewalRequest,
     RenewalResult,
@@ -920,3 +921,39 @@ def test_the_handler_raises_for_a_malformed_renewal_event_without_any_call(
     assert kms.recorder.operations == []
     assert secrets.recorder.operations == []
     assert entry._helper is None
+
+
+def test_a_disabled_key_is_renewed_and_left_disabled_without_failing(
+    kms: stubbing.KmsStub, secrets: stubbing.SecretsStub, timeline: stubbing.CallRecorder
+) -> None:
+    """DisableKey is the reversible kill switch: the material must still be there when the key
+    is enabled again, and a disabled key must not fail (and page) every renewal."""
+    valid_to = NOW + timedelta(days=1)
+    queue_first_read(kms, state="Disabled", valid_to=valid_to)
+    queue_reimport(kms, secrets, check_state="Disabled", check_valid_to=valid_to)
+    queue_attempt(kms)
+    kms.add_describe(
+        stubbing.key_metadata(state="Disabled", expiration_model=EXPIRES, valid_to=NEW_VALID_TO)
+    )
+    result = renew_if_due(kms.client, secrets.client, RENEWAL, now=NOW)
+    assert result.renewed
+    assert result.valid_to == NEW_VALID_TO
+    assert timeline.operations == FULL_RENEWAL
+    stubbing.assert_all_answered(kms, secrets)
+
+
+def test_a_deployment_into_a_disabled_key_still_fails_naming_enable_key(
+    kms: stubbing.KmsStub, secrets: stubbing.SecretsStub
+) -> None:
+    valid_to = NOW + timedelta(days=1)
+    queue_reimport(kms, secrets, check_state="Disabled", check_valid_to=valid_to)
+    queue_attempt(kms)
+    kms.add_describe(
+        stubbing.key_metadata(state="Disabled", expiration_model=EXPIRES, valid_to=NEW_VALID_TO)
+    )
+    reason = stubbing.failure_reason(
+        lambda: import_from_secret(kms.client, secrets.client, RENEWAL.import_request, now=NOW),
+        kms,
+        secrets,
+    )
+    assert "EnableKey" in reason
