@@ -175,3 +175,31 @@ def test_a_retried_delete_finishes_a_partial_revocation(
     response = invoke("Delete", properties, physical_id=key_id)
     assert response["Status"] == "SUCCESS", response["Reason"]
     assert_fully_revoked(kms, key_id, ciphertexts)
+
+
+def test_break_glass_revocation_stays_revoked_until_resumed(
+    invoke: Any, renew: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
+) -> None:
+    """An operator deletes the material by hand (the break-glass path, README); neither the
+    schedule, nor the expiration rule, nor a redeployment brings it back until they resume."""
+    key_id, material, properties = imported(invoke, kms, secretsmanager)
+    ciphertext = kms.encrypt(KeyId=key_id, Plaintext=b"before")["CiphertextBlob"]
+    kms.delete_imported_key_material(KeyId=key_id)
+
+    for trigger in (contract.TRIGGER_SCHEDULE, contract.TRIGGER_MATERIAL_EXPIRED):
+        with pytest.raises(ImportFailure, match="revoked, not expired"):
+            renew(properties, trigger=trigger)
+    response = invoke("Update", properties, physical_id=key_id, old_properties=properties)
+    assert response["Status"] == "FAILED"
+    assert "revoked, not expired" in response["Reason"]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+    with pytest.raises(kms.exceptions.KMSInvalidStateException):
+        kms.decrypt(CiphertextBlob=ciphertext)
+
+    kms.untag_resource(KeyId=key_id, TagKeys=[contract.TAG_VALID_TO])
+    summary = renew(properties)
+    assert summary["Renewed"] is True
+    assert "PendingImport" in summary["Why"]
+    assert kms.decrypt(CiphertextBlob=ciphertext)["Plaintext"] == b"before"
+    assert_key_holds(kms, key_id, material)
+    assert contract.TAG_VALID_TO in tags_of(kms, key_id)
