@@ -26,12 +26,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from support.binding import TEST_HANDLER_ROLE_ID, bind_key  # noqa: E402
 from support.cfn_server import CfnResponseServer  # noqa: E402
 from support.events import REGION, cfn_event, import_properties  # noqa: E402
 from support.lambda_context import FakeLambdaContext  # noqa: E402
 from support.lambda_runtime import find_python_313  # noqa: E402
 from support.localstack import start_localstack  # noqa: E402
 
+from imported_key_handler import contract  # noqa: E402
 from imported_key_handler.wrapping import wrap_key_material  # noqa: E402
 
 # Top-level names of the SDK in the bundle (packages, modules, dist-info folders).
@@ -91,6 +93,7 @@ def handler_imports(work: Path) -> dict[str, Any]:
             AWS_SECRET_ACCESS_KEY="test",
             AWS_ENDPOINT_URL=localstack.endpoint,
             SSL_CERT_FILE=str(cloudformation.ca_file),
+            **{contract.ENV_HANDLER_ROLE_ID: TEST_HANDLER_ROLE_ID},
         )
         from imported_key_handler.entry import handler
 
@@ -102,8 +105,11 @@ def handler_imports(work: Path) -> dict[str, Any]:
             arn = secrets.create_secret(Name=f"bench/{uuid.uuid4()}", SecretBinary=os.urandom(32))
             props = import_properties(key_id, arn["ARN"])
             url = cloudformation.response_url("bench")
+            event = cfn_event("Create", props, url)
+            # CloudFormation's binding tags, written before the import as a deployment does.
+            bind_key(kms, props, stack_id=event["StackId"], logical_id=event["LogicalResourceId"])
             started = time.perf_counter()
-            handler(cfn_event("Create", props, url), FakeLambdaContext(120))
+            handler(event, FakeLambdaContext(120))
             response = cloudformation.wait_for(url, timeout=60)
             samples.append((time.perf_counter() - started) * 1000)
             assert response["Status"] == "SUCCESS", response

@@ -19,14 +19,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the emulator launcher and CloudFormation stand-ins
 
+from support.binding import TEST_HANDLER_ROLE_ID  # noqa: E402
 from support.cfn_server import CfnResponseServer  # noqa: E402
-from support.events import REGION, cfn_event  # noqa: E402
+from support.events import REGION, cfn_event, stack_id_for  # noqa: E402
 from support.kms_blob import decrypt_localstack_ciphertext  # noqa: E402
 from support.lambda_context import FakeLambdaContext  # noqa: E402
 from support.localstack import start_localstack  # noqa: E402
 
 from imported_key_handler import contract  # noqa: E402
 
+STACK_NAME = "ImportedKeyDemo"
 SECRET_NAME = "imported-key-cdk/demo-material"  # noqa: S105 - a name, not a secret
 
 
@@ -50,6 +52,11 @@ def synthesize(outdir: Path) -> dict[str, Any]:
     )
     template: dict[str, Any] = json.loads((outdir / "ImportedKeyExample.template.json").read_text())
     return template
+
+
+def logical_id_of(template: dict[str, Any], resource_type: str) -> str:
+    (name,) = [n for n, r in template["Resources"].items() if r["Type"] == resource_type]
+    return str(name)
 
 
 def of_type(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
@@ -88,15 +95,30 @@ def run(localstack: Any, cloudformation: CfnResponseServer, workdir: Path) -> in
     secret_arn = secrets.create_secret(Name=SECRET_NAME, SecretBinary=material)["ARN"]
     show("secret", secret_arn)
 
-    step("Creating the key the template declares")
+    step("Creating the key the template declares, with its binding tags")
+    # CloudFormation resolves the tags' references; the settings digest is the template's own.
+    stack_id = stack_id_for(STACK_NAME)
+    resolved = {
+        contract.TAG_HANDLER: TEST_HANDLER_ROLE_ID,
+        contract.TAG_SECRET: secret_arn,
+        contract.TAG_STACK: stack_id,
+    }
+    tags = [
+        {"TagKey": tag["Key"], "TagValue": resolved.get(tag["Key"], tag["Value"])}
+        for tag in key_resource["Properties"].get("Tags", [])
+    ]
     key = kms.create_key(
         Origin=key_resource["Properties"]["Origin"],
         Description=key_resource["Properties"].get("Description", ""),
         KeySpec="SYMMETRIC_DEFAULT",
         KeyUsage="ENCRYPT_DECRYPT",
+        Tags=tags,
     )["KeyMetadata"]
     show("key", key["KeyId"])
     show("state", key["KeyState"])
+    for tag in tags:
+        if tag["TagKey"].startswith(contract.TAG_PREFIX):
+            show(f"tag {tag['TagKey']}", tag["TagValue"][:70])
 
     step("Playing the custom resource's Create with the real handler")
     # CloudFormation resolves the template's Ref/Fn::Join to these values before invoking.
@@ -109,11 +131,19 @@ def run(localstack: Any, cloudformation: CfnResponseServer, workdir: Path) -> in
         AWS_SECRET_ACCESS_KEY="test",  # noqa: S106 - LocalStack dummy credentials
         AWS_ENDPOINT_URL=localstack.endpoint,
         SSL_CERT_FILE=str(cloudformation.ca_file),
+        **{contract.ENV_HANDLER_ROLE_ID: TEST_HANDLER_ROLE_ID},
     )
     from imported_key_handler.entry import handler
 
     response_url = cloudformation.response_url("create")
-    handler(cfn_event("Create", properties, response_url), FakeLambdaContext(120))
+    event = cfn_event(
+        "Create",
+        properties,
+        response_url,
+        stack_name=STACK_NAME,
+        logical_id=logical_id_of(template, contract.RESOURCE_TYPE),
+    )
+    handler(event, FakeLambdaContext(120))
     response = cloudformation.wait_for(response_url, timeout=30)
     show("response Status", response["Status"])
     show("response Reason", response.get("Reason") or "-")
@@ -135,8 +165,26 @@ def run(localstack: Any, cloudformation: CfnResponseServer, workdir: Path) -> in
     show("KMS Decrypt(KMS Encrypt)", round_trip.decode())
     local = decrypt_localstack_ciphertext(blob, material)
     show("decrypted locally with", f"the material from the secret -> {local.decode()}")
+
+    step("A forged Update (anyone who may invoke the function) naming another secret")
+    other = secrets.create_secret(Name=SECRET_NAME + "-other", SecretBinary=os.urandom(32))
+    forged_url = cloudformation.response_url("forged")
+    forged = {**properties, contract.PROP_SECRET_ARN: other["ARN"]}
+    handler(
+        cfn_event(
+            "Update", forged, forged_url, physical_id=key["KeyId"], old_properties=properties
+        ),
+        FakeLambdaContext(120),
+    )
+    refused = cloudformation.wait_for(forged_url, timeout=30)
+    show("response Status", refused["Status"])
+    show("response Reason", refused["Reason"][:70])
+    still = kms.decrypt(CiphertextBlob=blob)["Plaintext"] == plaintext
+    show("key unchanged", "old ciphertext still decrypts" if still else "NO")
+
     ok = metadata["KeyState"] == "Enabled" and round_trip == plaintext == local
-    step("Done: key Enabled, material proven" if ok else "FAILED")
+    ok = ok and refused["Status"] == "FAILED" and still
+    step("Done: key Enabled, material proven, forgery refused" if ok else "FAILED")
     return 0 if ok else 1
 
 
