@@ -256,6 +256,19 @@ def test_forged_delete_of_a_revoking_key_revokes_nothing(
     assert "UPDATE_COMPLETE" in in_place["Reason"]
     assert_unchanged(kms, secretsmanager, before, key, key.secret_arn)
 
+    # The same key named by its ARN, so that the event's physical id differs from the one
+    # CloudFormation holds (the key's id): not a replacement, the resource is in place.
+    key_arn = kms.describe_key(KeyId=key.key_id)["KeyMetadata"]["Arn"]
+    by_arn = invoke(
+        "Delete",
+        {**props, contract.PROP_KEY_ID: key_arn},
+        forged=True,
+        physical_id=key_arn,
+        reported_physical_id=key.key_id,
+    )
+    assert_refused(by_arn, NOT_REMOVED, key.material)
+    assert_unchanged(kms, secretsmanager, before, key, key.secret_arn)
+
     # Another stack's resource with the same properties, genuinely being deleted: the key's
     # tags name the stack and resource that declared it.
     for other in ({"stack_name": "other-stack"}, {"logical_id": "OtherImportedKey"}):
@@ -269,6 +282,14 @@ def test_forged_delete_of_a_revoking_key_revokes_nothing(
     assert other_physical["Status"] == "SUCCESS", other_physical["Reason"]
     assert_unchanged(kms, secretsmanager, before, key, key.secret_arn)
     assert before["key"]["KeyState"] == "Enabled"
+
+    # The refusals were for the right reason: CloudFormation's Delete after replacing the
+    # resource (it is UPDATE_COMPLETE and now names another key) revokes.
+    replaced = invoke(
+        "Delete", props, forged=True, physical_id=key.key_id, reported_physical_id=str(uuid.uuid4())
+    )
+    assert replaced["Status"] == "SUCCESS", replaced["Reason"]
+    assert kms.describe_key(KeyId=key.key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
 
 
 @pytest.mark.parametrize("trigger", contract.RENEWAL_TRIGGERS)
