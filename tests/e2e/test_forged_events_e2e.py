@@ -135,7 +135,7 @@ def test_another_keys_secret_is_refused(
 
 
 def test_a_key_never_deployed_is_refused(
-    invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
+    invoke: Any, renew: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
     material = os.urandom(32)
     key_id = external_key(kms)  # created, but no stack declared it: no binding tags
@@ -146,13 +146,16 @@ def test_a_key_never_deployed_is_refused(
 
     assert_refused(response, NOT_OURS, material)
     assert key_id in response["Reason"]
+    # A PendingImport key is due for renewal: only the binding stands in the way.
+    with pytest.raises(ImportFailure, match=NOT_OURS):
+        renew(properties, trigger=contract.TRIGGER_MATERIAL_EXPIRED)
     assert snapshot(kms, secretsmanager, key_id, properties[contract.PROP_SECRET_ARN]) == before
     assert before["key"]["KeyState"] == "PendingImport"
     assert before["tags"] == {}
 
 
 def test_a_key_of_another_handler_is_refused(
-    invoke: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
+    invoke: Any, renew: Any, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
 ) -> None:
     key = deploy(invoke, kms, secretsmanager, **{contract.PROP_DELETE_MATERIAL_ON_REMOVAL: "true"})
     # The key now belongs to another stack's handler (its deployment wrote the tag); the event
@@ -171,6 +174,9 @@ def test_a_key_of_another_handler_is_refused(
 
     for response in responses:
         assert_refused(response, NOT_OURS, key.material)
+    # A window as long as the validity would make it due.
+    with pytest.raises(ImportFailure, match=NOT_OURS):
+        renew(props, renew_before_days=contract.MAX_VALIDITY_DAYS)
     assert_unchanged(kms, secretsmanager, before, key, key.secret_arn)
 
 
@@ -311,7 +317,8 @@ def test_forged_renewal_is_refused_and_a_declared_one_is_harmless(
 
     for why, forged in forgeries.items():
         with pytest.raises(ImportFailure) as refused:
-            renew(forged, trigger=trigger)
+            # A window as long as the validity: were it not refused, it would import.
+            renew(forged, trigger=trigger, renew_before_days=contract.MAX_VALIDITY_DAYS)
         assert why in str(refused.value)
         assert_no_leak(str(refused.value), key.material)
         assert_no_leak(str(refused.value), foreign)
