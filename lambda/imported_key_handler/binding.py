@@ -150,6 +150,17 @@ def record_valid_to(kms: "KMSClient", key_id: str, valid_to: datetime | None) ->
         raise kms_failure(error, "TagResource", key_id) from None
 
 
+def _same_key(reference: object, key_id: str) -> bool:
+    """Whether two references name one key. KMS takes a key by its id or its ARN (ending in
+    ``key/<id>``), and CloudFormation holds the id: compared raw, an event naming the key by
+    its ARN would pass for a replacement."""
+
+    def bare(value: object) -> str:
+        return str(value or "").rsplit("/", 1)[-1].lower()
+
+    return bare(reference) == bare(key_id)
+
+
 def require_removal(
     cloudformation: "CloudFormationClient", event: Mapping[str, Any], binding: Binding
 ) -> None:
@@ -157,7 +168,8 @@ def require_removal(
 
     The key's tags name its stack and the custom resource's logical id; CloudFormation must
     report that resource as being deleted, or as now pointing at another key (the old one is
-    deleted after a replacement). A forged Delete finds the resource in place and is refused.
+    deleted after a replacement). A forged Delete finds the resource in place and is refused,
+    however it names the key.
     """
     stack_id = str(event.get("StackId") or "")
     logical_id = str(event.get("LogicalResourceId") or "")
@@ -179,8 +191,8 @@ def require_removal(
             f"is removing {logical_id[:64]} ({error_code(error)}). Nothing was deleted."
         ) from None
     status = detail.get("ResourceStatus")
-    if status == "DELETE_IN_PROGRESS" or detail.get("PhysicalResourceId") != event.get(
-        "PhysicalResourceId"
+    if status == "DELETE_IN_PROGRESS" or not _same_key(
+        detail.get("PhysicalResourceId"), binding.key_id
     ):
         return
     raise ImportFailure(

@@ -128,17 +128,25 @@ def invoke(
     monkeypatch.setattr(entry, "_helper", None)
 
     def run(
-        request_type: str, properties: dict[str, str], *, forged: bool = False, **kwargs: Any
+        request_type: str,
+        properties: dict[str, str],
+        *,
+        forged: bool = False,
+        reported_physical_id: str | None = None,
+        **kwargs: Any,
     ) -> dict[str, Any]:
         """Play CloudFormation: bind the key to ``properties`` first (it tags the key before
         the import that depends on it) and confirm a Delete. ``forged=True`` sends the event
         alone, as someone who may only invoke the function would, to a stack that is not
-        removing the resource."""
+        removing the resource, whose physical id CloudFormation reports as
+        ``reported_physical_id`` (default: the event's)."""
         url = cfn_server.response_url(request_type.lower())
         event = cfn_event(request_type, properties, url, **kwargs)
         status = "UPDATE_COMPLETE" if forged else "DELETE_IN_PROGRESS"
         monkeypatch.setattr(
-            clients, "cloudformation_client", lambda: cloudformation_reporting(event, status)
+            clients,
+            "cloudformation_client",
+            lambda: cloudformation_reporting(event, status, reported_physical_id),
         )
         with clients.endpoint_for_tests(endpoint):
             if not forged and request_type != "Delete":
