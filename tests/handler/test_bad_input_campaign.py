@@ -1160,7 +1160,8 @@ def routed_to_crhelper(event: Mapping[str, Any]) -> bool:
 
 def expected_status(event: Mapping[str, Any], kms_mode: str) -> str:
     """Create and Update cannot succeed here (no stub lets an import through). A Delete
-    succeeds unless it asks for revocation that KMS does not settle (a gone key settles it),
+    succeeds unless it asks for revocation of the key its PhysicalResourceId names (any other
+    resource never imported into that key) that KMS does not settle (a gone key settles it),
     or crhelper has no PhysicalResourceId to answer with and cannot make one from the StackId
     (only a malformed event, never CloudFormation's)."""
     if event["RequestType"] != "Delete":
@@ -1170,7 +1171,8 @@ def expected_status(event: Mapping[str, Any], kms_mode: str) -> str:
         return "FAILED"
     key_id = str(properties.get(contract.PROP_KEY_ID, ""))
     revocation = str(properties.get(contract.PROP_DELETE_MATERIAL_ON_REMOVAL, "")).lower()
-    if revocation == "true" and key_id and kms_mode != "key gone":
+    revokes = revocation == "true" and key_id and event.get("PhysicalResourceId") == key_id
+    if revokes and kms_mode != "key gone":
         return "FAILED"
     if "PhysicalResourceId" not in event and "/" not in event["StackId"]:
         return "FAILED"
