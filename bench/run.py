@@ -2,8 +2,9 @@
 
 Measures: synth time of app.py with a cold and a warm dependency cache; the Lambda asset's
 size; the pure wrap; the handler's Create against LocalStack (median, p95); the peak RSS of
-the deployed bundle running one import under Python 3.13; and the bundle's cold start under
-Python 3.13 (importing the entry module, then the first invocation's crhelper and clients).
+the deployed bundle running one import under Python 3.13; the bundle's cold start under
+Python 3.13 (importing the entry module, then the first invocation's crhelper and clients); and
+the fleet figures of bench/fleet.py (N ImportedKeys next to N plain keys, paired runs).
 
 ``--only cold_start`` (or another result's name, comma-separated) runs just those measurements.
 """
@@ -26,6 +27,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+import fleet  # noqa: E402 - bench/fleet.py, beside this file
 from support.binding import TEST_HANDLER_ROLE_ID, bind_key  # noqa: E402
 from support.cfn_server import CfnResponseServer  # noqa: E402
 from support.events import REGION, cfn_event, import_properties  # noqa: E402
@@ -238,7 +240,9 @@ def bundle_sizes(bundle: Path, work: Path) -> dict[str, float]:
     }
 
 
-MEASUREMENTS = ("synth", "wrap", "handler_create", "peak_rss", "cold_start")
+MEASUREMENTS = ("synth", "wrap", "handler_create", "peak_rss", "cold_start", "fleet")
+# Sizes of the paired fleet runs (bench/fleet.py): one key, and 50 keys.
+FLEET_SIZES = [1, 50]
 
 
 def main() -> None:
@@ -281,6 +285,8 @@ def main() -> None:
             results["cold_start_ms_py313"] = bundle_cold_start(bundle, work)
         if "peak_rss" in only:
             results["bundle_peak_rss_mib_py313"] = bundle_peak_rss_mib(bundle)
+        if "fleet" in only:
+            results["fleet_vs_plain_keys"] = fleet.paired_ratios(FLEET_SIZES, work / "fleet", cache)
     text = json.dumps(results, indent=2, default=lambda v: round(v, 2))
     print(text)
     results_file.write_text(json.dumps(results, indent=2) + "\n")
