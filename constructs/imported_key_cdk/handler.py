@@ -2,6 +2,7 @@
 its function, role, dead-letter queue and alarms, and the permissions it gets on each key."""
 
 import importlib.resources
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -185,6 +186,7 @@ class ImportHandler(Construct):
         """In alarm while the dead-letter queue holds a failed renewal."""
         self._acknowledge_findings(role, log_group)
         self._topic_arns: set[str] = set()
+        self._shared_statements: dict[str, iam.PolicyStatement] = {}
 
     def _acknowledge_findings(self, role: iam.Role, log_group: logs.LogGroup) -> None:
         _nag.acknowledge(
@@ -335,7 +337,7 @@ class ImportHandler(Construct):
                 )
             )
         for statement in statements:
-            self.function.add_to_role_policy(statement)
+            self._allow(statement)
         if through_key_policy:
             for statement in key_statements:
                 key.add_to_resource_policy(
@@ -393,6 +395,20 @@ class ImportHandler(Construct):
                     resources=["*"],
                 )
             )
+
+    def _allow(self, statement: iam.PolicyStatement) -> None:
+        """Add ``statement`` to the role's policy, into an earlier statement with the same
+        actions and conditions when there is one: a key then adds its ARN, not a statement,
+        and the policy grows by one ARN per statement it shares (IAM counts every character)."""
+        signature = json.dumps(
+            [sorted(statement.actions), statement.conditions], sort_keys=True, default=str
+        )
+        shared = self._shared_statements.get(signature)
+        if shared is None:
+            self._shared_statements[signature] = statement
+            self.function.add_to_role_policy(statement)
+        else:
+            shared.add_resources(*statement.resources)
 
     @staticmethod
     def _construct_id(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> str:

@@ -411,12 +411,33 @@ def test_one_handler_per_stack_shared_by_keys_with_per_key_grants() -> None:
     template = Template.from_stack(stack)
     assert len(template.find_resources("AWS::Lambda::Function")) == 1
     assert first.handler is second.handler
-    resources = {
-        json.dumps(s["Resource"], sort_keys=True)
-        for s in handler_statements(template)
-        if s["Action"] == "kms:ImportKeyMaterial"
+    (imports,) = [s for s in handler_statements(template) if s["Action"] == "kms:ImportKeyMaterial"]
+    assert imports["Resource"] == [
+        {"Fn::GetAtt": [name, "Arn"]} for name in sorted(template.find_resources("AWS::KMS::Key"))
+    ]
+
+
+def test_keys_sharing_settings_share_statements_and_the_rest_stay_apart() -> None:
+    """A second key with the same settings adds its ARN to the same statements, not
+    statements of its own (IAM counts every character); different wrapping or expiry keeps
+    its own condition."""
+    one, two, other = new_stack(), new_stack(), new_stack()
+    key_in(one, "A")
+    key_in(two, "A")
+    key_in(two, "B")
+    key_in(other, "A")
+    key_in(other, "B", wrapping_key_spec="RSA_2048", expiration=MaterialExpiration.never())
+    count = {name: len(handler_statements(Template.from_stack(s))) for name, s in
+             (("one", one), ("two", two), ("other", other))}  # fmt: skip
+    assert count["two"] == count["one"]
+    assert count["other"] == count["one"] + 2
+    conditions = {
+        json.dumps(s.get("Condition"), sort_keys=True): s["Resource"]
+        for s in handler_statements(Template.from_stack(other))
+        if s["Action"] in ("kms:GetParametersForImport", "kms:ImportKeyMaterial")
     }
-    assert len(resources) == 2
+    assert len(conditions) == 4
+    assert all(isinstance(resource, dict) for resource in conditions.values())  # one key each
 
 
 def test_handler_defaults_python_313_arm64_and_architecture_choice() -> None:

@@ -162,9 +162,10 @@ def test_verify_permissions_follow_each_key_of_a_shared_handler() -> None:
     }
     template = Template.from_stack(stack)
     verify = {
-        (action, json.dumps(s["Resource"]))
+        (action, json.dumps(resource))
         for s in handler_statements(template)
         for action in actions_of(s)
+        for resource in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
         if action in ("kms:GetPublicKey", "kms:GenerateMac")
     }
     assert verify == {
