@@ -25,7 +25,7 @@ from imported_key_handler import contract
 from . import _nag, _props
 from .handler import ImportHandler
 from .options import MaterialEncoding, MaterialExpiration, WrappingAlgorithm, WrappingKeySpec
-from .renewal import MaterialRenewal
+from .renewal import MaterialRenewal, spread_daily
 
 DEFAULT_VALIDITY = cdk.Duration.days(365)
 _BINDING_TAG_PRIORITY = 1000
@@ -154,8 +154,10 @@ class ImportedKey(cdk.Resource):
             Default: True.
         :param renewal_schedule: When to check the material and re-import it if it is due.
             It must fire at least twice inside the renewal window. Default: four times inside
-            the renewal window, at most once a day (daily for a validity of 12 days or more;
-            every 2 hours for 1 day). Not used when the material never expires.
+            the renewal window, at most once a day (daily for a validity of 12 days or more,
+            at a minute of the day hashed from the key's construct path so that keys deployed
+            together renew at different times; every 2 hours for 1 day). Not used when the
+            material never expires.
         :param renew_before: Re-import once the material expires within this window.
             Default: 30 days, or a third of the validity period when that is shorter.
         :param expiry_alarm_threshold: Alarm when KMS reports less than this left before the
@@ -314,7 +316,11 @@ class ImportedKey(cdk.Resource):
                 handler=import_handler,
                 key=self.external_key,
                 properties=properties,
-                schedule=renewal.schedule,
+                schedule=(
+                    renewal.schedule
+                    if renewal_schedule is not None
+                    else spread_daily(renewal.schedule, self.node.path)
+                ),
                 renew_before=renewal.renew_before,
                 expiry_alarm_threshold=renewal.expiry_alarm_threshold,
             )

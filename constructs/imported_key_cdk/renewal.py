@@ -1,6 +1,7 @@
 """Renewal of expiring material: the schedule arithmetic, and ``MaterialRenewal``, the construct
 holding one key's renewal rule, expiry-event rule and expiry alarm."""
 
+import hashlib
 import itertools
 import re
 
@@ -80,6 +81,21 @@ def default_renewal_schedule(renew_before: cdk.Duration) -> events.Schedule:
     if minutes % 60 == 0:
         return events.Schedule.rate(cdk.Duration.hours(minutes // 60))
     return events.Schedule.rate(cdk.Duration.minutes(minutes))
+
+
+def spread_daily(schedule: events.Schedule, seed: str) -> events.Schedule:
+    """The daily default as a daily cron at a minute of the day that hashes from ``seed``.
+
+    A rate starts when its rule is created, so keys deployed together would renew in the same
+    minute every day; GetParametersForImport allows 1 request/s per account and Region, shared
+    with everything else there. Hashed from the key's construct path, the minute stays the same
+    from one synth to the next and is spread evenly over the day across keys. Any other
+    schedule is returned as it is.
+    """
+    if schedule.expression_string != "rate(1 day)":
+        return schedule
+    minute_of_day = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:4], "big") % 1440
+    return events.Schedule.cron(minute=str(minute_of_day % 60), hour=str(minute_of_day // 60))
 
 
 def default_expiry_alarm_threshold(renew_before: cdk.Duration) -> cdk.Duration:

@@ -16,7 +16,11 @@ from stacks import key_in, new_stack
 
 from imported_key_cdk import ImportedKey, MaterialExpiration
 from imported_key_cdk.handler import ImportHandler
-from imported_key_cdk.renewal import default_renew_before, schedule_interval_seconds
+from imported_key_cdk.renewal import (
+    default_renew_before,
+    schedule_interval_seconds,
+    spread_daily,
+)
 
 DAY = 86400
 HOUR = 3600
@@ -136,7 +140,53 @@ def test_renewal_rule_defaults_to_once_a_day() -> None:
         if "ScheduleExpression" in rule["Properties"]
     }
     assert scheduled == {logical_id(key.renewal_rule)}  # type: ignore[arg-type]
-    assert rule_of(template, key.renewal_rule)["ScheduleExpression"] == "rate(1 day)"
+    expression = rule_of(template, key.renewal_rule)["ScheduleExpression"]
+    assert re.fullmatch(r"cron\(\d{1,2} \d{1,2} \* \* \? \*\)", expression)
+    assert schedule_interval_seconds(events.Schedule.expression(expression)) == 86400
+
+
+def daily_minutes(stack: cdk.Stack) -> dict[str, int]:
+    """Each key's daily renewal time, as a minute of the day, by the key's construct id."""
+    template = Template.from_stack(stack)
+    minutes = {}
+    for child in stack.node.children:
+        if isinstance(child, ImportedKey) and child.renewal_rule is not None:
+            expression = rule_of(template, child.renewal_rule)["ScheduleExpression"]
+            minute, hour = re.findall(r"\d+", expression)[:2]
+            minutes[child.node.id] = int(hour) * 60 + int(minute)
+    return minutes
+
+
+def test_keys_deployed_together_renew_at_times_spread_over_the_day() -> None:
+    """A rate starts when its rule is created: a fleet deployed at once would renew in the same
+    minute, against GetParametersForImport's 1 request/s. The default hashes each key's path
+    to its own minute of the day, the same at every synth, and unchanged by adding keys."""
+    stack = new_stack()
+    for index in range(20):
+        key_in(stack, f"Key{index}")
+    minutes = daily_minutes(stack)
+    assert len(minutes) == 20
+    assert len(set(minutes.values())) >= 18
+
+    again = new_stack()
+    for index in range(21):
+        key_in(again, f"Key{index}")
+    assert {k: v for k, v in daily_minutes(again).items() if k in minutes} == minutes
+
+
+def test_the_spread_covers_the_day_evenly() -> None:
+    daily = events.Schedule.rate(cdk.Duration.days(1))
+    per_hour = [0] * 24
+    for index in range(2400):
+        expression = spread_daily(daily, f"Fleet/Key{index}").expression_string
+        minute, hour = (int(n) for n in re.findall(r"\d+", expression)[:2])
+        assert 0 <= minute < 60
+        per_hour[hour] += 1
+    assert min(per_hour) >= 60  # 100 expected per hour
+    assert max(per_hour) <= 140
+    # Anything but the daily default is the user's own choice, kept as it is.
+    hourly = events.Schedule.rate(cdk.Duration.hours(1))
+    assert spread_daily(hourly, "Fleet/Key0") is hourly
 
 
 @pytest.mark.parametrize(
