@@ -60,9 +60,10 @@ def maximal_stack(app: cdk.App) -> cdk.Stack:
         },
     )
     common = {"key_material_secret": secret, "alarm_topic": topic}
+    responder = cdk.aws_iam.Role(stack, "Responder", assumed_by=cdk.aws_iam.AccountRootPrincipal())
     ImportedKey(
         stack, "Symmetric", rotation_on_material_change=True, delete_material_on_removal=True,
-        **common,
+        break_glass_principals=[responder], **common,
     )  # fmt: skip
     ImportedKey(stack, "Hmac", key_spec=kms.KeySpec.HMAC_512, **common)
     ImportedKey(
