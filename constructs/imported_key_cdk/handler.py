@@ -359,33 +359,30 @@ class ImportHandler(Construct):
             # The key depends on the role (GetAtt RoleId) as it did on its ARN; the role's
             # grants on the key live in its separate DefaultPolicy, so there is no cycle.
             not_handler = {"StringNotLike": {"aws:userid": f"{self.role.role_id}:*"}}
-            key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid="OnlyTheImportHandlerImports",
-                    effect=iam.Effect.DENY,
-                    principals=[iam.AnyPrincipal()],
-                    actions=_perms.IMPORT_ONLY_BY_HANDLER_ACTIONS,
-                    resources=["*"],
-                    conditions=not_handler,
-                )
-            )
             # Break-glass principals are matched by ARN (they may live in another account or
             # be users); every condition of a Deny must hold, so either exemption suffices.
             break_glass_arns = [_principal_arn(principal) for principal in break_glass]
-            key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid="OnlyTheImportHandlerOrBreakGlassRevokes",
-                    effect=iam.Effect.DENY,
-                    principals=[iam.AnyPrincipal()],
-                    actions=_perms.REVOKE_ONLY_BY_HANDLER_ACTIONS,
-                    resources=["*"],
-                    conditions=(
-                        {**not_handler, "ArnNotEquals": {"aws:PrincipalArn": break_glass_arns}}
-                        if break_glass_arns
-                        else not_handler
-                    ),
-                )
+            not_break_glass = (
+                {"ArnNotEquals": {"aws:PrincipalArn": break_glass_arns}} if break_glass_arns else {}
             )
+            for sid, actions, conditions in (
+                ("OnlyTheImportHandlerImports", _perms.IMPORT_ONLY_BY_HANDLER_ACTIONS, not_handler),
+                (
+                    "OnlyTheImportHandlerOrBreakGlassRevokes",
+                    _perms.REVOKE_ONLY_BY_HANDLER_ACTIONS,
+                    {**not_handler, **not_break_glass},
+                ),
+            ):
+                key.add_to_resource_policy(
+                    iam.PolicyStatement(
+                        sid=sid,
+                        effect=iam.Effect.DENY,
+                        principals=[iam.AnyPrincipal()],
+                        actions=actions,
+                        resources=["*"],
+                        conditions=conditions,
+                    )
+                )
         if break_glass:
             key.add_to_resource_policy(
                 iam.PolicyStatement(

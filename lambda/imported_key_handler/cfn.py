@@ -19,7 +19,13 @@ from .errors import ImportFailure
 from .importer import ImportResult, describe_key, import_from_secret
 from .request import ImportRequest
 from .response import WORST_CASE_S, send_response
-from .revocation import KEPT, KEY_GONE, key_exists, revocation_requested, revoke_material
+from .revocation import (
+    KEPT,
+    KEY_GONE,
+    describe_if_exists,
+    revocation_requested,
+    revoke_material,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -135,12 +141,13 @@ def build_helper() -> CfnResource:
                 record.succeeded(KEPT)
                 return
             kms = clients.kms_client()
-            if not key_exists(kms, key_id):
+            metadata = describe_if_exists(kms, key_id)
+            if metadata is None:
                 record.succeeded(KEY_GONE)
                 return
             binding = require_declared(kms, properties)
             require_removal(clients.cloudformation_client(), event, binding)
-            record.succeeded(revoke_material(kms, key_id))
+            record.succeeded(revoke_material(kms, key_id, metadata))
 
     log_config.quiet_noisy_loggers()
     return helper

@@ -107,14 +107,6 @@ TAG_RESOURCE: Final = "imported-key-cdk:resource"
 # VALID_TO_NEVER. A key that is PendingImport before that time lost its material on purpose.
 TAG_VALID_TO: Final = "imported-key-cdk:valid-to"
 VALID_TO_NEVER: Final = "never"
-BINDING_TAGS: Final = (
-    TAG_HANDLER,
-    TAG_SECRET,
-    TAG_SETTINGS,
-    TAG_MATERIAL_VERSION,
-    TAG_STACK,
-    TAG_RESOURCE,
-)
 # The function's environment names its own role's RoleId (the construct sets it).
 ENV_HANDLER_ROLE_ID: Final = "IMPORTED_KEY_HANDLER_ROLE_ID"
 BINDING_VERSION: Final = "v1"

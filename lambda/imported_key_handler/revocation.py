@@ -23,6 +23,7 @@ from .renewal import list_key_materials
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_kms.type_defs import KeyMetadataTypeDef
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +39,14 @@ def revocation_requested(properties: Mapping[str, Any]) -> bool:
     return str(properties.get(contract.PROP_DELETE_MATERIAL_ON_REMOVAL, "")).lower() == "true"
 
 
-def key_exists(kms: "KMSClient", key_id: str) -> bool:
+def describe_if_exists(kms: "KMSClient", key_id: str) -> "KeyMetadataTypeDef | None":
+    """DescribeKey, or None when the key is gone (nothing left to revoke)."""
     try:
-        kms.describe_key(KeyId=key_id)
+        return kms.describe_key(KeyId=key_id)["KeyMetadata"]
     except ClientError as error:
         if error_code(error) == "NotFoundException":
-            return False
+            return None
         raise kms_failure(error, "DescribeKey", key_id) from None
-    return True
 
 
 def _imported_material_ids(kms: "KMSClient", key_id: str) -> list[str]:
@@ -83,18 +84,18 @@ def _confirm_pending_import(kms: "KMSClient", key_id: str) -> None:
         )
 
 
-def revoke_material(kms: "KMSClient", key_id: str) -> str:
+def revoke_material(
+    kms: "KMSClient", key_id: str, metadata: "KeyMetadataTypeDef | None" = None
+) -> str:
     """Delete every imported material of the key and confirm the key can no longer be used.
 
-    A retry after a partial revocation (the key already ``PendingImport``, some materials
-    still imported) deletes what is left.
+    ``metadata`` is the key's DescribeKey when the caller has just read it (it is read here
+    otherwise). A retry after a partial revocation (the key already ``PendingImport``, some
+    materials still imported) deletes what is left.
     """
-    try:
-        metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "NotFoundException":
-            return KEY_GONE
-        raise kms_failure(error, "DescribeKey", key_id) from None
+    metadata = metadata or describe_if_exists(kms, key_id)
+    if metadata is None:
+        return KEY_GONE
     state = metadata.get("KeyState")
     if state == "PendingDeletion":
         return KEY_PENDING_DELETION  # its material goes with it when the window ends
