@@ -36,13 +36,15 @@ ASSET_EXCLUDES = list(UNSHIPPED)
 CACHE_ENV = "IMPORTED_KEY_CDK_CACHE"
 PIP_TIMEOUT_S = 600
 # botocore ships a model for every AWS service (28 of its 30 MB). The bundle keeps those the
-# bundled code makes clients for: the handler's KMS, Secrets Manager and CloudFormation (asked
-# whether it is removing a resource before a revocation), and crhelper's Lambda,
+# bundled code makes clients for: the handler's KMS, Secrets Manager, CloudFormation (asked
+# whether the stack declared a key), S3 (the due index) and CloudWatch (the fleet's figures),
+# and crhelper's Lambda,
 # EventBridge and Logs, which it creates when constructed (tests check the bundled code against
-# this list); STS and CloudWatch are small and kept for credentials and metrics. The files at
+# this list); STS is small and kept for credentials. The files at
 # the top of botocore/data (endpoints, partitions, retry rules, default configuration) stay.
 BOTOCORE_SERVICES = (
     "kms", "secretsmanager", "cloudformation", "lambda", "events", "logs", "sts", "cloudwatch",
+    "s3",
 )  # fmt: skip
 # Dropped after pip: boto3's resource models (the handler only makes clients) and console
 # scripts, whose first line names the Python that ran the synth.

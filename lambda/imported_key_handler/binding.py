@@ -50,6 +50,10 @@ logger = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(minutes=2)
 
 
+class ReplacedKey(ImportFailure):
+    """CloudFormation names another key for the resource the key's tags name."""
+
+
 @dataclass(frozen=True)
 class Binding:
     """A key's tags, checked against an event: what the stack declared for it."""
@@ -70,22 +74,23 @@ class Binding:
         recorded = self.tags.get(contract.TAG_VALID_TO)
         if recorded is None:
             return
-        if recorded != contract.VALID_TO_NEVER:
-            try:
-                valid_to: datetime | None = datetime.fromisoformat(recorded)
-            except ValueError:
-                valid_to = None
-            if (
-                valid_to is not None
-                and valid_to.tzinfo is not None
-                and valid_to <= now + CLOCK_SKEW
-            ):
-                return  # it expired: restoring it is the renewal's job
+        valid_to = self.recorded_valid_to()
+        if valid_to is not None and valid_to <= now + CLOCK_SKEW:
+            return  # it expired: restoring it is the renewal's job
         raise ImportFailure(
             f"Refused: key {self.key_id} lost its material before its ValidTo "
             f"({recorded[:32]}), so it was revoked, not expired; nothing was imported. To "
             f"resume, remove the key's tag {contract.TAG_VALID_TO}."
         )
+
+    def recorded_valid_to(self) -> datetime | None:
+        """The ValidTo the handler last imported (``record_valid_to``), if it is a time."""
+        recorded = self.tags.get(contract.TAG_VALID_TO, contract.VALID_TO_NEVER)
+        try:
+            valid_to = datetime.fromisoformat(recorded)
+        except ValueError:
+            return None
+        return valid_to if valid_to.tzinfo is not None else None
 
 
 def read_tags(kms: "KMSClient", key_id: str) -> dict[str, str]:
@@ -102,17 +107,26 @@ def read_tags(kms: "KMSClient", key_id: str) -> dict[str, str]:
         request["Marker"] = page["NextMarker"]
 
 
-def require_declared(kms: "KMSClient", properties: Mapping[str, Any]) -> Binding:
-    """The key's binding, or ImportFailure when the event is not what the stack declared."""
-    key_id = str(properties.get(contract.PROP_KEY_ID) or "")
-    role_id = os.environ.get(contract.ENV_HANDLER_ROLE_ID, "")
-    if not role_id:
+def _environment(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
         raise ImportFailure(
-            f"Refused: the function's environment has no {contract.ENV_HANDLER_ROLE_ID}, so "
-            "it cannot tell which keys it serves; deploy it with the ImportedKey construct. "
-            "Nothing was changed."
+            f"Refused: the function's environment has no {name}, so it cannot tell which keys "
+            "it serves; deploy it with the ImportedKey construct. Nothing was changed."
         )
-    tags = read_tags(kms, key_id)
+    return value
+
+
+def require_declared(
+    kms: "KMSClient", properties: Mapping[str, Any], tags: Mapping[str, str] | None = None
+) -> Binding:
+    """The key's binding, or ImportFailure when the event is not what the stack declared.
+
+    ``tags``: the key's tags when the caller has just read them (``declared_request``)."""
+    key_id = str(properties.get(contract.PROP_KEY_ID) or "")
+    role_id = _environment(contract.ENV_HANDLER_ROLE_ID)
+    if tags is None:
+        tags = read_tags(kms, key_id)
     if tags.get(contract.TAG_HANDLER) != role_id:
         raise ImportFailure(
             f"Refused: key {key_id} is not declared for this handler (its tag "
@@ -123,16 +137,14 @@ def require_declared(kms: "KMSClient", properties: Mapping[str, Any]) -> Binding
             f"Refused: the event's {contract.PROP_SECRET_ARN} is not the secret the stack "
             f"declared for key {key_id} (tag {contract.TAG_SECRET}). Nothing was changed."
         )
-    version = tags.get(contract.TAG_MATERIAL_VERSION)
-    if version is not None and version != str(
+    if tags.get(contract.TAG_MATERIAL_VERSION, "") != str(
         properties.get(contract.PROP_MATERIAL_VERSION_ID) or ""
     ):
         raise ImportFailure(
             f"Refused: the event's {contract.PROP_MATERIAL_VERSION_ID} is not the version the "
             f"stack declared for key {key_id}. Nothing was changed."
         )
-    digest = contract.settings_digest(properties, version_in_tag=version is not None)
-    if tags.get(contract.TAG_SETTINGS) != digest:
+    if tags.get(contract.TAG_SETTINGS) != contract.settings_digest(properties):
         raise ImportFailure(
             f"Refused: the event's settings for key {key_id} differ from those the stack "
             f"declared (tag {contract.TAG_SETTINGS}); only a deployment changes them. Nothing "
@@ -199,3 +211,65 @@ def require_removal(
         f"Refused to revoke key {binding.key_id}: CloudFormation reports {logical_id[:64]} as "
         f"{status}, not being removed. Nothing was deleted."
     )
+
+
+def declared_request(key_id: str, tags: Mapping[str, str]) -> tuple[dict[str, str], int | None]:
+    """The custom resource properties the stack declared for a key, and its renewal window,
+    rebuilt from the key's tags (for a renewal that starts from the key id alone).
+
+    Only a starting point: ``require_declared`` then checks them against the digest like any
+    event's, so a tampered clear tag is refused, not followed."""
+    declared = tags.get(contract.TAG_DECLARED)
+    if declared is None:
+        raise ImportFailure(
+            f"Refused: key {key_id} carries no {contract.TAG_DECLARED} tag, so its renewal "
+            "settings are unknown; deploy its stack with this version of the construct. "
+            "Nothing was changed."
+        )
+    try:
+        settings, renew_before = contract.parse_declared(declared)
+    except (ValueError, UnicodeDecodeError):
+        raise ImportFailure(
+            f"Refused: key {key_id} has a malformed {contract.TAG_DECLARED} tag; only a "
+            "deployment writes it. Nothing was changed."
+        ) from None
+    properties = {
+        **settings,
+        contract.PROP_KEY_ID: key_id,
+        contract.PROP_SECRET_ARN: tags.get(contract.TAG_SECRET, ""),
+    }
+    if contract.TAG_MATERIAL_VERSION in tags:
+        properties[contract.PROP_MATERIAL_VERSION_ID] = tags[contract.TAG_MATERIAL_VERSION]
+    return properties, renew_before
+
+
+def require_in_stack(cloudformation: "CloudFormationClient", binding: Binding) -> None:
+    """Refuse a key unless CloudFormation itself says the stack declared it.
+
+    The handler's permissions cover any key tagged for it (they do not grow with the fleet), and
+    anyone who may create a key can copy the binding's tags onto their own. So before it reads
+    a secret for a key, the handler asks CloudFormation: the key's tags name its stack and its
+    own logical id, and that resource must be this key, in the handler's stack or in a stack
+    nested directly in it. An attacker's key, wherever it is declared, fails one of the two.
+    """
+    home = _environment(contract.ENV_HANDLER_STACK_ID)
+    stack_id = binding.tags.get(contract.TAG_STACK, "")
+    logical_id = binding.tags.get(contract.TAG_KEY_RESOURCE, "")
+    refusal = (
+        f"Refused: CloudFormation does not confirm that key {binding.key_id} is declared by "
+        "this handler's stack"
+    )
+    try:
+        if stack_id != home:
+            stacks = cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
+            if not stacks or stacks[0].get("ParentId") != home:
+                raise ImportFailure(f"{refusal} (another stack). Nothing was changed.")
+        detail = cloudformation.describe_stack_resource(
+            StackName=stack_id, LogicalResourceId=logical_id
+        )["StackResourceDetail"]
+    except ClientError as error:
+        raise ImportFailure(f"{refusal} ({error_code(error)}). Nothing was changed.") from None
+    if not _same_key(detail.get("PhysicalResourceId"), binding.key_id):
+        raise ReplacedKey(
+            f"{refusal}: its resource {logical_id[:64]} is another key. Nothing was changed."
+        )

@@ -8,15 +8,23 @@ import logging
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from crhelper import CfnResource
 
-from . import clients, contract, deadline, log_config
+from . import contract, deadline, log_config
 from .audit import audited
-from .binding import record_valid_to, require_declared, require_removal
+from .binding import (
+    ReplacedKey,
+    declared_request,
+    record_valid_to,
+    require_declared,
+    require_in_stack,
+    require_removal,
+)
 from .errors import ImportFailure
 from .importer import ImportResult, describe_key, import_from_secret
+from .renewal import FleetClients, reindex
 from .request import ImportRequest
 from .response import WORST_CASE_S, send_response
 from .revocation import (
@@ -26,6 +34,9 @@ from .revocation import (
     revocation_requested,
     revoke_material,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms.type_defs import KeyMetadataTypeDef
 
 logger = logging.getLogger(__name__)
 
@@ -90,19 +101,77 @@ def data_for(result: ImportResult) -> dict[str, str]:
 def run_import(properties: Mapping[str, Any], action: str) -> ImportResult:
     """Import for a Create or Update, turning every failure into a clear ImportFailure.
 
-    Only what the stack declared for the key (binding), and never into a key whose material
-    was revoked on purpose; the ValidTo imported is recorded on the key.
+    Only what the stack declared for the key (binding, confirmed by CloudFormation), and never
+    into a key whose material was revoked on purpose; the ValidTo imported is recorded on the
+    key and in the due index.
     """
     request = ImportRequest.from_properties(properties)
     with audited(action, request.key_id) as record:
-        kms = clients.kms_client()
-        binding = require_declared(kms, properties)
+        fleet = FleetClients.build()
+        binding = require_declared(fleet.kms, properties)
         now = datetime.now(UTC)
-        binding.refuse_if_revoked(describe_key(kms, request.key_id), now)
-        result = import_from_secret(kms, clients.secretsmanager_client(), request, now=now)
-        record_valid_to(kms, request.key_id, result.valid_to)
+        metadata = describe_key(fleet.kms, request.key_id)
+        try:
+            require_in_stack(fleet.cloudformation, binding)
+        except ReplacedKey:
+            kept = _kept_by_rollback(metadata, request.key_id)
+            if kept is None:
+                raise
+            record.succeeded("UNCHANGED", kept.valid_to)
+            return kept
+        binding.refuse_if_revoked(metadata, now)
+        result = import_from_secret(fleet.kms, fleet.secrets, request, now=now)
+        record_valid_to(fleet.kms, request.key_id, result.valid_to)
+        _, window = declared_request(request.key_id, binding.tags)
+        reindex(fleet, binding, window, result.valid_to, [])
         record.succeeded(valid_to=result.valid_to)
         return result
+
+
+def _kept_by_rollback(metadata: "KeyMetadataTypeDef", key_id: str) -> ImportResult | None:
+    """The answer for a key CloudFormation does not confirm but that needs nothing: rolling back
+    a replacement sends the old key back before the key resource itself is rolled back, so for
+    a while the stack names the new key. An Enabled key keeps its material; nothing is read or
+    imported, so the answer gives a forged event nothing either. (Assumption: the order of a
+    rollback, from CloudFormation's documented dependency order; the real-AWS run checks it.)"""
+    if metadata.get("KeyState") != "Enabled":
+        return None
+    return ImportResult(
+        key_id=key_id,
+        key_arn=str(metadata.get("Arn", "")),
+        valid_to=metadata.get("ValidTo"),
+        key_material_id=metadata.get("CurrentKeyMaterialId"),
+    )
+
+
+def _delete(event: Mapping[str, Any], properties: Mapping[str, Any], key_id: str) -> str:
+    """What a Delete does to the key: revoke when declared, and take it out of the due index
+    once CloudFormation confirms it is removing the resource."""
+    if revocation_requested(properties):
+        return _leave(event, properties, key_id, revoke=True)
+    try:
+        return _leave(event, properties, key_id, revoke=False)
+    except ImportFailure as failure:
+        # Without revocation a Delete changes nothing in KMS, and must not fail the stack's
+        # removal: an unconfirmed one (forged, or a key bound by an older deployment) leaves
+        # the key indexed, and renewing, rather than failing.
+        logger.warning("Delete left key %s indexed: %s", key_id, failure.reason)
+        return KEPT
+
+
+def _leave(
+    event: Mapping[str, Any], properties: Mapping[str, Any], key_id: str, *, revoke: bool
+) -> str:
+    fleet = FleetClients.build()
+    metadata = describe_if_exists(fleet.kms, key_id)
+    if metadata is None:
+        return KEY_GONE
+    binding = require_declared(fleet.kms, properties)
+    require_removal(fleet.cloudformation, event, binding)
+    outcome = revoke_material(fleet.kms, key_id, metadata) if revoke else KEPT
+    _, window = declared_request(key_id, binding.tags)
+    reindex(fleet, binding, window, None, [])
+    return outcome
 
 
 def build_helper() -> CfnResource:
@@ -133,21 +202,10 @@ def build_helper() -> CfnResource:
             )
         key_id = str(properties.get(contract.PROP_KEY_ID, ""))
         with audited("Delete", key_id) as record:
-            if (
-                not revocation_requested(properties)
-                or not key_id
-                or event.get("PhysicalResourceId") != key_id
-            ):
+            if not key_id or event.get("PhysicalResourceId") != key_id:
                 record.succeeded(KEPT)
                 return
-            kms = clients.kms_client()
-            metadata = describe_if_exists(kms, key_id)
-            if metadata is None:
-                record.succeeded(KEY_GONE)
-                return
-            binding = require_declared(kms, properties)
-            require_removal(clients.cloudformation_client(), event, binding)
-            record.succeeded(revoke_material(kms, key_id, metadata))
+            record.succeeded(_delete(event, properties, key_id))
 
     log_config.quiet_noisy_loggers()
     return helper

@@ -31,7 +31,9 @@ from .errors import ImportFailure
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 # Standard mode retries throttling and transient errors with jittered exponential backoff;
@@ -122,4 +124,16 @@ def cloudformation_client() -> "CloudFormationClient":
     """Only to ask CloudFormation whether it is removing a resource (see binding)."""
     return boto3.client(
         "cloudformation", region_name=_region(), config=_config(), endpoint_url=_test_endpoint
+    )
+
+
+def s3_client() -> "S3Client":
+    """Only for the due index (see registry)."""
+    return boto3.client("s3", region_name=_region(), config=_config(), endpoint_url=_test_endpoint)
+
+
+def cloudwatch_client() -> "CloudWatchClient":
+    """Only for the fleet's figures (see sweep)."""
+    return boto3.client(
+        "cloudwatch", region_name=_region(), config=_config(), endpoint_url=_test_endpoint
     )

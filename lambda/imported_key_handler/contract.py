@@ -5,6 +5,7 @@ the handler reads them at deploy time. Keeping both sides on one module means th
 Nothing here may import boto3 or crhelper: the construct imports this module during ``cdk synth``.
 """
 
+import base64
 import hashlib
 import json
 from collections.abc import Mapping
@@ -75,16 +76,30 @@ SYMMETRIC_MATERIAL_BYTES: Final = 32
 MATERIALS_FIELD: Final = "materials"
 MAX_ON_DEMAND_ROTATIONS: Final = 25
 
-# The renewal event that the construct's EventBridge rules send (routed before crhelper):
-#   {"ImportedKeyRenewal": {"Trigger": ..., "RenewBeforeSeconds": "...", "Properties": {...}}}
-# where Properties are the custom resource's own properties.
+# A renewal of one key (the sweep sends one per due key; an operator or a test may too):
+#   {"ImportedKeyRenewal": {"Trigger": ..., "KeyId": "..."}}
+# Everything else the renewal needs it reads from the key's binding tags, never from the event.
 RENEWAL_EVENT: Final = "ImportedKeyRenewal"
 RENEWAL_TRIGGER: Final = "Trigger"
-RENEWAL_RENEW_BEFORE_SECONDS: Final = "RenewBeforeSeconds"
-RENEWAL_PROPERTIES: Final = "Properties"
+RENEWAL_KEY_ID: Final = "KeyId"
 TRIGGER_SCHEDULE: Final = "schedule"
 TRIGGER_MATERIAL_EXPIRED: Final = "material-expired"
-RENEWAL_TRIGGERS: Final = (TRIGGER_SCHEDULE, TRIGGER_MATERIAL_EXPIRED)
+TRIGGER_SWEEP: Final = "sweep"
+RENEWAL_TRIGGERS: Final = (TRIGGER_SCHEDULE, TRIGGER_MATERIAL_EXPIRED, TRIGGER_SWEEP)
+# The handler's one schedule: {"ImportedKeySweep": {}} finds every key that is due and renews it.
+SWEEP_EVENT: Final = "ImportedKeySweep"
+# What KMS sends to EventBridge when imported material expires (source aws.kms; the key's ARN is
+# the event's only resource).
+KMS_EXPIRATION_EVENT: Final = "KMS Imported Key Material Expiration"
+# The sweep's figures, one set per handler (fleet), in this CloudWatch namespace.
+FLEET_METRIC_NAMESPACE: Final = "ImportedKeyCdk/Fleet"
+# Seconds until the earliest recorded ValidTo of the fleet: the fleet alarm's metric.
+METRIC_MIN_SECONDS_TO_EXPIRY: Final = "MinSecondsUntilExpiration"
+METRIC_KEYS: Final = "Keys"
+METRIC_DUE: Final = "KeysDue"
+METRIC_RENEWED: Final = "KeysRenewed"
+METRIC_FAILED: Final = "KeysFailed"
+METRIC_DIMENSION: Final = "Handler"
 
 
 # --- The binding: what the stack declared for each key, where only a deployment writes it.
@@ -97,7 +112,8 @@ TAG_HANDLER: Final = "imported-key-cdk:handler"
 TAG_SECRET: Final = "imported-key-cdk:secret"  # noqa: S105 - a tag key
 # BINDING_VERSION + "-" + the SHA-256 of the key's bound settings (settings_digest).
 TAG_SETTINGS: Final = "imported-key-cdk:settings"
-# The VersionId, only when it was a token at synth (so the digest could not cover it).
+# The VersionId, whenever one is declared (a token at synth cannot be in the digest, and the
+# declared settings leave it out for length).
 TAG_MATERIAL_VERSION: Final = "imported-key-cdk:material-version"
 # The key's stack (AWS::StackId) and the custom resource's logical id: a Delete that revokes
 # must come from CloudFormation removing exactly that resource.
@@ -107,9 +123,28 @@ TAG_RESOURCE: Final = "imported-key-cdk:resource"
 # VALID_TO_NEVER. A key that is PendingImport before that time lost its material on purpose.
 TAG_VALID_TO: Final = "imported-key-cdk:valid-to"
 VALID_TO_NEVER: Final = "never"
+# The key's own logical id in TAG_STACK: CloudFormation, asked about it, must name this key, or
+# the handler does not import into it (a tag alone can be copied onto any key).
+TAG_KEY_RESOURCE: Final = "imported-key-cdk:key-resource"
+# The renewal settings of the key in clear (declared_settings): the sweep and the expiration
+# rule renew from the key's tags alone. TAG_SETTINGS (the digest) is what they are checked by.
+TAG_DECLARED: Final = "imported-key-cdk:declared"
 # The function's environment names its own role's RoleId (the construct sets it).
 ENV_HANDLER_ROLE_ID: Final = "IMPORTED_KEY_HANDLER_ROLE_ID"
-BINDING_VERSION: Final = "v1"
+# ... its own stack's id: keys declared there, or in a stack nested in it, are the ones it serves.
+ENV_HANDLER_STACK_ID: Final = "IMPORTED_KEY_HANDLER_STACK_ID"
+# ... the bucket holding the due index (imported_key_handler.registry).
+ENV_REGISTRY_BUCKET: Final = "IMPORTED_KEY_REGISTRY_BUCKET"
+# ... the share of GetParametersForImport's 1 request/s a sweep may use.
+ENV_IMPORTS_PER_SECOND: Final = "IMPORTED_KEY_IMPORTS_PER_SECOND"
+# ... the name the fleet's metrics carry (METRIC_DIMENSION).
+ENV_FLEET_NAME: Final = "IMPORTED_KEY_FLEET_NAME"
+# The tag a secret carries so that a handler may read it (its value: the handler's fleet name).
+SECRET_READER_TAG: Final = "imported-key-cdk:reader"  # noqa: S105 - a tag key
+# GetParametersForImport: 1 request/s per account and Region, shared with everything else there.
+DEFAULT_IMPORTS_PER_SECOND: Final = 0.2
+MAX_JSON_FIELD_CHARS: Final = 64
+BINDING_VERSION: Final = "v2"
 # Every property but the key and the secret (which have tags of their own). An absent property
 # and an empty one are the same to the handler, so both digest as "".
 BOUND_SETTINGS: Final = (
@@ -125,18 +160,19 @@ BOUND_SETTINGS: Final = (
     PROP_ROTATE_ON_MATERIAL_CHANGE,
     PROP_DELETE_MATERIAL_ON_REMOVAL,
 )
-# Stands for the VersionId in the digest when TAG_MATERIAL_VERSION carries it.
+# Stands for the VersionId in the digest: TAG_MATERIAL_VERSION carries it.
 VERSION_IN_TAG: Final = "@" + TAG_MATERIAL_VERSION
 
 
-def settings_digest(properties: Mapping[str, object], *, version_in_tag: bool = False) -> str:
+def settings_digest(properties: Mapping[str, object]) -> str:
     """The TAG_SETTINGS value for these custom resource properties.
 
     Canonical JSON of the bound settings as CloudFormation sends them (strings), hashed: the
-    construct computes it at synth from its literal properties, the handler from the event.
+    construct computes it at synth from its literal properties, the handler from the event. A
+    declared version stands as VERSION_IN_TAG: TAG_MATERIAL_VERSION holds it.
     """
     values = {name: str(properties.get(name) or "") for name in BOUND_SETTINGS}
-    if version_in_tag:
+    if values[PROP_MATERIAL_VERSION_ID]:
         values[PROP_MATERIAL_VERSION_ID] = VERSION_IN_TAG
     canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return f"{BINDING_VERSION}-{hashlib.sha256(canonical.encode()).hexdigest()}"
@@ -269,3 +305,52 @@ def wrapping_refusal(spec: KeySpec, algorithm: str, wrapping_key_spec: str) -> s
         f"{spec.name} material cannot be wrapped with {algorithm} under {wrapping_key_spec}: "
         f"{why}. Valid algorithms for {wrapping_key_spec}: {', '.join(valid) or 'none'}."
     )
+
+
+# --- The declared settings in clear, for renewals that start from a key id alone.
+# One tag value (at most 256 characters of letters, digits, spaces and _.:/=+-@): the version,
+# then every bound setting but the version in DECLARED_FIELDS order, "-" for an absent one,
+# then the renewal window in seconds. The JSON field, free text, travels as URL-safe base64.
+DECLARED_VERSION: Final = "d1"
+DECLARED_FIELDS: Final = (
+    PROP_KEY_SPEC,
+    PROP_KEY_USAGE,
+    PROP_MATERIAL_ENCODING,
+    PROP_WRAPPING_ALGORITHM,
+    PROP_WRAPPING_KEY_SPEC,
+    PROP_EXPIRATION_MODEL,
+    PROP_VALIDITY_DAYS,
+    PROP_ROTATE_ON_MATERIAL_CHANGE,
+    PROP_DELETE_MATERIAL_ON_REMOVAL,
+    PROP_JSON_FIELD,
+)
+_ABSENT: Final = "-"
+
+
+def declared_settings(properties: Mapping[str, object], renew_before_seconds: int | None) -> str:
+    """The TAG_DECLARED value for these properties and renewal window."""
+    values = [DECLARED_VERSION]
+    for name in DECLARED_FIELDS:
+        value = str(properties.get(name) or "")
+        if name == PROP_JSON_FIELD and value:
+            value = base64.urlsafe_b64encode(value.encode()).decode()
+        values.append(value or _ABSENT)
+    values.append(str(renew_before_seconds) if renew_before_seconds else _ABSENT)
+    return " ".join(values)
+
+
+def parse_declared(value: str) -> tuple[dict[str, str], int | None]:
+    """The properties (without key, secret and version) and the renewal window in a
+    TAG_DECLARED value; ValueError when it is not one."""
+    parts = value.split(" ")
+    if len(parts) != len(DECLARED_FIELDS) + 2 or parts[0] != DECLARED_VERSION:
+        raise ValueError("not a declared-settings value of this version")
+    properties: dict[str, str] = {}
+    for name, raw in zip(DECLARED_FIELDS, parts[1:-1], strict=True):
+        if raw == _ABSENT:
+            continue
+        properties[name] = (
+            base64.urlsafe_b64decode(raw.encode()).decode() if name == PROP_JSON_FIELD else raw
+        )
+    window = parts[-1]
+    return properties, (None if window == _ABSENT else int(window))

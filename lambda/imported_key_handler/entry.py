@@ -1,17 +1,19 @@
 """Lambda entry point: route each event to the code that owns it.
 
 Only CloudFormation custom resource requests go to crhelper: crhelper answers every event it
-is given with a PUT to its ResponseURL, and for any other event that URL does not exist.
-Renewal events from the construct's EventBridge rules go to the renewal; anything else is
-logged (by its keys only) and ignored.
+is given with a PUT to its ResponseURL, and for any other event that URL does not exist. The
+schedule's sweep event goes to the sweep, KMS's expiration event for one of this handler's
+keys and a renewal event for one key to the renewal; anything else is logged (by its keys
+only) and ignored.
 """
 
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from . import deadline, log_config
-from .renewal import is_renewal_event, run_renewal
+from . import clients, contract, deadline, log_config
+from .renewal import expired_key_id, is_renewal_event, renewal_key_id, run_renewal, serves
+from .sweep import is_sweep_event, run_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +47,16 @@ def handler(event: Any, context: Any) -> Any:
             _helper = build_helper()
         _helper(event, context)
         return None
+    if is_sweep_event(event):
+        return run_sweep(context)
     if is_renewal_event(event):
-        return run_renewal(event)
+        return run_renewal(*renewal_key_id(event))
+    expired = expired_key_id(event) if isinstance(event, Mapping) else None
+    if expired is not None:
+        if not serves(clients.kms_client(), expired):
+            logger.info("Ignored the expiration of a key this handler does not serve")
+            return {"Status": "IGNORED", "Reason": "not a key of this handler"}
+        return run_renewal(expired, contract.TRIGGER_MATERIAL_EXPIRED)
     keys = sorted(str(k) for k in event)[:10] if isinstance(event, Mapping) else []
     logger.warning("Ignored an event that is not a CloudFormation request (keys: %s)", keys)
     return {"Status": "IGNORED", "Reason": "not a CloudFormation custom resource request"}

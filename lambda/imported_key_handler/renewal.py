@@ -5,6 +5,7 @@ key is already ``PendingImport``, does it read the secret and import again with 
 parameters and a new ValidTo; otherwise that one read is all it does.
 """
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,20 +13,27 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from . import clients, contract
+from . import clients, contract, registry
 from .audit import audited
-from .binding import Binding, record_valid_to, require_declared
+from .binding import (
+    Binding,
+    declared_request,
+    read_tags,
+    record_valid_to,
+    require_declared,
+    require_in_stack,
+)
 from .errors import ImportFailure
 from .importer import ImportResult, describe_key, import_from_secret
 from .kms_errors import kms_failure
 from .request import ImportRequest
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-# A window longer than the longest validity KMS allows can only be a malformed event.
-_MAX_RENEW_BEFORE_SECONDS = contract.MAX_VALIDITY_DAYS * 86400
 # States from which a renewal cannot bring the key back: they need a person.
 _STUCK_STATES = ("PendingDeletion", "PendingReplicaDeletion", "Unavailable", "Creating")
 
@@ -35,36 +43,6 @@ class RenewalRequest:
     import_request: ImportRequest
     renew_before: timedelta
     trigger: str
-
-    @classmethod
-    def from_event(cls, event: Mapping[str, Any]) -> "RenewalRequest":
-        body = event.get(contract.RENEWAL_EVENT)
-        if not isinstance(body, Mapping):
-            raise ImportFailure(f"Not a renewal event: {contract.RENEWAL_EVENT} is missing.")
-        trigger = body.get(contract.RENEWAL_TRIGGER)
-        if trigger not in contract.RENEWAL_TRIGGERS:
-            raise ImportFailure(
-                f"Renewal event has {contract.RENEWAL_TRIGGER}={str(trigger)[:32]!r}; expected "
-                f"one of {', '.join(contract.RENEWAL_TRIGGERS)}."
-            )
-        try:
-            seconds = int(str(body.get(contract.RENEWAL_RENEW_BEFORE_SECONDS)))
-        except ValueError:
-            seconds = -1
-        if not 0 < seconds <= _MAX_RENEW_BEFORE_SECONDS:
-            raise ImportFailure(
-                f"Renewal event needs {contract.RENEWAL_RENEW_BEFORE_SECONDS} between 1 and "
-                f"{_MAX_RENEW_BEFORE_SECONDS}; the rule must be created by the ImportedKey "
-                "construct."
-            )
-        properties = body.get(contract.RENEWAL_PROPERTIES)
-        if not isinstance(properties, Mapping):
-            raise ImportFailure(f"Renewal event has no {contract.RENEWAL_PROPERTIES} object.")
-        return cls(
-            import_request=ImportRequest.from_properties(properties),
-            renew_before=timedelta(seconds=seconds),
-            trigger=str(trigger),
-        )
 
 
 @dataclass(frozen=True)
@@ -182,21 +160,135 @@ def _check_every_material_renewed(kms: "KMSClient", key_id: str, valid_to: datet
             )
 
 
-def is_renewal_event(event: object) -> bool:
-    return isinstance(event, Mapping) and isinstance(event.get(contract.RENEWAL_EVENT), Mapping)
+def renewal_key_id(event: Mapping[str, Any]) -> tuple[str, str]:
+    """The key and trigger of a renewal event; ImportFailure for a malformed one."""
+    body = event.get(contract.RENEWAL_EVENT)
+    if not isinstance(body, Mapping):
+        raise ImportFailure(f"Not a renewal event: {contract.RENEWAL_EVENT} is missing.")
+    trigger = body.get(contract.RENEWAL_TRIGGER)
+    if trigger not in contract.RENEWAL_TRIGGERS:
+        raise ImportFailure(
+            f"Renewal event has {contract.RENEWAL_TRIGGER}={str(trigger)[:32]!r}; expected "
+            f"one of {', '.join(contract.RENEWAL_TRIGGERS)}."
+        )
+    key_id = body.get(contract.RENEWAL_KEY_ID)
+    if not isinstance(key_id, str) or not key_id or len(key_id) > 2048:
+        raise ImportFailure(f"Renewal event has no {contract.RENEWAL_KEY_ID} string.")
+    return key_id, str(trigger)
 
 
-def run_renewal(event: Mapping[str, Any]) -> dict[str, str | bool | None]:
-    """Entry for the rules' events. A failure raises, so Lambda counts an error (alarm), retries
-    the event with backoff and finally hands it to the dead-letter queue."""
-    renewal = RenewalRequest.from_event(event)
-    action = f"Renew({renewal.trigger})"
-    key_id = renewal.import_request.key_id
-    with audited(action, key_id) as record:
-        kms = clients.kms_client()
-        binding = require_declared(kms, event[contract.RENEWAL_EVENT][contract.RENEWAL_PROPERTIES])
-        result = renew_if_due(kms, clients.secretsmanager_client(), renewal, binding=binding)
-        if result.renewed:
-            record_valid_to(kms, key_id, result.valid_to)
+def expired_key_id(event: Mapping[str, Any]) -> str | None:
+    """The key whose material KMS reports expired, or None if the event is not that."""
+    if event.get("source") != "aws.kms" or event.get("detail-type") != (
+        contract.KMS_EXPIRATION_EVENT
+    ):
+        return None
+    resources = event.get("resources")
+    if not isinstance(resources, list) or len(resources) != 1 or not resources[0]:
+        return None
+    # The event names the key by its ARN; the index and the tags go by its id.
+    return str(resources[0]).rsplit("/", 1)[-1]
+
+
+@dataclass
+class FleetClients:
+    """The clients one renewal or sweep uses, built once per invocation."""
+
+    kms: "KMSClient"
+    secrets: "SecretsManagerClient"
+    cloudformation: "CloudFormationClient"
+    s3: "S3Client"
+    bucket: str
+
+    @classmethod
+    def build(cls) -> "FleetClients":
+        bucket = os.environ.get(contract.ENV_REGISTRY_BUCKET, "")
+        if not bucket:
+            raise ImportFailure(
+                f"The function's environment has no {contract.ENV_REGISTRY_BUCKET}; deploy it "
+                "with the ImportedKey construct."
+            )
+        return cls(
+            clients.kms_client(),
+            clients.secretsmanager_client(),
+            clients.cloudformation_client(),
+            clients.s3_client(),
+            bucket,
+        )
+
+
+def renew_key(
+    fleet: FleetClients,
+    key_id: str,
+    trigger: str,
+    *,
+    now: datetime | None = None,
+    index_entry: str | None = None,
+) -> RenewalResult:
+    """Renew one key from what its stack declared, if it is due, and index it again.
+
+    Everything but the key id comes from the key's binding tags, checked by their digest and
+    confirmed by CloudFormation before any secret is read. ``index_entry``: the due-index entry
+    the sweep found the key by, replaced by the key's new one.
+    """
+    now = now or datetime.now(UTC)
+    tags = read_tags(fleet.kms, key_id)
+    properties, window = declared_request(key_id, tags)
+    binding = require_declared(fleet.kms, properties, tags)
+    require_in_stack(fleet.cloudformation, binding)
+    renew_before = timedelta(seconds=window or 0)
+    renewal = RenewalRequest(ImportRequest.from_properties(properties), renew_before, trigger)
+    result = renew_if_due(fleet.kms, fleet.secrets, renewal, now=now, binding=binding)
+    if result.renewed:
+        record_valid_to(fleet.kms, key_id, result.valid_to)
+    reindex(fleet, binding, window, result.valid_to, [index_entry] if index_entry else [])
+    return result
+
+
+def reindex(
+    fleet: FleetClients,
+    binding: Binding,
+    window: int | None,
+    valid_to: datetime | None,
+    also_replaces: list[str],
+) -> None:
+    """Point the due index at the key's new ValidTo (no entry when nothing expires)."""
+    renew_before = timedelta(seconds=window or 0)
+    new = (
+        registry.entry_for(binding.key_id, valid_to, renew_before) if valid_to and window else None
+    )
+    old = list(also_replaces)
+    recorded = binding.recorded_valid_to()
+    if recorded is not None and window:
+        old.append(registry.entry_for(binding.key_id, recorded, renew_before).name)
+    registry.move(fleet.s3, fleet.bucket, new, old)
+
+
+def serves(kms: "KMSClient", key_id: str) -> bool:
+    """Whether this handler serves the key: KMS reports every expiring key of the account to
+    the expiration rule, and another's key is none of this handler's business (nor an error)."""
+    try:
+        tags = kms.list_resource_tags(KeyId=key_id).get("Tags", [])
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in (
+            "AccessDeniedException",
+            "NotFoundException",
+        ):
+            return False
+        raise kms_failure(error, "ListResourceTags", key_id) from None
+    role_id = os.environ.get(contract.ENV_HANDLER_ROLE_ID, "")
+    return any(t["TagKey"] == contract.TAG_HANDLER and t["TagValue"] == role_id for t in tags)
+
+
+def run_renewal(key_id: str, trigger: str) -> dict[str, str | bool | None]:
+    """Entry for a renewal of one key (an operator's, or KMS's expiration event). A failure
+    raises, so Lambda counts an error (alarm), retries the event with backoff and finally
+    hands it to the dead-letter queue."""
+    with audited(f"Renew({trigger})", key_id) as record:
+        result = renew_key(FleetClients.build(), key_id, trigger)
         record.succeeded("RENEWED" if result.renewed else "NOT_DUE", result.valid_to)
         return result.summary()
+
+
+def is_renewal_event(event: object) -> bool:
+    return isinstance(event, Mapping) and isinstance(event.get(contract.RENEWAL_EVENT), Mapping)
