@@ -5,8 +5,16 @@
 HANDLER_KEY_READ_ACTIONS = ["kms:DescribeKey", "kms:ListResourceTags"]
 # Only ever with the handler's own record tag (aws:TagKeys): never the binding's tags.
 HANDLER_RECORD_ACTIONS = ["kms:TagResource"]
-# Before a revocation on Delete: is CloudFormation really removing the resource?
-HANDLER_REMOVAL_CHECK_ACTIONS = ["cloudformation:DescribeStackResource"]
+# Does the stack (or one nested in it) declare this key; is CloudFormation removing it?
+HANDLER_STACK_CHECK_ACTIONS = [
+    "cloudformation:DescribeStackResource",
+    "cloudformation:DescribeStacks",
+]
+# The due index (imported_key_handler.registry).
+HANDLER_INDEX_LIST_ACTIONS = ["s3:ListBucket"]
+HANDLER_INDEX_WRITE_ACTIONS = ["s3:PutObject", "s3:DeleteObject"]
+# The fleet's figures, in the fleet's own namespace only.
+HANDLER_METRIC_ACTIONS = ["cloudwatch:PutMetricData"]
 HANDLER_GET_PARAMETERS_ACTIONS = ["kms:GetParametersForImport"]
 HANDLER_IMPORT_ACTIONS = ["kms:ImportKeyMaterial"]
 HANDLER_SECRET_ACTIONS = ["secretsmanager:GetSecretValue"]

@@ -410,3 +410,36 @@ def secret_arn_tag(secret_arn: str) -> None:
             f"characters; the key's binding tag holds at most {MAX_TAG_VALUE_LENGTH}. Use a "
             "secret with a shorter name."
         )
+
+
+def json_field_length(value: str | None) -> None:
+    """The key's declared-settings tag carries the field name (base64) within 256 characters."""
+    if value is not None and len(value) > contract.MAX_JSON_FIELD_CHARS:
+        raise ValueError(
+            f"Invalid json_field: {value[:40]!r}... is {len(value)} characters; the key's "
+            f"binding tag holds at most {contract.MAX_JSON_FIELD_CHARS}. Use a shorter field "
+            "name."
+        )
+
+
+def renewal_imports_per_second(
+    value: float | None, shared_handler: str | None, shared_value: float | None
+) -> float:
+    """The sweep's share of GetParametersForImport's quota: one per handler, so keys agree."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1
+    ):
+        raise ValueError(
+            f"Invalid renewal_imports_per_second: {value!r}. Give requests per second above 0 "
+            "and at most 1 (GetParametersForImport allows 1 per second per account and Region, "
+            f"shared by everything there); default {contract.DEFAULT_IMPORTS_PER_SECOND}."
+        )
+    if shared_handler is None or shared_value is None:
+        return float(value) if value is not None else contract.DEFAULT_IMPORTS_PER_SECOND
+    if value is not None and float(value) != shared_value:
+        raise ValueError(
+            f"Invalid renewal_imports_per_second: {value!r}. The handler {shared_handler!r} is "
+            f"shared by every ImportedKey in the stack with the same handler_runtime and "
+            f"handler_architecture, and sweeps at {shared_value}; give that (or leave it unset)."
+        )
+    return shared_value

@@ -2,13 +2,13 @@
 its function, role, dead-letter queue and alarms, and the permissions it gets on each key."""
 
 import importlib.resources
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -16,6 +16,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -45,6 +46,8 @@ SUPPORTED_ARCHITECTURES = {
 # Leaves room for botocore's bounded retries and for the FAILED answer before Lambda stops
 # the function (see imported_key_handler.response).
 HANDLER_TIMEOUT = cdk.Duration.minutes(2)
+# Lambda's longest: each sweep renews what it can within it and leaves the rest due.
+SWEEP_TIMEOUT = cdk.Duration.minutes(15)
 
 
 def handler_source_dir() -> Path:
@@ -80,6 +83,17 @@ def handler_code(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -
     )
 
 
+@jsii.implements(cdk.IStableListProducer)
+class _Sorted:
+    """The values of a set as a sorted list, read at synth (keys add to it until then)."""
+
+    def __init__(self, values: set[str]) -> None:
+        self._values = values
+
+    def produce(self) -> list[str]:
+        return sorted(self._values)
+
+
 def _principal_arn(principal: iam.IPrincipal) -> str:
     """The one IAM ARN a break-glass principal stands for (checked by _props first)."""
     arns = principal.policy_fragment.principal_json.get("AWS", [])
@@ -100,8 +114,11 @@ class ImportHandler(Construct):
         runtime: lambda_.Runtime,
         architecture: lambda_.Architecture,
         code_signing_config: lambda_.ICodeSigningConfig | None = None,
+        imports_per_second: float = contract.DEFAULT_IMPORTS_PER_SECOND,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.imports_per_second = imports_per_second
+        """The share of GetParametersForImport's quota (1 request/s) the sweep uses."""
         self.code_signing_config = code_signing_config
         """The code signing configuration Lambda checks the function's code and layers against."""
         log_group = logs.LogGroup(
@@ -120,6 +137,31 @@ class ImportHandler(Construct):
         log_group.grant_write(role)
         self.role = role
         """The handler's role: the only principal a restricted key lets import."""
+        stack = cdk.Stack.of(self)
+        self.fleet_name = f"{stack.stack_name}/{construct_id}"
+        """Names the fleet in its metrics, and is the value of the tag (``SECRET_READER_TAG``)
+        that lets this handler read a secret."""
+        self.registry = s3.Bucket(
+            self,
+            "DueIndex",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            # Kept when the stack goes: a Delete that CloudFormation did not confirm leaves its
+            # entry, and a bucket that still holds one would fail the stack's removal.
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        """The due index (empty objects named for when each key's renewal falls due)."""
+        environment = {
+            # The handler serves the keys whose binding tag names this RoleId (see
+            # imported_key_handler.binding); a re-created role of the same name has another.
+            contract.ENV_HANDLER_ROLE_ID: role.role_id,
+            contract.ENV_HANDLER_STACK_ID: stack.stack_id,
+            contract.ENV_REGISTRY_BUCKET: self.registry.bucket_name,
+            contract.ENV_IMPORTS_PER_SECOND: str(imports_per_second),
+            contract.ENV_FLEET_NAME: self.fleet_name,
+        }
         self.function = lambda_.Function(
             self,
             "Function",
@@ -136,11 +178,29 @@ class ImportHandler(Construct):
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             log_group=log_group,
             code_signing_config=code_signing_config,
-            # The handler serves the keys whose binding tag names this RoleId (see
-            # imported_key_handler.binding); a re-created role of the same name has another.
-            environment={contract.ENV_HANDLER_ROLE_ID: role.role_id},
+            environment=environment,
         )
-        """The handler function."""
+        """The handler function (CloudFormation's requests)."""
+        self.sweep_function = lambda_.Function(
+            self,
+            "SweepFunction",
+            role=role,
+            description="Renews the imported key material of every ImportedKey that is due",
+            runtime=runtime,
+            architecture=architecture,
+            handler=contract.HANDLER_ENTRY,
+            code=handler_code(runtime, architecture),
+            # A sweep renews keys while it has time and leaves the rest due for the next one.
+            timeout=SWEEP_TIMEOUT,
+            memory_size=256,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=log_group,
+            code_signing_config=code_signing_config,
+            environment=environment,
+        )
+        """The sweep and the expiration events' function: same code and role, a longer timeout."""
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetterQueue",
@@ -152,16 +212,25 @@ class ImportHandler(Construct):
         """Renewal events that failed every retry (with their error, from Lambda)."""
         # Renewal events arrive asynchronously: Lambda retries a failed one twice with backoff,
         # then records it here.
-        self.function.configure_async_invoke(
-            retry_attempts=2,
-            max_event_age=cdk.Duration.hours(6),
-            on_failure=destinations.SqsDestination(self.dead_letter_queue),
-        )
+        for function in (self.function, self.sweep_function):
+            function.configure_async_invoke(
+                retry_attempts=2,
+                max_event_age=cdk.Duration.hours(6),
+                on_failure=destinations.SqsDestination(self.dead_letter_queue),
+            )
         self.errors_alarm = cloudwatch.Alarm(
             self,
             "ErrorsAlarm",
             alarm_description="An ImportedKey renewal or import failed: read the handler's log.",
-            metric=self.function.metric_errors(period=cdk.Duration.minutes(5), statistic="Sum"),
+            metric=cloudwatch.MathExpression(
+                expression="FILL(imports, 0) + FILL(sweeps, 0)",
+                using_metrics={
+                    "imports": self.function.metric_errors(statistic="Sum"),
+                    "sweeps": self.sweep_function.metric_errors(statistic="Sum"),
+                },
+                period=cdk.Duration.minutes(5),
+                label="Errors of the import and sweep functions",
+            ),
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -186,7 +255,123 @@ class ImportHandler(Construct):
         """In alarm while the dead-letter queue holds a failed renewal."""
         self._acknowledge_findings(role, log_group)
         self._topic_arns: set[str] = set()
-        self._shared_statements: dict[str, iam.PolicyStatement] = {}
+        self._secret_keys: set[str] = set()
+        self._wrapping_algorithms: set[str] = set()
+        self._wrapping_key_specs: set[str] = set()
+        self._expiration_models: set[str] = set()
+        self._grant_fleet(stack)
+
+    def _grant_fleet(self, stack: cdk.Stack) -> None:
+        """The role's permissions, whatever the number of keys: attribute-based.
+
+        On keys: those whose binding tag names this role's RoleId (``aws:ResourceTag``).
+        Anyone who may tag a key can copy that tag, so the handler also asks CloudFormation
+        whether its stack declared the key before it reads a secret (``require_in_stack``).
+        On secrets: those tagged ``SECRET_READER_TAG`` = ``fleet_name``.
+        """
+        keys = stack.format_arn(service="kms", resource="key", resource_name="*")
+        mine = {"StringEquals": {f"aws:ResourceTag/{contract.TAG_HANDLER}": self.role.role_id}}
+
+        def lazy(values: set[str]) -> list[str]:
+            return cdk.Lazy.list(_Sorted(values))
+
+        self.key_statement = iam.PolicyStatement(
+            actions=list(_perms.HANDLER_KEY_READ_ACTIONS), resources=[keys], conditions=mine
+        )
+        """The key actions the fleet needs (more join as keys need them: proofs, rotation)."""
+        statements = [
+            self.key_statement,
+            # The handler's record of the ValidTo it imported, and no other tag: the binding's
+            # tags are written by the deployment alone.
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_RECORD_ACTIONS,
+                resources=[keys],
+                conditions={
+                    **mine,
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [contract.TAG_VALID_TO]},
+                    "Null": {"aws:TagKeys": "false"},
+                },
+            ),
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_GET_PARAMETERS_ACTIONS,
+                resources=[keys],
+                conditions={
+                    "StringEquals": {
+                        **mine["StringEquals"],
+                        "kms:WrappingAlgorithm": lazy(self._wrapping_algorithms),
+                        "kms:WrappingKeySpec": lazy(self._wrapping_key_specs),
+                    }
+                },
+            ),
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_IMPORT_ACTIONS,
+                resources=[keys],
+                conditions={
+                    "StringEquals": {
+                        **mine["StringEquals"],
+                        "kms:ExpirationModel": lazy(self._expiration_models),
+                    }
+                },
+            ),
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_SECRET_ACTIONS,
+                resources=[
+                    stack.format_arn(
+                        service="secretsmanager",
+                        resource="secret",
+                        resource_name="*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+                conditions={
+                    "StringEquals": {
+                        f"secretsmanager:ResourceTag/{contract.SECRET_READER_TAG}": self.fleet_name
+                    }
+                },
+            ),
+            # Is the key declared by this stack, or a stack nested in it (require_in_stack), and
+            # is CloudFormation removing it (require_removal)? Nested stacks are named
+            # "<parent>-<id>-<suffix>".
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_STACK_CHECK_ACTIONS,
+                resources=[
+                    stack.format_arn(
+                        service="cloudformation",
+                        resource="stack",
+                        resource_name=f"{stack.stack_name}{suffix}/*",
+                    )
+                    for suffix in ("", "-*")
+                ],
+            ),
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_INDEX_LIST_ACTIONS, resources=[self.registry.bucket_arn]
+            ),
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_INDEX_WRITE_ACTIONS,
+                resources=[self.registry.arn_for_objects("due/*")],
+            ),
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_METRIC_ACTIONS,
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"cloudwatch:namespace": contract.FLEET_METRIC_NAMESPACE}
+                },
+            ),
+        ]
+        for statement in statements:
+            self.function.add_to_role_policy(statement)
+        # The index is the handler's alone to write: a planted or removed entry could only
+        # cost a renewal (each key is checked), but no one else has a reason to write it.
+        self.registry.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheImportHandlerWrites",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject", "s3:DeleteObject"],
+                resources=[self.registry.arn_for_objects("*")],
+                conditions={"StringNotLike": {"aws:userid": f"{self.role.role_id}:*"}},
+            )
+        )
 
     def _acknowledge_findings(self, role: iam.Role, log_group: logs.LogGroup) -> None:
         _nag.acknowledge(
@@ -257,14 +442,30 @@ class ImportHandler(Construct):
         policy that does not let the account's IAM policies decide. ``break_glass`` principals
         may revoke or disable the key, exclusive or not.
         """
-        key_arn = key.key_arn
+        self._wrapping_algorithms.add(wrapping_algorithm)
+        self._wrapping_key_specs.add(wrapping_key_spec)
+        self._expiration_models.add(expiration_model)
+        key_actions: list[str] = []
+        # Proof of the import: the public key of a private key, a MAC of an HMAC key.
+        if spec.family in (contract.RSA, contract.ECC):
+            key_actions += _perms.HANDLER_VERIFY_PUBLIC_KEY_ACTIONS
+        elif spec.family == contract.HMAC:
+            key_actions += _perms.HANDLER_VERIFY_MAC_ACTIONS
+        if rotate:
+            key_actions += _perms.HANDLER_ROTATE_ACTIONS
+        if revoke:
+            key_actions += _perms.HANDLER_REVOKE_ACTIONS
+        missing = sorted(set(key_actions) - set(self.key_statement.actions))
+        if missing:
+            self.key_statement.add_actions(*missing)
+        self._let_read(secret)
         key_statements = [
-            iam.PolicyStatement(actions=_perms.HANDLER_KEY_READ_ACTIONS, resources=[key_arn]),
-            # The handler's record of the ValidTo it imported, and no other tag: the binding's
-            # tags are written by the deployment alone.
+            iam.PolicyStatement(
+                actions=[*_perms.HANDLER_KEY_READ_ACTIONS, *key_actions], resources=["*"]
+            ),
             iam.PolicyStatement(
                 actions=_perms.HANDLER_RECORD_ACTIONS,
-                resources=[key_arn],
+                resources=["*"],
                 conditions={
                     "ForAllValues:StringEquals": {"aws:TagKeys": [contract.TAG_VALID_TO]},
                     "Null": {"aws:TagKeys": "false"},
@@ -272,7 +473,7 @@ class ImportHandler(Construct):
             ),
             iam.PolicyStatement(
                 actions=_perms.HANDLER_GET_PARAMETERS_ACTIONS,
-                resources=[key_arn],
+                resources=["*"],
                 conditions={
                     "StringEquals": {
                         "kms:WrappingAlgorithm": wrapping_algorithm,
@@ -282,69 +483,17 @@ class ImportHandler(Construct):
             ),
             iam.PolicyStatement(
                 actions=_perms.HANDLER_IMPORT_ACTIONS,
-                resources=[key_arn],
+                resources=["*"],
                 conditions={"StringEquals": {"kms:ExpirationModel": expiration_model}},
             ),
         ]
-        # Proof of the import: the public key of a private key, a MAC of an HMAC key.
-        if spec.family in (contract.RSA, contract.ECC):
-            key_statements.append(
-                iam.PolicyStatement(
-                    actions=_perms.HANDLER_VERIFY_PUBLIC_KEY_ACTIONS, resources=[key_arn]
-                )
-            )
-        elif spec.family == contract.HMAC:
-            key_statements.append(
-                iam.PolicyStatement(actions=_perms.HANDLER_VERIFY_MAC_ACTIONS, resources=[key_arn])
-            )
-        if rotate:
-            key_statements.append(
-                iam.PolicyStatement(actions=_perms.HANDLER_ROTATE_ACTIONS, resources=[key_arn])
-            )
-        if revoke:
-            key_statements.append(
-                iam.PolicyStatement(actions=_perms.HANDLER_REVOKE_ACTIONS, resources=[key_arn])
-            )
-        statements = [
-            *key_statements,
-            *(
-                [
-                    iam.PolicyStatement(
-                        actions=_perms.HANDLER_REMOVAL_CHECK_ACTIONS,
-                        resources=[cdk.Stack.of(key).stack_id],
-                    )
-                ]
-                if revoke
-                else []
-            ),
-            iam.PolicyStatement(
-                actions=_perms.HANDLER_SECRET_ACTIONS,
-                # A secret known only by name has a random 6-character suffix in its ARN.
-                resources=[secret.secret_full_arn or f"{secret.secret_arn}-??????"],
-            ),
-        ]
-        if secret.encryption_key is not None:
-            statements.append(
-                iam.PolicyStatement(
-                    actions=_perms.HANDLER_SECRET_KEY_ACTIONS,
-                    resources=[secret.encryption_key.key_arn],
-                    conditions={
-                        "StringEquals": {
-                            "kms:ViaService": f"secretsmanager.{cdk.Stack.of(self).region}."
-                            f"{cdk.Aws.URL_SUFFIX}"
-                        }
-                    },
-                )
-            )
-        for statement in statements:
-            self._allow(statement)
         if through_key_policy:
             for statement in key_statements:
                 key.add_to_resource_policy(
                     iam.PolicyStatement(
                         actions=statement.actions,
                         principals=[self.role],
-                        resources=["*"],
+                        resources=statement.resources,
                         conditions=statement.conditions or None,
                     )
                 )
@@ -393,19 +542,35 @@ class ImportHandler(Construct):
                 )
             )
 
-    def _allow(self, statement: iam.PolicyStatement) -> None:
-        """Add ``statement`` to the role's policy, into an earlier statement with the same
-        actions and conditions when there is one: a key then adds its ARN, not a statement,
-        and the policy grows by one ARN per statement it shares (IAM counts every character)."""
-        signature = json.dumps(
-            [sorted(statement.actions), statement.conditions], sort_keys=True, default=str
-        )
-        shared = self._shared_statements.get(signature)
-        if shared is None:
-            self._shared_statements[signature] = statement
-            self.function.add_to_role_policy(statement)
+    def _let_read(self, secret: secretsmanager.ISecret) -> None:
+        """Let the handler read ``secret``: by its tag, which this stack writes on a secret it
+        creates; a secret created elsewhere must carry it already (a warning says so)."""
+        if isinstance(secret, secretsmanager.Secret):
+            cdk.Tags.of(secret).add(contract.SECRET_READER_TAG, self.fleet_name)
         else:
-            shared.add_resources(*statement.resources)
+            cdk.Annotations.of(self).add_warning_v2(
+                "imported-key-cdk:secret-reader-tag",
+                f"The secret {secret.node.path} was not created by this app, so the stack "
+                "cannot tag it: tag it with "
+                f"{contract.SECRET_READER_TAG}={self.fleet_name} (aws secretsmanager "
+                "tag-resource), or the import is refused (AccessDenied on GetSecretValue).",
+            )
+        key = secret.encryption_key
+        if key is None or key.key_arn in self._secret_keys:
+            return
+        self._secret_keys.add(key.key_arn)
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_SECRET_KEY_ACTIONS,
+                resources=[key.key_arn],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": f"secretsmanager.{cdk.Stack.of(self).region}."
+                        f"{cdk.Aws.URL_SUFFIX}"
+                    }
+                },
+            )
+        )
 
     @staticmethod
     def _construct_id(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> str:
@@ -428,6 +593,7 @@ class ImportHandler(Construct):
         runtime: lambda_.Runtime,
         architecture: lambda_.Architecture,
         code_signing_config: lambda_.ICodeSigningConfig | None = None,
+        imports_per_second: float = contract.DEFAULT_IMPORTS_PER_SECOND,
     ) -> "ImportHandler":
         """The stack's handler for this runtime and architecture, created on first use.
 
@@ -439,4 +605,6 @@ class ImportHandler(Construct):
             return existing
         stack = cdk.Stack.of(scope)
         construct_id = cls._construct_id(runtime, architecture)
-        return cls(stack, construct_id, runtime, architecture, code_signing_config)
+        return cls(
+            stack, construct_id, runtime, architecture, code_signing_config, imports_per_second
+        )

@@ -25,7 +25,7 @@ from imported_key_handler import contract
 from . import _nag, _props
 from .handler import ImportHandler
 from .options import MaterialEncoding, MaterialExpiration, WrappingAlgorithm, WrappingKeySpec
-from .renewal import MaterialRenewal, spread_daily
+from .renewal import FleetRenewal, KeyExpiryAlarm
 
 DEFAULT_VALIDITY = cdk.Duration.days(365)
 _BINDING_TAG_PRIORITY = 1000
@@ -74,6 +74,8 @@ class ImportedKey(cdk.Resource):
         renewal_schedule: events.Schedule | None = None,
         renew_before: cdk.Duration | None = None,
         expiry_alarm_threshold: cdk.Duration | None = None,
+        per_key_expiry_alarm: bool = False,
+        renewal_imports_per_second: float | None = None,
         alarm_topic: sns.ITopic | None = None,
         handler_runtime: lambda_.Runtime = lambda_.Runtime.PYTHON_3_13,
         handler_architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
@@ -152,18 +154,26 @@ class ImportedKey(cdk.Resource):
             principal except the import handler's role. Administrators keep every other
             permission, PutKeyPolicy included, so they are not locked out.
             Default: True.
-        :param renewal_schedule: When to check the material and re-import it if it is due.
-            It must fire at least twice inside the renewal window. Default: four times inside
-            the renewal window, at most once a day (daily for a validity of 12 days or more,
-            at a minute of the day hashed from the key's construct path so that keys deployed
-            together renew at different times; every 2 hours for 1 day). Not used when the
-            material never expires.
-        :param renew_before: Re-import once the material expires within this window.
+        :param renewal_schedule: How often, at the longest, the handler's sweep looks for due
+            keys; it must fire at least twice inside the renewal window. The sweep is shared by
+            the handler's keys and runs as often as the most demanding one asks (and at least
+            hourly). Default: four times inside the renewal window, at most hourly. Not used
+            when the material never expires.
+        :param renew_before: Re-import once the material expires within this window. Each key
+            falls due at a fixed point of the window's first quarter (hashed from its id), so
+            keys created together are renewed over days, not in one sweep.
             Default: 30 days, or a third of the validity period when that is shorter.
-        :param expiry_alarm_threshold: Alarm when KMS reports less than this left before the
-            material expires (``SecondsUntilKeyMaterialExpiration``). It must be shorter than
-            ``renew_before``, so a renewal normally happens first. Default: 14 days, or half
-            the renewal window when that is shorter.
+        :param expiry_alarm_threshold: The fleet alarm fires when a key of the handler expires
+            within this (the tightest threshold of its keys wins), or when the sweep stops
+            reporting. It must be shorter than ``renew_before``, so a renewal normally happens
+            first. Default: 14 days, or half the renewal window when that is shorter.
+        :param per_key_expiry_alarm: Also give this key an alarm of its own on KMS's
+            ``SecondsUntilKeyMaterialExpiration`` (one more resource per key). Default: False
+            (the fleet alarm covers it).
+        :param renewal_imports_per_second: The share of GetParametersForImport's quota (1
+            request/s per account and Region, shared by everything there) the handler's sweep
+            may use, above 0 and at most 1. The handler's keys must agree on it.
+            Default: 0.2.
         :param alarm_topic: SNS topic for the alarms' actions. Default: no action.
         :param handler_runtime: Python runtime of the import handler (3.13 or 3.14).
             Default: ``Runtime.PYTHON_3_13``.
@@ -195,6 +205,7 @@ class ImportedKey(cdk.Resource):
         encoding = _props.material_encoding(spec, material_encoding, json_field)
         version_id = _props.material_version_id(material_version_id)
         _props.binding_literal("json_field", json_field)
+        _props.json_field_length(json_field)
         _props.secret_arn_tag(key_material_secret.secret_arn)
         break_glass = _props.break_glass_principals(break_glass_principals)
         rotate = _props.rotation_on_material_change(spec, rotation_on_material_change)
@@ -204,6 +215,11 @@ class ImportedKey(cdk.Resource):
             handler_code_signing_config,
             shared_handler.node.path if shared_handler else None,
             shared_handler.code_signing_config if shared_handler else None,
+        )
+        imports_per_second = _props.renewal_imports_per_second(
+            renewal_imports_per_second,
+            shared_handler.node.path if shared_handler else None,
+            shared_handler.imports_per_second if shared_handler else None,
         )
         _props.expiration_prop(expiration)
         material_expiration = expiration or MaterialExpiration.after(DEFAULT_VALIDITY)
@@ -254,7 +270,11 @@ class ImportedKey(cdk.Resource):
                 kms.KeyGrants.from_key(self.external_key, False).admin(admin)
 
         import_handler = ImportHandler.of(
-            self, handler_runtime, handler_architecture, handler_code_signing_config
+            self,
+            handler_runtime,
+            handler_architecture,
+            handler_code_signing_config,
+            imports_per_second,
         )
         self.handler = import_handler.function
         """The stack's import handler, shared by every ImportedKey with the same runtime."""
@@ -300,30 +320,32 @@ class ImportedKey(cdk.Resource):
             properties=properties,
         )
         """The custom resource that imports the material on create and update."""
-        self._bind(import_handler, properties)
+        self._bind(
+            import_handler,
+            properties,
+            int(renewal.renew_before.to_seconds()) if renewal is not None else None,
+        )
         self._key_arn = self.material_import.get_att_string(contract.ATTR_KEY_ARN)
         self._key_id = self.material_import.get_att_string(contract.ATTR_KEY_ID)
         self.valid_to: str = self.material_import.get_att_string(contract.ATTR_VALID_TO)
         """ISO 8601 time the material expires (empty when it never expires), as of the last
         deployment."""
 
-        self.renewal: MaterialRenewal | None = None
-        """The renewal rules and expiry alarm (None when the material never expires)."""
+        self.renewal: FleetRenewal | None = None
+        """The handler's sweep, expiry-event rule and fleet alarm, which renew and watch this
+        key with the handler's others (None when the material never expires)."""
+        self.key_expiry_alarm: KeyExpiryAlarm | None = None
+        """The key's own expiry alarm, with ``per_key_expiry_alarm`` (else None)."""
         if renewal is not None:
-            self.renewal = MaterialRenewal(
-                self,
-                "Renewal",
-                handler=import_handler,
-                key=self.external_key,
-                properties=properties,
-                schedule=(
-                    renewal.schedule
-                    if renewal_schedule is not None
-                    else spread_daily(renewal.schedule, self.node.path)
-                ),
-                renew_before=renewal.renew_before,
-                expiry_alarm_threshold=renewal.expiry_alarm_threshold,
-            )
+            self.renewal = FleetRenewal.of(import_handler)
+            self.renewal.add_key(renewal.schedule, renewal.expiry_alarm_threshold)
+            if per_key_expiry_alarm:
+                self.key_expiry_alarm = KeyExpiryAlarm(
+                    self,
+                    "Renewal",
+                    key=self.external_key,
+                    expiry_alarm_threshold=renewal.expiry_alarm_threshold,
+                )
         self.handler_errors_alarm: cloudwatch.Alarm = import_handler.errors_alarm
         """In alarm when the shared handler fails (shared by the stack's ImportedKeys)."""
         self.dead_letter_alarm: cloudwatch.Alarm = import_handler.dead_letter_alarm
@@ -332,8 +354,15 @@ class ImportedKey(cdk.Resource):
             import_handler.notify(alarm_topic)
             if self.renewal is not None:
                 self.renewal.notify(alarm_topic)
+            if self.key_expiry_alarm is not None:
+                self.key_expiry_alarm.notify(alarm_topic)
 
-    def _bind(self, import_handler: ImportHandler, properties: dict[str, str]) -> None:
+    def _bind(
+        self,
+        import_handler: ImportHandler,
+        properties: dict[str, str],
+        renew_before_seconds: int | None,
+    ) -> None:
         """Write on the key what the stack declared for it: the handler acts on nothing else.
 
         CloudFormation writes these tags from the same template as the custom resource's
@@ -341,20 +370,19 @@ class ImportedKey(cdk.Resource):
         ``imported_key_handler.binding`` for how the handler checks them.
         """
         version = properties.get(contract.PROP_MATERIAL_VERSION_ID)
-        version_in_tag = version is not None and cdk.Token.is_unresolved(version)
         import_resource = cast(cdk.CfnResource, self.material_import.node.default_child)
+        cfn_key = cast(kms.CfnKey, self.external_key.node.default_child)
         tags = {
             contract.TAG_HANDLER: import_handler.role.role_id,
             contract.TAG_SECRET: properties[contract.PROP_SECRET_ARN],
-            contract.TAG_SETTINGS: contract.settings_digest(
-                properties, version_in_tag=version_in_tag
-            ),
+            contract.TAG_SETTINGS: contract.settings_digest(properties),
+            contract.TAG_DECLARED: contract.declared_settings(properties, renew_before_seconds),
             contract.TAG_STACK: cdk.Stack.of(self).stack_id,
             contract.TAG_RESOURCE: import_resource.logical_id,
+            contract.TAG_KEY_RESOURCE: cfn_key.logical_id,
         }
-        if version_in_tag and version is not None:
+        if version is not None:
             tags[contract.TAG_MATERIAL_VERSION] = version
-        cfn_key = cast(kms.CfnKey, self.external_key.node.default_child)
         for name, value in tags.items():
             # Above any Tags.of(...) aspect: the binding is not a tag users may override.
             cfn_key.tags.set_tag(name, value, _BINDING_TAG_PRIORITY)
@@ -440,12 +468,13 @@ class ImportedKey(cdk.Resource):
         """Grant MAC verification with the key (HMAC keys), effective after the import."""
         return self.grants.verify_mac(grantee)
 
-    # --- renewal, as before the renewal had its own construct ---------------------------------
+    # --- renewal ------------------------------------------------------------------------------
 
     @property
     def renewal_rule(self) -> events.Rule | None:
-        """Runs the renewal on ``renewal_schedule`` (None when the material never expires)."""
-        return self.renewal.renewal_rule if self.renewal else None
+        """The handler's sweep, which renews this key when it is due (None when the material
+        never expires)."""
+        return self.renewal.sweep_rule if self.renewal else None
 
     @property
     def recovery_rule(self) -> events.Rule | None:
@@ -454,6 +483,8 @@ class ImportedKey(cdk.Resource):
 
     @property
     def expiry_alarm(self) -> cloudwatch.Alarm | None:
-        """In alarm when the material expires within ``expiry_alarm_threshold``, or when KMS
-        stops reporting the time left (None when the material never expires)."""
+        """The key's own expiry alarm with ``per_key_expiry_alarm``, else the fleet alarm that
+        covers it (None when the material never expires)."""
+        if self.key_expiry_alarm is not None:
+            return self.key_expiry_alarm.expiry_alarm
         return self.renewal.expiry_alarm if self.renewal else None

@@ -1,11 +1,14 @@
-"""Renewal of expiring material: the schedule arithmetic, and ``MaterialRenewal``, the construct
-holding one key's renewal rule, expiry-event rule and expiry alarm."""
+"""Renewal of expiring material: the schedule arithmetic; ``FleetRenewal``, the sweep, the
+expiry-event rule and the fleet alarm one handler shares between its keys; and the optional
+per-key alarm."""
 
-import hashlib
 import itertools
 import re
+from collections.abc import Callable
+from typing import Any, cast
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
@@ -25,7 +28,6 @@ MAX_RENEW_BEFORE = cdk.Duration.days(30)
 DEFAULT_FIRINGS_IN_WINDOW = 4
 MAX_DEFAULT_INTERVAL_MINUTES = 24 * 60
 DEFAULT_EXPIRY_ALARM_THRESHOLD = cdk.Duration.days(14)
-KMS_EXPIRATION_EVENT = "KMS Imported Key Material Expiration"
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -83,21 +85,6 @@ def default_renewal_schedule(renew_before: cdk.Duration) -> events.Schedule:
     return events.Schedule.rate(cdk.Duration.minutes(minutes))
 
 
-def spread_daily(schedule: events.Schedule, seed: str) -> events.Schedule:
-    """The daily default as a daily cron at a minute of the day that hashes from ``seed``.
-
-    A rate starts when its rule is created, so keys deployed together would renew in the same
-    minute every day; GetParametersForImport allows 1 request/s per account and Region, shared
-    with everything else there. Hashed from the key's construct path, the minute stays the same
-    from one synth to the next and is spread evenly over the day across keys. Any other
-    schedule is returned as it is.
-    """
-    if schedule.expression_string != "rate(1 day)":
-        return schedule
-    minute_of_day = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:4], "big") % 1440
-    return events.Schedule.cron(minute=str(minute_of_day % 60), hour=str(minute_of_day // 60))
-
-
 def default_expiry_alarm_threshold(renew_before: cdk.Duration) -> cdk.Duration:
     """14 days, or half the renewal window when that is shorter."""
     return cdk.Duration.seconds(
@@ -105,42 +92,39 @@ def default_expiry_alarm_threshold(renew_before: cdk.Duration) -> cdk.Duration:
     )
 
 
-class MaterialRenewal(Construct):
-    """Keeps one key's expiring material imported: a rule that runs the renewal on a schedule,
-    a rule that re-imports at once when KMS reports the material expired, and an alarm when
-    the material nears its expiry anyway.
+# The sweep runs at least this often, whatever the keys' windows allow: an idle sweep costs one
+# S3 list and one PutMetricData, and a due key then waits an hour at most.
+MAX_SWEEP_INTERVAL_MINUTES = 60
 
-    The settings arrive checked (``_props.renewal``); the work is done by the shared handler.
+
+@jsii.implements(cdk.IStableStringProducer)
+class _Produce:
+    def __init__(self, produce: Callable[[], str]) -> None:
+        self._produce = produce
+
+    def produce(self) -> str:
+        return self._produce()
+
+
+class FleetRenewal(Construct):
+    """Keeps the expiring material of every key of one handler imported: one sweep on a schedule
+    renews every key that is due, one rule re-imports at once when KMS reports any material
+    expired, and one alarm watches the fleet's earliest expiry.
+
+    Nothing here grows with the number of keys: each key adds its window and alarm threshold to
+    the figures the schedule and the alarm are made from (the tightest wins).
     """
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        handler: ImportHandler,
-        key: kms.IKey,
-        properties: dict[str, str],
-        schedule: events.Schedule,
-        renew_before: cdk.Duration,
-        expiry_alarm_threshold: cdk.Duration,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, handler: ImportHandler) -> None:
         super().__init__(scope, construct_id)
+        self._intervals_s: list[int] = []
+        self._thresholds_s: list[float] = []
 
-        def target(trigger: str) -> targets.LambdaFunction:
+        def target(event: dict[str, Any] | None) -> targets.LambdaFunction:
             return targets.LambdaFunction(
-                handler.function,
-                event=events.RuleTargetInput.from_object(
-                    {
-                        contract.RENEWAL_EVENT: {
-                            contract.RENEWAL_TRIGGER: trigger,
-                            contract.RENEWAL_RENEW_BEFORE_SECONDS: str(
-                                int(renew_before.to_seconds())
-                            ),
-                            contract.RENEWAL_PROPERTIES: properties,
-                        }
-                    }
-                ),
+                handler.sweep_function,
+                # None: the rule's own event, as it is (KMS's expiration event).
+                event=events.RuleTargetInput.from_object(event) if event is not None else None,
                 # Delivery failures (throttling, a missing permission) are retried with
                 # backoff for a day, then recorded in the dead-letter queue.
                 retry_attempts=185,
@@ -148,26 +132,96 @@ class MaterialRenewal(Construct):
                 dead_letter_queue=handler.dead_letter_queue,
             )
 
-        self.renewal_rule = events.Rule(
+        self.sweep_rule = events.Rule(
             self,
-            "RenewalSchedule",
-            description="Re-imports the key material before it expires (imported-key-cdk)",
-            schedule=schedule,
-            targets=[target(contract.TRIGGER_SCHEDULE)],
+            "Sweep",
+            description="Renews every imported key material that is due (imported-key-cdk)",
+            schedule=events.Schedule.expression(cdk.Lazy.string(_Produce(self._schedule))),
+            targets=[target({contract.SWEEP_EVENT: {}})],
         )
-        """Runs the renewal on the schedule."""
+        """Runs the sweep: every key whose renewal is due, within the import quota share."""
         self.recovery_rule = events.Rule(
             self,
             "ExpirationRecovery",
-            description="Re-imports the key material at once if it expired (imported-key-cdk)",
+            description="Re-imports key material at once if it expired (imported-key-cdk)",
+            # Every expiring key of the account and Region: the handler ignores those it does not
+            # serve (one ListResourceTags, refused by its permissions), since EventBridge cannot
+            # match a key's tags.
             event_pattern=events.EventPattern(
-                source=["aws.kms"],
-                detail_type=[KMS_EXPIRATION_EVENT],
-                resources=[key.key_arn],
+                source=["aws.kms"], detail_type=[contract.KMS_EXPIRATION_EVENT]
             ),
-            targets=[target(contract.TRIGGER_MATERIAL_EXPIRED)],
+            targets=[target(None)],
         )
-        """Re-imports at once when KMS reports the material expired."""
+        """Re-imports at once when KMS reports the material of one of the fleet's keys expired."""
+        self.expiry_alarm = cloudwatch.Alarm(
+            self,
+            "FleetExpiryAlarm",
+            alarm_description=(
+                "A key of the fleet expires soon, or the sweep stopped reporting: the renewal "
+                "is not working (read the handler's log and the dead-letter queue)."
+            ),
+            metric=cloudwatch.Metric(
+                namespace=contract.FLEET_METRIC_NAMESPACE,
+                metric_name=contract.METRIC_MIN_SECONDS_TO_EXPIRY,
+                dimensions_map={contract.METRIC_DIMENSION: handler.fleet_name},
+                statistic="Minimum",
+                period=cdk.Duration.hours(2),
+            ),
+            threshold=0,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            # The sweep publishes every run while anything is indexed: no datapoint means it
+            # stopped, or the index lost its keys.
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        """In alarm when a key of the fleet expires within the tightest threshold, or when the
+        sweep stops reporting."""
+        _nag.acknowledge(
+            self.expiry_alarm, {"NIST.800.53.R5-CloudWatchAlarmAction": _nag.NO_ALARM_ACTION}
+        )
+
+    def _schedule(self) -> str:
+        minutes = min([MAX_SWEEP_INTERVAL_MINUTES * 60, *self._intervals_s]) // 60
+        minutes = max(1, minutes)
+        if minutes % 60 == 0:
+            hours = minutes // 60
+            return f"rate({hours} hour{'s' if hours > 1 else ''})"
+        return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
+
+    def add_key(self, schedule: events.Schedule, expiry_alarm_threshold: cdk.Duration) -> None:
+        """Sweep at least as often as ``schedule``; alarm at the tightest threshold."""
+        interval = schedule_interval_seconds(schedule)
+        if interval is not None:
+            self._intervals_s.append(interval)
+        self._thresholds_s.append(expiry_alarm_threshold.to_seconds())
+        cfn_alarm = cast(cloudwatch.CfnAlarm, self.expiry_alarm.node.default_child)
+        cfn_alarm.threshold = min(self._thresholds_s)
+
+    def notify(self, topic: sns.ITopic) -> None:
+        """Send the fleet alarm to ``topic``."""
+        self.expiry_alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+
+    @classmethod
+    def of(cls, handler: ImportHandler) -> "FleetRenewal":
+        """The handler's renewal, created with its first expiring key."""
+        existing = handler.node.try_find_child("Renewal")
+        if isinstance(existing, cls):
+            return existing
+        return cls(handler, "Renewal", handler=handler)
+
+
+class KeyExpiryAlarm(Construct):
+    """The per-key alarm (``per_key_expiry_alarm``): KMS's own metric for one key."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: kms.IKey,
+        expiry_alarm_threshold: cdk.Duration,
+    ) -> None:
+        super().__init__(scope, construct_id)
         self.expiry_alarm = cloudwatch.Alarm(
             self,
             "MaterialExpiryAlarm",
