@@ -15,8 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ClientError
+from support import binding as binding_support
 from support import real_aws
-from support.binding import TEST_HANDLER_ROLE_ID, bind_key, cloudformation_reporting
+from support.binding import (
+    INDEX_BUCKET,
+    TEST_HANDLER_ROLE_ID,
+    PlayedStacks,
+    bind_key,
+    key_logical_id,
+)
 from support.cfn_server import CfnResponseServer
 from support.events import REGION, cfn_event
 from support.lambda_context import FakeLambdaContext, play_lambda
@@ -34,6 +41,8 @@ if TYPE_CHECKING:
 def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """LocalStack with KMS and Secrets Manager, started once per session; its log is kept."""
     stack = start_localstack(tmp_path_factory.mktemp("localstack-logs"))
+    # The handler's due index (ENV_REGISTRY_BUCKET, which play_lambda sets).
+    stack.s3().create_bucket(Bucket=INDEX_BUCKET)
     try:
         yield stack
     finally:
@@ -103,8 +112,26 @@ def cfn_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[CfnResponseServer]:
 
 
 @pytest.fixture
+def stacks(monkeypatch: pytest.MonkeyPatch) -> PlayedStacks:
+    """CloudFormation's record of the played stacks (what the handler asks it), empty at the
+    start of each test."""
+    played = PlayedStacks()
+    monkeypatch.setattr(binding_support, "PLAYED", played)
+    monkeypatch.setattr(clients, "cloudformation_client", played.client)
+    return played
+
+
+@pytest.fixture(autouse=True)
+def _played_stacks(stacks: PlayedStacks) -> PlayedStacks:
+    return stacks
+
+
+@pytest.fixture
 def invoke(
-    backend: LocalStack | RealAws, cfn_server: CfnResponseServer, monkeypatch: pytest.MonkeyPatch
+    backend: LocalStack | RealAws,
+    cfn_server: CfnResponseServer,
+    monkeypatch: pytest.MonkeyPatch,
+    stacks: PlayedStacks,
 ) -> Any:
     """Run the real entry point as Lambda would, against the backend; return the response.
 
@@ -142,11 +169,19 @@ def invoke(
         ``reported_physical_id`` (default: the event's)."""
         url = cfn_server.response_url(request_type.lower())
         event = cfn_event(request_type, properties, url, **kwargs)
-        status = "UPDATE_COMPLETE" if forged else "DELETE_IN_PROGRESS"
-        monkeypatch.setattr(
-            clients,
-            "cloudformation_client",
-            lambda: cloudformation_reporting(event, status, reported_physical_id),
+        key_id = str(properties.get(contract.PROP_KEY_ID, ""))
+        if not forged:
+            # CloudFormation's record: the key resource is the key, and a Delete is underway.
+            stacks.record(
+                event["StackId"], key_logical_id(key_id), key_id, resource_type="AWS::KMS::Key"
+            )
+        stacks.record(
+            event["StackId"],
+            event["LogicalResourceId"],
+            reported_physical_id or str(event.get("PhysicalResourceId", "")),
+            status="DELETE_IN_PROGRESS"
+            if request_type == "Delete" and not forged
+            else "UPDATE_COMPLETE",
         )
         with clients.endpoint_for_tests(endpoint):
             if not forged and request_type != "Delete":
@@ -173,25 +208,38 @@ def invoke(
 
 @pytest.fixture
 def renew(invoke: Any, backend: LocalStack | RealAws) -> Any:
-    """Send a renewal event, as the construct's rules do, to the real entry point (played as
-    Lambda by ``invoke``); returns its summary, or raises what Lambda would count as an error.
-    """
+    """Send a renewal event for one key, as an operator or the sweep would, to the real entry
+    point (played as Lambda by ``invoke``); returns its summary, or raises what Lambda would
+    count as an error. ``renew_before_days`` plays a deployment that declared that window
+    (the key's declared-settings tag) first."""
     endpoint = None if isinstance(backend, RealAws) else backend.endpoint
 
     def run(
         properties: dict[str, str],
         *,
         trigger: str = contract.TRIGGER_SCHEDULE,
-        renew_before_days: int = 30,
+        renew_before_days: int | None = None,
     ) -> Any:
-        event = {
-            contract.RENEWAL_EVENT: {
-                contract.RENEWAL_TRIGGER: trigger,
-                contract.RENEWAL_RENEW_BEFORE_SECONDS: str(renew_before_days * 86400),
-                contract.RENEWAL_PROPERTIES: properties,
-            }
-        }
+        key_id = str(properties[contract.PROP_KEY_ID])
         with clients.endpoint_for_tests(endpoint):
+            if renew_before_days is not None:
+                backend.kms().tag_resource(
+                    KeyId=key_id,
+                    Tags=[
+                        {
+                            "TagKey": contract.TAG_DECLARED,
+                            "TagValue": contract.declared_settings(
+                                properties, renew_before_days * 86400
+                            ),
+                        }
+                    ],
+                )
+            event = {
+                contract.RENEWAL_EVENT: {
+                    contract.RENEWAL_TRIGGER: trigger,
+                    contract.RENEWAL_KEY_ID: key_id,
+                }
+            }
             return entry.handler(event, FakeLambdaContext(120))
 
     return run

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from support.binding import TEST_HANDLER_ROLE_ID, bind_key
+from support.binding import INDEX_BUCKET, TEST_HANDLER_ROLE_ID, TEST_STACK_ID, bind_key
 from support.cfn_server import CfnResponseServer
 from support.events import REGION, cfn_event, import_properties
 from support.kms_blob import decrypt_localstack_ciphertext
@@ -46,6 +46,25 @@ INVOKE = textwrap.dedent(
         invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:bundled"
         def get_remaining_time_in_millis(self):
             return 60000
+
+    # CloudFormation's record, as the test plays it: the declared key resource is this key.
+    import boto3
+    from botocore.awsrequest import AWSResponse
+    def cloudformation():
+        client = boto3.client("cloudformation", region_name="us-east-1")
+        def answer(model, params, **_):
+            detail = {
+                "LogicalResourceId": params["body"]["LogicalResourceId"],
+                "PhysicalResourceId": sys.argv[6], "ResourceType": "AWS::KMS::Key",
+                "LastUpdatedTimestamp": "2026-01-01T00:00:00Z",
+                "ResourceStatus": "CREATE_COMPLETE",
+            }
+            return AWSResponse("https://cloudformation", 200, {}, None), {
+                "StackResourceDetail": detail}
+        client.meta.events.register(
+            "before-call.cloudformation.DescribeStackResource", answer)
+        return client
+    clients.cloudformation_client = cloudformation
 
     print(json.dumps(entry.handler({"source": "aws.events"}, Context())))
     with clients.endpoint_for_tests(sys.argv[4]):
@@ -81,6 +100,8 @@ def test_bundle_imports_under_python_313(
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_LAMBDA_FUNCTION_NAME": "bundled",  # reserved: Lambda sets it, nothing else can
         contract.ENV_HANDLER_ROLE_ID: TEST_HANDLER_ROLE_ID,
+        contract.ENV_HANDLER_STACK_ID: TEST_STACK_ID,
+        contract.ENV_REGISTRY_BUCKET: INDEX_BUCKET,
         "SSL_CERT_FILE": str(cfn_server.ca_file),
     }
     refused_event = cfn_event(
@@ -96,7 +117,7 @@ def test_bundle_imports_under_python_313(
     result = subprocess.run(
         [RUNTIME_PYTHON, "-I", "-B", "-c", INVOKE, str(lambda_bundles["x86_64"]),
          json.dumps(cfn_event("Create", properties, url)), str(runtime_sdk_decoy(tmp_path)),
-         localstack.endpoint, json.dumps(refused_event)],
+         localstack.endpoint, json.dumps(refused_event), key_id],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

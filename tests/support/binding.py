@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.stub import Stubber
+from botocore.awsrequest import AWSResponse
+from botocore.validate import ParamValidator
 
 from imported_key_handler import contract
+from support.events import stack_id_for
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -23,61 +25,187 @@ if TYPE_CHECKING:
 
 # The function's own RoleId, as the construct puts it into the environment (play_lambda sets it).
 TEST_HANDLER_ROLE_ID = "AROATESTIMPORTHANDLER"
+# The handler's own stack (ENV_HANDLER_STACK_ID): the stack of cfn_event's default events.
+TEST_STACK_ID = stack_id_for("demo")
+
+
+def key_logical_id(key_id: str) -> str:
+    """The key resource's logical id in the played stack (TAG_KEY_RESOURCE): one per key."""
+    return "Key" + key_id.replace("-", "")[:16].upper()
+
+
+# The due index's bucket in the emulator (ENV_REGISTRY_BUCKET, set by play_lambda).
+INDEX_BUCKET = "imported-key-test-due-index"
+DEFAULT_RENEW_BEFORE_S = 30 * 86400
 
 
 def binding_tags(
-    properties: Mapping[str, Any], *, stack_id: str, logical_id: str
+    properties: Mapping[str, Any],
+    *,
+    stack_id: str,
+    logical_id: str,
+    renew_before_s: int | None = DEFAULT_RENEW_BEFORE_S,
 ) -> dict[str, str]:
     """The tags the construct writes on the key for these custom resource properties."""
-    return {
+    tags = {
         contract.TAG_HANDLER: TEST_HANDLER_ROLE_ID,
         contract.TAG_SECRET: str(properties[contract.PROP_SECRET_ARN]),
         contract.TAG_SETTINGS: contract.settings_digest(properties),
+        contract.TAG_DECLARED: contract.declared_settings(
+            properties,
+            renew_before_s
+            if properties.get(contract.PROP_EXPIRATION_MODEL) == contract.KEY_MATERIAL_EXPIRES
+            else None,
+        ),
         contract.TAG_STACK: stack_id,
         contract.TAG_RESOURCE: logical_id,
+        contract.TAG_KEY_RESOURCE: key_logical_id(str(properties[contract.PROP_KEY_ID])),
     }
+    version = properties.get(contract.PROP_MATERIAL_VERSION_ID)
+    if version:
+        tags[contract.TAG_MATERIAL_VERSION] = str(version)
+    return tags
 
 
 def bind_key(
-    kms: "KMSClient", properties: Mapping[str, Any], *, stack_id: str, logical_id: str
+    kms: "KMSClient",
+    properties: Mapping[str, Any],
+    *,
+    stack_id: str,
+    logical_id: str,
+    renew_before_s: int | None = DEFAULT_RENEW_BEFORE_S,
+    stacks: "PlayedStacks | None" = None,
 ) -> None:
-    """Tag the key as a deployment of these properties would (CloudFormation's TagResource)."""
-    tags = binding_tags(properties, stack_id=stack_id, logical_id=logical_id)
+    """Tag the key as a deployment of these properties would (CloudFormation's TagResource),
+    and record the key in ``stacks`` (default: ``PLAYED``) as CloudFormation would."""
+    tags = binding_tags(
+        properties, stack_id=stack_id, logical_id=logical_id, renew_before_s=renew_before_s
+    )
+    key_id = str(properties[contract.PROP_KEY_ID])
     kms.tag_resource(
-        KeyId=str(properties[contract.PROP_KEY_ID]),
+        KeyId=key_id,
         Tags=[{"TagKey": key, "TagValue": value} for key, value in tags.items()],
     )
+    (stacks or PLAYED).record(
+        stack_id, key_logical_id(key_id), key_id, resource_type="AWS::KMS::Key"
+    )
+
+
+class PlayedStacks:
+    """CloudFormation's record of the stacks, as a test plays it: what DescribeStackResource and
+    DescribeStacks answer. LocalStack cannot deploy an EXTERNAL key nor hold a resource in
+    DELETE_IN_PROGRESS while a test looks, so a real boto3 client answers from this record
+    instead of over HTTP; every request and every answer is validated against botocore's
+    CloudFormation model, as botocore's Stubber does."""
+
+    def __init__(self) -> None:
+        self.resources: dict[tuple[str, str], dict[str, Any]] = {}
+        self.parents: dict[str, str] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def record(
+        self,
+        stack_id: str,
+        logical_id: str,
+        physical_id: str,
+        *,
+        status: str = "CREATE_COMPLETE",
+        resource_type: str = contract.RESOURCE_TYPE,
+    ) -> None:
+        self.resources[(stack_id, logical_id)] = {
+            "StackName": stack_id.split("/")[1] if "/" in stack_id else stack_id,
+            "StackId": stack_id,
+            "LogicalResourceId": logical_id,
+            "PhysicalResourceId": physical_id,
+            "ResourceType": resource_type,
+            "LastUpdatedTimestamp": datetime.now(UTC),
+            "ResourceStatus": status,
+        }
+
+    def nest(self, child_stack_id: str, parent_stack_id: str) -> None:
+        self.parents[child_stack_id] = parent_stack_id
+
+    def _answer(self, operation: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self.calls.append((operation, dict(params)))
+        if operation == "DescribeStackResource":
+            detail = self.resources.get((params["StackName"], params["LogicalResourceId"]))
+            if detail is None:
+                return 400, _error("ValidationError", "Resource does not exist for stack")
+            return 200, {"StackResourceDetail": detail}
+        if operation == "DescribeStacks":
+            stack_id = params.get("StackName", "")
+            known = {sid for sid, _ in self.resources} | set(self.parents)
+            if stack_id not in known:
+                return 400, _error("ValidationError", f"Stack with id {stack_id} does not exist")
+            stack: dict[str, Any] = {
+                "StackId": stack_id,
+                "StackName": stack_id.split("/")[1] if "/" in stack_id else stack_id,
+                "CreationTime": datetime.now(UTC),
+                "StackStatus": "UPDATE_COMPLETE",
+            }
+            if stack_id in self.parents:
+                stack["ParentId"] = self.parents[stack_id]
+                stack["RootId"] = self.parents[stack_id]
+            return 200, {"Stacks": [stack]}
+        raise AssertionError(f"the handler called CloudFormation {operation}")
+
+    def client(self) -> "CloudFormationClient":
+        client = boto3.client(
+            "cloudformation",
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        validator = ParamValidator()
+
+        def before_call(model: Any, params: dict[str, Any], **_: Any) -> Any:
+            status, answer = self._answer(model.name, _params(params))
+            if status == 200:
+                report = validator.validate(answer, model.output_shape)
+                if report.has_errors():
+                    raise AssertionError(report.generate_report())
+            return AWSResponse("https://cloudformation.test", status, {}, None), answer
+
+        client.meta.events.register("before-call.cloudformation.*", before_call)
+        return client
+
+
+# The record the e2e tests play (their conftest resets it for each test and points the
+# handler's CloudFormation client at it).
+PLAYED = PlayedStacks()
+
+
+def _params(request_dict: dict[str, Any]) -> dict[str, Any]:
+    # before-call gets the serialized request; the query protocol's body holds the parameters.
+    body = request_dict.get("body", {})
+    return {k: v for k, v in body.items() if k not in ("Action", "Version")}
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
 
 
 def cloudformation_reporting(
     event: Mapping[str, Any], status: str, physical_id: str | None = None
 ) -> "CloudFormationClient":
-    """A CloudFormation client whose DescribeStackResource reports the event's resource as
-    ``status`` (with ``physical_id``, default the event's), validated against botocore's model.
-
-    LocalStack cannot hold a resource in DELETE_IN_PROGRESS while a test looks at it.
-    """
-    client = boto3.client(
-        "cloudformation",
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+    """A CloudFormation client that reports the event's resource as ``status`` (with
+    ``physical_id``, default the event's) and the declared key as the event's key."""
+    stacks = PlayedStacks()
+    properties = event.get("ResourceProperties") or {}
+    stacks.record(
+        str(event["StackId"]),
+        str(event["LogicalResourceId"]),
+        physical_id or str(event.get("PhysicalResourceId", "")),
+        status=status,
     )
-    stubber = Stubber(client)
-    stubber.add_response(
-        "describe_stack_resource",
-        {
-            "StackResourceDetail": {
-                "StackName": str(event["StackId"]).split("/")[1],
-                "StackId": event["StackId"],
-                "LogicalResourceId": event["LogicalResourceId"],
-                "PhysicalResourceId": physical_id or event.get("PhysicalResourceId", ""),
-                "ResourceType": contract.RESOURCE_TYPE,
-                "LastUpdatedTimestamp": datetime.now(UTC),
-                "ResourceStatus": status,
-            }
-        },
-        {"StackName": event["StackId"], "LogicalResourceId": event["LogicalResourceId"]},
+    key_id = str(properties.get(contract.PROP_KEY_ID, ""))
+    stacks.record(
+        str(event["StackId"]),
+        key_logical_id(key_id),
+        key_id,
+        resource_type="AWS::KMS::Key",
     )
-    stubber.activate()
-    return client
+    return stacks.client()

@@ -225,8 +225,15 @@ class FaultProxy:
         )
 
     def by_operation(self) -> dict[str, int]:
-        """Requests read so far per operation (the part of X-Amz-Target after the dot)."""
-        return dict(Counter(request.target.rpartition(".")[2] for request in self.seen))
+        """KMS and Secrets Manager requests read so far per operation (the part of
+        X-Amz-Target after the dot); the due index's S3 requests carry none and are left out."""
+        return dict(
+            Counter(
+                request.target.rpartition(".")[2]
+                for request in self.seen
+                if "." in request.target and " " not in request.target
+            )
+        )
 
     @property
     def refused_connections(self) -> int:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from imported_key_handler import contract
-from support.binding import TEST_HANDLER_ROLE_ID
+from support.binding import INDEX_BUCKET, TEST_HANDLER_ROLE_ID, TEST_STACK_ID
 
 if TYPE_CHECKING:
     import pytest
@@ -32,6 +32,9 @@ def play_lambda(monkeypatch: "pytest.MonkeyPatch", region: str = REGION) -> None
     monkeypatch.setenv("AWS_REGION", region)
     monkeypatch.setenv("AWS_DEFAULT_REGION", region)
     monkeypatch.setenv(contract.ENV_HANDLER_ROLE_ID, TEST_HANDLER_ROLE_ID)
+    monkeypatch.setenv(contract.ENV_HANDLER_STACK_ID, TEST_STACK_ID)
+    monkeypatch.setenv(contract.ENV_REGISTRY_BUCKET, INDEX_BUCKET)
+    monkeypatch.setenv(contract.ENV_FLEET_NAME, "TestStack/ImportedKeyHandler")
 
 
 class FakeLambdaContext:

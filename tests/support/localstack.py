@@ -32,6 +32,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ _CATALOG_GLOB = "service-catalog-*.dill"
 _ROOT_CACHE = Path("var") / "lib" / "localstack" / "cache"
 REGION = "us-east-1"
 ACCOUNT_ID = "000000000000"
-SERVICES = ("kms", "secretsmanager")
+SERVICES = ("kms", "secretsmanager", "s3", "cloudwatch")
 
 _READY_STATES = frozenset({"available", "running"})
 _READY_LINE = "Ready."
@@ -174,6 +175,10 @@ class LocalStack:
 
     def secretsmanager(self) -> "SecretsManagerClient":
         client: SecretsManagerClient = self.client("secretsmanager")
+        return client
+
+    def s3(self) -> "S3Client":
+        client: S3Client = self.client("s3")
         return client
 
     def health(self, timeout: float = 5.0) -> dict[str, Any]:
