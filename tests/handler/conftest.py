@@ -16,8 +16,31 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 import stubbing
+from support.binding import (
+    INDEX_BUCKET,
+    TEST_STACK_ID,
+    MemoryIndex,
+    PlayedStacks,
+    key_logical_id,
+)
 
+from imported_key_handler import clients, contract
 from imported_key_handler.log_config import QUIETED_LOGGERS
+
+
+@pytest.fixture(autouse=True)
+def played_deployment(monkeypatch: pytest.MonkeyPatch) -> PlayedStacks:
+    """What the handler reads besides KMS and Secrets Manager, as a deployment leaves it: its
+    environment, CloudFormation's record of the stack (the stubbed key declared in it) and the
+    due index (in memory)."""
+    monkeypatch.setenv(contract.ENV_HANDLER_STACK_ID, TEST_STACK_ID)
+    monkeypatch.setenv(contract.ENV_REGISTRY_BUCKET, INDEX_BUCKET)
+    stacks = PlayedStacks()
+    stacks.record(TEST_STACK_ID, key_logical_id(stubbing.KEY_ID), stubbing.KEY_ID)
+    monkeypatch.setattr(clients, "cloudformation_client", stacks.client)
+    index = MemoryIndex()
+    monkeypatch.setattr(clients, "s3_client", lambda: index)
+    return stacks
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def test_the_declared_event_is_accepted(kms: stubbing.KmsStub) -> None:
         ({contract.PROP_DELETE_MATERIAL_ON_REMOVAL: "true"}, contract.TAG_SETTINGS),
         ({contract.PROP_WRAPPING_KEY_SPEC: "RSA_2048"}, contract.TAG_SETTINGS),
         ({contract.PROP_VALIDITY_DAYS: "364"}, contract.TAG_SETTINGS),
-        ({contract.PROP_MATERIAL_VERSION_ID: "v-other"}, contract.TAG_SETTINGS),
+        ({contract.PROP_MATERIAL_VERSION_ID: "v-other"}, contract.PROP_MATERIAL_VERSION_ID),
         ({contract.PROP_JSON_FIELD: "material"}, contract.TAG_SETTINGS),
     ],
     ids=lambda value: next(iter(value)) if isinstance(value, dict) else "",
@@ -83,7 +83,6 @@ def test_without_its_role_id_the_handler_serves_nothing(
 def test_a_version_held_in_its_own_tag_must_match(kms: stubbing.KmsStub) -> None:
     properties = {**PROPERTIES, contract.PROP_MATERIAL_VERSION_ID: "v-1"}
     tags = binding_tags(properties, stack_id=stack_id_for("demo"), logical_id=LOGICAL_ID)
-    tags[contract.TAG_SETTINGS] = contract.settings_digest(properties, version_in_tag=True)
     for version, accepted in (("v-1", True), ("v-2", False)):
         kms.add_binding(PROPERTIES, extra={**tags, contract.TAG_MATERIAL_VERSION: "v-1"})
         event = {**properties, contract.PROP_MATERIAL_VERSION_ID: version}

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.session
 from botocore.awsrequest import AWSResponse
 from botocore.validate import ParamValidator
 
@@ -209,3 +210,37 @@ def cloudformation_reporting(
         resource_type="AWS::KMS::Key",
     )
     return stacks.client()
+
+
+class MemoryIndex:
+    """The due index's bucket in memory, for tests that stub KMS (LocalStack holds it in the
+    end-to-end tests). Each request is validated against botocore's S3 model, as a Stubber
+    would; it answers the three calls the registry makes."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self._model = botocore.session.get_session().get_service_model("s3")
+        self._validator = ParamValidator()
+
+    def _check(self, operation: str, params: dict[str, Any]) -> None:
+        report = self._validator.validate(
+            params, self._model.operation_model(operation).input_shape
+        )
+        if report.has_errors():
+            raise AssertionError(report.generate_report())
+
+    def put_object(self, **params: Any) -> dict[str, Any]:
+        self._check("PutObject", params)
+        self.names.add(params["Key"])
+        return {}
+
+    def delete_object(self, **params: Any) -> dict[str, Any]:
+        self._check("DeleteObject", params)
+        self.names.discard(params["Key"])
+        return {}
+
+    def list_objects_v2(self, **params: Any) -> dict[str, Any]:
+        self._check("ListObjectsV2", params)
+        prefix = params.get("Prefix", "")
+        names = sorted(n for n in self.names if n.startswith(prefix))
+        return {"Contents": [{"Key": n} for n in names], "IsTruncated": False}
