@@ -117,6 +117,15 @@ def _environment(name: str) -> str:
     return value
 
 
+def require_handler(key_id: str, tags: Mapping[str, str]) -> None:
+    """Refuse a key whose binding names another handler, or none."""
+    if tags.get(contract.TAG_HANDLER) != _environment(contract.ENV_HANDLER_ROLE_ID):
+        raise ImportFailure(
+            f"Refused: key {key_id} is not declared for this handler (its tag "
+            f"{contract.TAG_HANDLER} names another handler or none). Nothing was changed."
+        )
+
+
 def require_declared(
     kms: "KMSClient", properties: Mapping[str, Any], tags: Mapping[str, str] | None = None
 ) -> Binding:
@@ -124,14 +133,10 @@ def require_declared(
 
     ``tags``: the key's tags when the caller has just read them (``declared_request``)."""
     key_id = str(properties.get(contract.PROP_KEY_ID) or "")
-    role_id = _environment(contract.ENV_HANDLER_ROLE_ID)
+    _environment(contract.ENV_HANDLER_ROLE_ID)  # before any call: without it, no key is ours
     if tags is None:
         tags = read_tags(kms, key_id)
-    if tags.get(contract.TAG_HANDLER) != role_id:
-        raise ImportFailure(
-            f"Refused: key {key_id} is not declared for this handler (its tag "
-            f"{contract.TAG_HANDLER} names another handler or none). Nothing was changed."
-        )
+    require_handler(key_id, tags)
     if tags.get(contract.TAG_SECRET) != str(properties.get(contract.PROP_SECRET_ARN) or ""):
         raise ImportFailure(
             f"Refused: the event's {contract.PROP_SECRET_ARN} is not the secret the stack "
@@ -219,6 +224,7 @@ def declared_request(key_id: str, tags: Mapping[str, str]) -> tuple[dict[str, st
 
     Only a starting point: ``require_declared`` then checks them against the digest like any
     event's, so a tampered clear tag is refused, not followed."""
+    require_handler(key_id, tags)
     declared = tags.get(contract.TAG_DECLARED)
     if declared is None:
         raise ImportFailure(

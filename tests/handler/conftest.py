@@ -24,7 +24,7 @@ from support.binding import (
     key_logical_id,
 )
 
-from imported_key_handler import clients, contract
+from imported_key_handler import clients, contract, deadline
 from imported_key_handler.log_config import QUIETED_LOGGERS
 
 
@@ -33,6 +33,9 @@ def played_deployment(monkeypatch: pytest.MonkeyPatch) -> PlayedStacks:
     """What the handler reads besides KMS and Secrets Manager, as a deployment leaves it: its
     environment, CloudFormation's record of the stack (the stubbed key declared in it) and the
     due index (in memory)."""
+    # A test that played a timed-out invocation leaves the process-wide deadline passed; each
+    # test starts as a new invocation does.
+    deadline.start()
     monkeypatch.setenv(contract.ENV_HANDLER_STACK_ID, TEST_STACK_ID)
     monkeypatch.setenv(contract.ENV_REGISTRY_BUCKET, INDEX_BUCKET)
     stacks = PlayedStacks()

@@ -56,9 +56,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-from support.binding import TEST_HANDLER_ROLE_ID
+from support.binding import TEST_HANDLER_ROLE_ID, binding_tags
 from support.cfn_server import CfnResponseServer
-from support.events import cfn_event, import_properties
+from support.events import LOGICAL_ID, cfn_event, import_properties, stack_id_for
 from support.lambda_context import FakeLambdaContext
 
 import imported_key_handler
@@ -1303,13 +1303,11 @@ def test_cloudformation_events_are_ignored_or_answered_once(
 
 # --- property 4 ---------------------------------------------------------------------------------
 
-RENEW_BEFORE_MAX: Final = contract.MAX_VALIDITY_DAYS * 86400
-RENEW_BEFORE_VALUES: Final = (
-    st.sampled_from(["2592000", "1", "0", "-1", str(RENEW_BEFORE_MAX), str(RENEW_BEFORE_MAX + 1)])
-    | st.integers()
-    | st.sampled_from([" 30 ", "1e3", "0x10", "3_0", "\u0663\u0660", "30.0", ""])
-    | WRONG_TYPES
-    | st.text(max_size=12)
+KEY_IDS: Final = (
+    st.just(stubbing.KEY_ID)
+    | st.text(max_size=40)
+    | st.sampled_from(["", "alias/x", f"arn:aws:kms:us-east-1:000000000000:key/{stubbing.KEY_ID}"])
+    | JSON_SCALARS
 )
 TRIGGERS: Final = (
     st.sampled_from(contract.RENEWAL_TRIGGERS)
@@ -1325,20 +1323,13 @@ def renewal_bodies(draw: st.DrawFn) -> Any:
     if shape == "not a map":
         return draw(JSON_SCALARS | st.lists(JSON_VALUES, max_size=3))
     if shape == "random map":
-        names = st.sampled_from(
-            [contract.RENEWAL_TRIGGER, contract.RENEWAL_RENEW_BEFORE_SECONDS, "Properties"]
-        )
+        names = st.sampled_from([contract.RENEWAL_TRIGGER, contract.RENEWAL_KEY_ID])
         return draw(st.dictionaries(names | st.text(max_size=15), JSON_VALUES, max_size=5))
     body: dict[str, Any] = {
         contract.RENEWAL_TRIGGER: contract.TRIGGER_SCHEDULE,
-        contract.RENEWAL_RENEW_BEFORE_SECONDS: "2592000",
-        contract.RENEWAL_PROPERTIES: import_properties(stubbing.KEY_ID, stubbing.SECRET_ARN),
+        contract.RENEWAL_KEY_ID: stubbing.KEY_ID,
     }
-    replacements = {
-        contract.RENEWAL_TRIGGER: TRIGGERS,
-        contract.RENEWAL_RENEW_BEFORE_SECONDS: RENEW_BEFORE_VALUES,
-        contract.RENEWAL_PROPERTIES: PROPERTY_MAPS | JSON_SCALARS | st.lists(JSON_SCALARS),
-    }
+    replacements = {contract.RENEWAL_TRIGGER: TRIGGERS, contract.RENEWAL_KEY_ID: KEY_IDS}
     mutated = draw(
         st.just(frozenset[str]()) | st.frozensets(st.sampled_from(sorted(replacements)), min_size=1)
     )
@@ -1349,6 +1340,19 @@ def renewal_bodies(draw: st.DrawFn) -> Any:
             body[name] = draw(replacements[name])
     body.update(draw(st.dictionaries(st.text(max_size=15), JSON_VALUES, max_size=3)))
     return body
+
+
+def add_declared_tags(kms: stubbing.KmsStub) -> None:
+    """The stubbed key's binding, whatever key the event names (the event may be mutated)."""
+    tags = binding_tags(
+        import_properties(stubbing.KEY_ID, stubbing.SECRET_ARN),
+        stack_id=stack_id_for("demo"),
+        logical_id=LOGICAL_ID,
+    )
+    kms.stub.add_response(
+        "list_resource_tags",
+        {"Tags": [{"TagKey": k, "TagValue": v} for k, v in tags.items()], "Truncated": False},
+    )
 
 
 def not_due_metadata() -> dict[str, Any]:
@@ -1382,10 +1386,12 @@ def test_renewal_events_fail_cleanly_or_summarise(
     caplog.clear()
     with fresh_stubs(base_clients) as (kms, secrets):
         if kms_mode == "kms error":
-            add_any_error(kms, "describe_key", "AccessDeniedException")
+            add_any_error(kms, "list_resource_tags", "AccessDeniedException")
         elif kms_mode == "not due":
+            add_declared_tags(kms)
             kms.stub.add_response("describe_key", {"KeyMetadata": not_due_metadata()})
         elif kms_mode == "pending import":
+            add_declared_tags(kms)
             kms.stub.add_response(
                 "describe_key", {"KeyMetadata": stubbing.key_metadata(state="PendingImport")}
             )

@@ -20,7 +20,7 @@ from support.cfn_server import CfnResponseServer
 from support.events import cfn_event, import_properties
 from support.lambda_context import FakeLambdaContext, play_lambda
 
-from imported_key_handler import clients, entry
+from imported_key_handler import clients, contract, entry
 from imported_key_handler.errors import ImportFailure
 from imported_key_handler.importer import import_from_secret
 from imported_key_handler.renewal import run_renewal
@@ -139,11 +139,10 @@ def test_in_lambda_a_long_list_of_overrides_keeps_the_sentence_whole(
 def test_in_lambda_a_renewal_with_an_override_raises_before_any_call(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from test_renewal_stubbed import renewal_event
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", overrides(tmp_path)["AWS_ENDPOINT_URL_KMS"])
     with pytest.raises(ImportFailure, match="AWS_ENDPOINT_URL_KMS"):
-        run_renewal(renewal_event())
+        run_renewal(stubbing.KEY_ID, contract.TRIGGER_SCHEDULE)
 
 
 @pytest.mark.usefixtures("lambda_env")
