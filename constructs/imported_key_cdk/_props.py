@@ -414,11 +414,12 @@ def secret_arn_tag(secret_arn: str) -> None:
 
 def json_field_length(value: str | None) -> None:
     """The key's declared-settings tag carries the field name (base64) within 256 characters."""
-    if value is not None and len(value) > contract.MAX_JSON_FIELD_CHARS:
+    size = len(value.encode()) if value is not None else 0
+    if size > contract.MAX_JSON_FIELD_BYTES:
         raise ValueError(
-            f"Invalid json_field: {value[:40]!r}... is {len(value)} characters; the key's "
-            f"binding tag holds at most {contract.MAX_JSON_FIELD_CHARS}. Use a shorter field "
-            "name."
+            f"Invalid json_field: {value[:40]!r} is {size} bytes of UTF-8; the key's binding "
+            f"tag holds a field name of at most {contract.MAX_JSON_FIELD_BYTES}. Use a shorter "
+            "field name."
         )
 
 

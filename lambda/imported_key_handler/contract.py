@@ -143,7 +143,9 @@ ENV_FLEET_NAME: Final = "IMPORTED_KEY_FLEET_NAME"
 SECRET_READER_TAG: Final = "imported-key-cdk:reader"  # noqa: S105 - a tag key
 # GetParametersForImport: 1 request/s per account and Region, shared with everything else there.
 DEFAULT_IMPORTS_PER_SECOND: Final = 0.2
-MAX_JSON_FIELD_CHARS: Final = 64
+# The JSON field's name travels in TAG_DECLARED as base64: 64 bytes of UTF-8 keep the tag within
+# 256 characters whatever the other settings are.
+MAX_JSON_FIELD_BYTES: Final = 64
 BINDING_VERSION: Final = "v2"
 # Every property but the key and the secret (which have tags of their own). An absent property
 # and an empty one are the same to the handler, so both digest as "".

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from support.binding import bind_key
+from support.binding import PlayedStacks, bind_key, key_logical_id
 from support.events import LOGICAL_ID, import_properties, stack_id_for
 from support.keys import assert_key_holds, external_key, new_secret
 from support.leaks import assert_no_leak
@@ -354,3 +354,36 @@ def test_first_import_race_is_lost_by_the_forger(
     response = invoke("Create", declared)
     assert response["Status"] == "SUCCESS", response["Reason"]
     assert_key_holds(kms, key_id, material)
+
+
+def test_a_rollback_to_the_key_a_replacement_left_answers_without_importing(
+    invoke: Any, stacks: PlayedStacks, kms: "KMSClient", secretsmanager: "SecretsManagerClient"
+) -> None:
+    """Rolling back a replacement sends the old key back to the import before the key resource
+    itself rolls back, while CloudFormation still names the new key: the old key keeps its
+    material, so the answer is SUCCESS with nothing read or imported. A key that needs an import
+    in that state is refused: the same answer is all a forged event gets."""
+    old = deploy(invoke, kms, secretsmanager)
+    replacement = external_key(kms)
+    stacks.record(
+        stack_id_for("demo"),
+        key_logical_id(old.key_id),
+        replacement,
+        resource_type="AWS::KMS::Key",
+    )
+    before = snapshot(kms, secretsmanager, old.key_id, old.secret_arn)
+
+    rollback = invoke(
+        "Update", old.properties, forged=True, physical_id=old.key_id, old_properties=old.properties
+    )
+
+    assert rollback["Status"] == "SUCCESS", rollback
+    assert rollback["Data"][contract.ATTR_KEY_ID] == old.key_id
+    assert_unchanged(kms, secretsmanager, before, old, old.secret_arn)
+    kms.delete_imported_key_material(KeyId=old.key_id)  # now it would need an import
+    kms.untag_resource(KeyId=old.key_id, TagKeys=[contract.TAG_VALID_TO])
+    refused = invoke(
+        "Update", old.properties, forged=True, physical_id=old.key_id, old_properties=old.properties
+    )
+    assert_refused(refused, "is another key", old.material)
+    assert kms.describe_key(KeyId=old.key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
