@@ -2,6 +2,8 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .fleet import FleetKey, ImportedKeyFleet, load_manifest
+from .handler import ImportHandler
 from .imported_key import ImportedKey
 from .options import MaterialEncoding, MaterialExpiration, WrappingAlgorithm, WrappingKeySpec
 
@@ -11,9 +13,13 @@ except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0+unknown"
 
 __all__ = [
+    "FleetKey",
+    "ImportHandler",
     "ImportedKey",
+    "ImportedKeyFleet",
     "MaterialEncoding",
     "MaterialExpiration",
     "WrappingAlgorithm",
     "WrappingKeySpec",
+    "load_manifest",
 ]

@@ -16,6 +16,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
 
 from imported_key_handler import contract
 
@@ -417,7 +418,7 @@ def json_field_length(value: str | None) -> None:
     size = len(value.encode()) if value is not None else 0
     if size > contract.MAX_JSON_FIELD_BYTES:
         raise ValueError(
-            f"Invalid json_field: {value[:40]!r} is {size} bytes of UTF-8; the key's binding "
+            f"Invalid json_field: {str(value)[:40]!r} is {size} bytes of UTF-8; the key's binding "
             f"tag holds a field name of at most {contract.MAX_JSON_FIELD_BYTES}. Use a shorter "
             "field name."
         )
@@ -444,3 +445,18 @@ def renewal_imports_per_second(
             f"handler_architecture, and sweeps at {shared_value}; give that (or leave it unset)."
         )
     return shared_value
+
+
+def import_handler_stack(handler: Construct, scope: Construct) -> None:
+    """The handler confirms a key through CloudFormation's record of its own stack and of the
+    stacks nested directly in it; a key anywhere else would be refused at deploy time."""
+    key_stack = cdk.Stack.of(scope)
+    handler_stack = cdk.Stack.of(handler)
+    parent = key_stack.nested_stack_parent
+    if handler_stack is key_stack or (parent is not None and handler_stack is parent):
+        return
+    raise ValueError(
+        f"Invalid import_handler: {handler.node.path!r} is in stack {handler_stack.node.path!r}; "
+        f"a key in {key_stack.node.path!r} can share only a handler of its own stack, or of the "
+        "stack its nested stack belongs to."
+    )

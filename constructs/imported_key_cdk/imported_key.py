@@ -81,6 +81,7 @@ class ImportedKey(cdk.Resource):
         handler_architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
         handler_code_signing_config: lambda_.ICodeSigningConfig | None = None,
         break_glass_principals: Sequence[iam.IPrincipal] | None = None,
+        import_handler: ImportHandler | None = None,
     ) -> None:
         """Define an EXTERNAL key and the import of its material.
 
@@ -195,6 +196,11 @@ class ImportedKey(cdk.Resource):
             ValidTo, until someone removes the key's ``imported-key-cdk:valid-to`` tag (see
             README, break-glass revocation). Default: none (only the handler may delete the
             material, and only on removal with ``delete_material_on_removal``).
+        :param import_handler: The import handler to share, in this key's stack or in the stack
+            this key's nested stack belongs to (``ImportedKeyFleet`` passes its own). Its
+            runtime, architecture, code signing and import rate then apply. Default: the
+            stack's handler for ``handler_runtime`` and ``handler_architecture``, created on
+            first use.
         """
         # Every prop is checked before the construct joins the tree, so a bad value leaves the
         # scope as it was (no half-built ImportedKey holding the id).
@@ -210,9 +216,15 @@ class ImportedKey(cdk.Resource):
         break_glass = _props.break_glass_principals(break_glass_principals)
         rotate = _props.rotation_on_material_change(spec, rotation_on_material_change)
         _props.handler_platform(handler_runtime, handler_architecture)
-        shared_handler = ImportHandler.find(scope, handler_runtime, handler_architecture)
+        shared_handler = import_handler or ImportHandler.find(
+            scope, handler_runtime, handler_architecture
+        )
+        if import_handler is not None:
+            _props.import_handler_stack(import_handler, scope)
         _props.handler_code_signing_config(
-            handler_code_signing_config,
+            import_handler.code_signing_config
+            if import_handler is not None
+            else handler_code_signing_config,
             shared_handler.node.path if shared_handler else None,
             shared_handler.code_signing_config if shared_handler else None,
         )
@@ -269,7 +281,7 @@ class ImportedKey(cdk.Resource):
             for admin in admins or []:
                 kms.KeyGrants.from_key(self.external_key, False).admin(admin)
 
-        import_handler = ImportHandler.of(
+        import_handler = import_handler or ImportHandler.of(
             self,
             handler_runtime,
             handler_architecture,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import botocore.session
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.validate import ParamValidator
 
 from imported_key_handler import contract
@@ -165,7 +166,7 @@ class PlayedStacks:
                 report = validator.validate(answer, model.output_shape)
                 if report.has_errors():
                     raise AssertionError(report.generate_report())
-            return AWSResponse("https://cloudformation.test", status, {}, None), answer
+            return AWSResponse("https://cloudformation.test", status, HTTPHeaders(), None), answer
 
         client.meta.events.register("before-call.cloudformation.*", before_call)
         return client
@@ -223,9 +224,9 @@ class MemoryIndex:
         self._validator = ParamValidator()
 
     def _check(self, operation: str, params: dict[str, Any]) -> None:
-        report = self._validator.validate(
-            params, self._model.operation_model(operation).input_shape
-        )
+        shape = self._model.operation_model(operation).input_shape
+        assert shape is not None
+        report = self._validator.validate(params, shape)
         if report.has_errors():
             raise AssertionError(report.generate_report())
 
