@@ -19,14 +19,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the emulator launcher and CloudFormation stand-ins
 
-from support.binding import TEST_HANDLER_ROLE_ID  # noqa: E402
+from support.binding import INDEX_BUCKET, TEST_HANDLER_ROLE_ID, PlayedStacks  # noqa: E402
 from support.cfn_server import CfnResponseServer  # noqa: E402
 from support.events import REGION, cfn_event, stack_id_for  # noqa: E402
 from support.kms_blob import decrypt_localstack_ciphertext  # noqa: E402
 from support.lambda_context import FakeLambdaContext  # noqa: E402
 from support.localstack import start_localstack  # noqa: E402
 
-from imported_key_handler import contract  # noqa: E402
+from imported_key_handler import clients, contract  # noqa: E402
 
 STACK_NAME = "ImportedKeyDemo"
 SECRET_NAME = "imported-key-cdk/demo-material"  # noqa: S105 - a name, not a secret
@@ -116,6 +116,15 @@ def run(localstack: Any, cloudformation: CfnResponseServer, workdir: Path) -> in
     )["KeyMetadata"]
     show("key", key["KeyId"])
     show("state", key["KeyState"])
+    # CloudFormation's record of the stack, which the handler asks before it reads a secret:
+    # LocalStack cannot deploy an EXTERNAL key, so the demo plays that one answer.
+    played = PlayedStacks()
+    key_logical_id = logical_id_of(template, "AWS::KMS::Key")
+    played.record(stack_id, key_logical_id, key["KeyId"], resource_type="AWS::KMS::Key")
+    clients.cloudformation_client = played.client
+    show(f"stack resource {key_logical_id}", f"{key['KeyId']} (CloudFormation's record, played)")
+    index = localstack.client("s3").create_bucket(Bucket=INDEX_BUCKET)
+    show("due index bucket", index.get("Location", INDEX_BUCKET))
     for tag in tags:
         if tag["TagKey"].startswith(contract.TAG_PREFIX):
             show(f"tag {tag['TagKey']}", tag["TagValue"][:70])
@@ -131,7 +140,12 @@ def run(localstack: Any, cloudformation: CfnResponseServer, workdir: Path) -> in
         AWS_SECRET_ACCESS_KEY="test",  # noqa: S106 - LocalStack dummy credentials
         AWS_ENDPOINT_URL=localstack.endpoint,
         SSL_CERT_FILE=str(cloudformation.ca_file),
-        **{contract.ENV_HANDLER_ROLE_ID: TEST_HANDLER_ROLE_ID},
+        **{
+            contract.ENV_HANDLER_ROLE_ID: TEST_HANDLER_ROLE_ID,
+            contract.ENV_HANDLER_STACK_ID: stack_id,
+            contract.ENV_REGISTRY_BUCKET: INDEX_BUCKET,
+            contract.ENV_FLEET_NAME: f"{STACK_NAME}/demo",
+        },
     )
     from imported_key_handler.entry import handler
 
@@ -182,9 +196,14 @@ def run(localstack: Any, cloudformation: CfnResponseServer, workdir: Path) -> in
     still = kms.decrypt(CiphertextBlob=blob)["Plaintext"] == plaintext
     show("key unchanged", "old ciphertext still decrypts" if still else "NO")
 
+    step("The hourly sweep: reads the due index, finds nothing due, calls KMS for nothing")
+    swept = handler({contract.SWEEP_EVENT: {}}, FakeLambdaContext(900))
+    for name, value in swept.items():
+        show(f"sweep {name}", value)
+
     ok = metadata["KeyState"] == "Enabled" and round_trip == plaintext == local
-    ok = ok and refused["Status"] == "FAILED" and still
-    step("Done: key Enabled, material proven, forgery refused" if ok else "FAILED")
+    ok = ok and refused["Status"] == "FAILED" and still and swept["Due"] == 0
+    step("Done: key Enabled, material proven, forgery refused, sweep idle" if ok else "FAILED")
     return 0 if ok else 1
 
 
