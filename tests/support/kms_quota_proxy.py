@@ -3,7 +3,7 @@
 LocalStack never throttles, so a renewal sweep that would overrun KMS's quotas passes there and
 fails in a real account. ``KmsQuotaProxy`` stands between a client and LocalStack and answers
 as KMS does: every request is forwarded as it came (method, path, headers, body) and the
-emulator's answer returned as it came, unless
+emulator's answer returned as it came (only hop-by-hop headers and the length are redone), unless
 
 - an injected fault takes it first (``throttle_next``, ``fail_next``), in the order injected;
 - its operation's token bucket is empty: KMS's ``ThrottlingException`` (HTTP 400), which
@@ -20,6 +20,8 @@ requests per second of real (monotonic) time, with bursts of up to one second's 
 one request). A request a quota refuses takes no token; a forwarded one takes its token even if
 the emulator then fails, as KMS counts a request at its front door. Requests without a quota
 (other KMS operations, Secrets Manager, LocalStack's own paths) are forwarded and counted.
+KMS's other throttles are not played: quotas shared between operations (the cryptographic ones)
+and the per-key "hot key" throttling of state changes.
 
 Every request is counted per target (``counts``): for benchmark figures such as the KMS calls
 of one sweep, and for tests that check how many attempts a client made.

@@ -4,6 +4,7 @@ A test module uses the fixture with ``pytest_plugins = ["support.quota_fixtures"
 (where ``pytest_plugins`` is not allowed below the root) imports ``quota_kms`` instead.
 """
 
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 _DIRECT = Config(proxies={})
 # One attempt: every throttle, 5xx or reset reaches the test as it happened.
 _NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
+# One session keeps the service models it has loaded: a client then takes milliseconds, not a
+# tenth of a second. Sessions are not safe to build clients from in several threads at once.
+_SESSION = boto3.session.Session()
+_SESSION_LOCK = threading.Lock()
 
 
 def kms_client(endpoint: str, *, retries: bool = True) -> "KMSClient":
@@ -32,14 +37,15 @@ def kms_client(endpoint: str, *, retries: bool = True) -> "KMSClient":
     config = clients.CLIENT_CONFIG.merge(_DIRECT)
     if not retries:
         config = config.merge(_NO_RETRIES)
-    client: KMSClient = boto3.session.Session().client(
-        "kms",
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=config,
-    )
+    with _SESSION_LOCK:
+        client: KMSClient = _SESSION.client(
+            "kms",
+            region_name=REGION,
+            endpoint_url=endpoint,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=config,
+        )
     return client
 
 
