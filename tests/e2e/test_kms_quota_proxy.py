@@ -24,7 +24,7 @@ from botocore.retries.standard import (
     ThrottlingErrorDetector,
     TransientRetryableChecker,
 )
-from support.keys import external_key
+from support.keys import external_key, new_secret
 from support.kms_quota_proxy import (
     JSON_CONTENT_TYPE,
     KMS_QUOTAS,
@@ -33,7 +33,7 @@ from support.kms_quota_proxy import (
     KmsQuotaProxy,
     target_of,
 )
-from support.localstack import LocalStack, free_port
+from support.localstack import REGION, LocalStack, free_port
 
 from imported_key_handler import clients
 
@@ -199,6 +199,27 @@ def test_real_kms_calls_pass_through(quota_kms: "QuotaKms", localstack: LocalSta
     assert through["Description"] == "through the quota proxy"
     assert quota_kms.proxy.counts("CreateKey") == Counts(requests=1, forwarded=1)
     assert quota_kms.proxy.counts(DESCRIBE) == Counts(requests=1, forwarded=1)
+
+
+def test_the_handlers_own_clients_reach_kms_and_secrets_manager_through_it(
+    quota_kms: "QuotaKms", localstack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How a sweep is put behind the proxy: one endpoint for both of the handler's clients."""
+    key_id = localstack.kms().create_key()["KeyMetadata"]["KeyId"]
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    with clients.endpoint_for_tests(quota_kms.proxy.endpoint):
+        secrets, kms = clients.secretsmanager_client(), clients.kms_client()
+    arn = new_secret(secrets, SecretString="not material")
+    assert secrets.get_secret_value(SecretId=arn)["SecretString"] == "not material"
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyId"] == key_id
+    assert quota_kms.proxy.counts_by_target() == {
+        "TrentService.DescribeKey": Counts(requests=1, forwarded=1),
+        "secretsmanager.CreateSecret": Counts(requests=1, forwarded=1),
+        "secretsmanager.GetSecretValue": Counts(requests=1, forwarded=1),
+    }
+    assert quota_kms.proxy.kms_counts() == Counts(requests=1, forwarded=1)
 
 
 def test_get_parameters_for_import_beyond_one_a_second_is_throttled_as_kms_does(

@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -379,18 +379,24 @@ class KmsQuotaProxy:
         every request."""
         key = None if target is None else target_of(target)
         with self._lock:
-            return self._counts_of(key)
+            return self._counts_of(lambda seen: key is None or seen == key)
+
+    def kms_counts(self) -> Counts:
+        """``counts`` of every KMS request (``TrentService.*``), the figure a bench reports as
+        KMS calls; Secrets Manager and anything else are left out."""
+        with self._lock:
+            return self._counts_of(lambda seen: seen.startswith(KMS_TARGET_PREFIX))
 
     def counts_by_target(self) -> dict[str, Counts]:
         """``counts`` for every target seen (requests without X-Amz-Target: ``METHOD /path``)."""
         with self._lock:
             targets = sorted({seen for seen, _ in self._tally})
-            return {target: self._counts_of(target) for target in targets}
+            return {target: self._counts_of(target.__eq__) for target in targets}
 
-    def _counts_of(self, key: str | None) -> Counts:
+    def _counts_of(self, wanted: Callable[[str], bool]) -> Counts:
         tally = Counter[str]()
         for (seen, outcome), number in self._tally.items():
-            if key is None or seen == key:
+            if wanted(seen):
                 tally[outcome] += number
         return Counts(**tally)
 
