@@ -31,6 +31,7 @@ from support.kms_quota_proxy import (
     THROTTLING_CODE,
     Counts,
     KmsQuotaProxy,
+    request_target,
     target_of,
 )
 from support.localstack import REGION, LocalStack, free_port
@@ -105,7 +106,16 @@ class _Echo(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_POST = do_GET = _echo
+    do_POST = do_GET = do_PUT = _echo
+
+    def do_HEAD(self) -> None:
+        self.send_response_only(200, "OK")
+        self.send_header("Content-Length", "1234")  # what a GET would have sent
+        self.end_headers()
+
+    def do_DELETE(self) -> None:
+        self.send_response_only(204, "No Content")
+        self.end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -170,9 +180,52 @@ def test_forwards_method_path_headers_and_body_and_returns_the_answer_verbatim(
         }
 
 
+def test_chunked_bodies_head_and_no_content_answers_keep_their_framing(echo_server: str) -> None:
+    """What S3 traffic (the due index) may bring: a chunked upload, HEAD, a 204."""
+    with KmsQuotaProxy(echo_server) as proxy:
+        connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        try:
+            connection.request(
+                "PUT", "/bucket/due/key", body=iter([b"due ", b"index"]), encode_chunked=True
+            )
+            response = connection.getresponse()
+            received = json.loads(response.read())
+            assert base64.b64decode(received["body"]) == b"due index"
+            sent = dict(received["headers"])
+            assert sent["Content-Length"] == "9"
+            assert "Transfer-Encoding" not in sent
+            connection.request("HEAD", "/bucket/due/key")
+            response = connection.getresponse()
+            assert (response.status, response.getheader("Content-Length")) == (200, "1234")
+            assert response.read() == b""
+            connection.request("DELETE", "/bucket/due/key")
+            response = connection.getresponse()
+            assert response.status == 204
+            assert response.read() == b""
+            connection.request("GET", "/bucket?list-type=2")  # the connection is still in step
+            assert json.loads(connection.getresponse().read())["path"] == "/bucket?list-type=2"
+        finally:
+            connection.close()
+        assert proxy.counts_by_target() == {
+            "DELETE /bucket": Counts(requests=1, forwarded=1),
+            "GET /bucket": Counts(requests=1, forwarded=1),
+            "HEAD /bucket": Counts(requests=1, forwarded=1),
+            "PUT /bucket": Counts(requests=1, forwarded=1),
+        }
+
+
 def test_settings_are_checked() -> None:
     assert KMS_QUOTAS[target_of(PARAMETERS)] == 1
     assert target_of("secretsmanager.GetSecretValue") == "secretsmanager.GetSecretValue"
+    cbor = [("Smithy-Protocol", "rpc-v2-cbor"), ("Content-Type", "application/cbor")]
+    cloudwatch = "/service/GraniteServiceVersion20100801/operation/PutMetricData"
+    assert request_target("POST", cloudwatch, cbor) == (
+        "GraniteServiceVersion20100801.PutMetricData"
+    )
+    assert request_target("GET", "/_localstack/health", []) == "GET /_localstack"
+    assert request_target("POST", "/", [("x-amz-target", "TrentService.ListKeys")]) == (
+        "TrentService.ListKeys"
+    )
     with pytest.raises(ValueError, match="'GetParameterForImport' names no KMS operation"):
         KmsQuotaProxy("http://127.0.0.1:1", quotas={"GetParameterForImport": 1})
     with pytest.raises(ValueError, match=r"quota for 'DescribeKey' must be a positive.*got 0"):

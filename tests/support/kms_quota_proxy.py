@@ -35,13 +35,14 @@ import contextlib
 import http.client
 import json
 import math
+import re
 import socket
 import struct
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,7 +103,11 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost"})
+_RPC_V2_PATH = re.compile(r"/service/([^/]+)/operation/([^/]+)$")
+# Answers that never carry a body: their Content-Length, if any, is the upstream's to give.
+_BODILESS_STATUSES = frozenset({204, 304})
 _JOIN_TIMEOUT_S = 5.0
+_MAX_LINE = 65536
 
 Outcome = Literal["forwarded", "throttled", "failed", "unreachable"]
 
@@ -131,9 +136,10 @@ def _kms_operations() -> frozenset[str]:
 
 
 def target_of(name: str) -> str:
-    """The ``X-Amz-Target`` for ``name``: a KMS operation (``DescribeKey``) or a full target
-    (``TrentService.DescribeKey``, ``secretsmanager.GetSecretValue``) kept as it is."""
-    target = name if "." in name else KMS_TARGET_PREFIX + name
+    """The target for ``name``: a KMS operation (``DescribeKey``) becomes its ``X-Amz-Target``;
+    a full target (``TrentService.DescribeKey``, ``secretsmanager.GetSecretValue``, see
+    ``request_target``) is kept as it is."""
+    target = name if "." in name or " " in name else KMS_TARGET_PREFIX + name
     operation = target.removeprefix(KMS_TARGET_PREFIX)
     if target.startswith(KMS_TARGET_PREFIX) and operation not in _kms_operations():
         raise ValueError(
@@ -141,6 +147,21 @@ def target_of(name: str) -> str:
             "operation such as 'GetParametersForImport' or a full X-Amz-Target"
         )
     return target
+
+
+def request_target(method: str, path: str, headers: Iterable[tuple[str, str]]) -> str:
+    """What the proxy counts a request under (and matches quotas and faults against): its
+    ``X-Amz-Target`` (KMS, Secrets Manager); ``<service>.<Operation>`` from the path of the
+    RPC v2 CBOR protocol (CloudWatch); else ``METHOD /<first path segment>`` (an S3 bucket,
+    LocalStack's own ``/_localstack``)."""
+    for name, value in headers:
+        if name.lower() == "x-amz-target":
+            return value
+    bare = path.split("?", 1)[0]
+    rpc = _RPC_V2_PATH.match(bare)
+    if rpc:
+        return f"{rpc[1]}.{rpc[2]}"
+    return f"{method} /{bare.lstrip('/').split('/', 1)[0]}"
 
 
 def _per_second(name: str, rate: object) -> float:
@@ -202,6 +223,7 @@ class _Answer:
     reason: str
     headers: list[tuple[str, str]]
     body: bytes
+    bodiless: bool = False  # HEAD, 1xx, 204, 304: headers only, Content-Length among them
 
 
 def _error_answer(status: int, code: str, message: str) -> _Answer:
@@ -434,10 +456,7 @@ class KmsQuotaProxy:
         self, method: str, path: str, headers: list[tuple[str, str]], body: bytes | None
     ) -> _Answer | None:
         """The answer for one request; None when the client's connection is to be reset."""
-        target = next(
-            (value for name, value in headers if name.lower() == "x-amz-target"),
-            f"{method} {path.split('?', 1)[0]}",
-        )
+        target = request_target(method, path, headers)
         answer, upstream = self._decide(target)
         if answer is not None:
             return answer
@@ -475,8 +494,16 @@ class KmsQuotaProxy:
             answer_body = response.read(MAX_BODY + 1)
             if len(answer_body) > MAX_BODY:
                 raise OSError("the emulator's answer is too large")
-            kept = [(n, v) for n, v in response.getheaders() if n.lower() not in _HOP_BY_HOP]
-            return _Answer(response.status, response.reason, kept, answer_body)
+            bodiless = (
+                method == "HEAD" or response.status < 200 or response.status in _BODILESS_STATUSES
+            )
+            kept = [
+                (name, value)
+                for name, value in response.getheaders()
+                if name.lower() not in _HOP_BY_HOP
+                or (bodiless and name.lower() == "content-length")
+            ]
+            return _Answer(response.status, response.reason, kept, answer_body, bodiless)
         finally:
             connection.close()
 
@@ -491,15 +518,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.settimeout(self.server.owner._client_timeout_s)
 
     def _relay(self) -> None:
-        if self.headers.get("Transfer-Encoding"):
-            # botocore sends KMS requests with a Content-Length; nothing here needs chunks.
-            self.send_error(501, "chunked request bodies are not supported")
+        try:
+            body = self._body()
+        except ValueError as error:
+            self.send_error(400, f"unreadable request body: {error}")
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if not 0 <= length <= MAX_BODY:
-            self.send_error(413, "request body too large")
-            return
-        body = self.rfile.read(length) if "Content-Length" in self.headers else None
         answer = self.server.owner._answer(self.command, self.path, self.headers.items(), body)
         if answer is None:
             self.server.reset(self.connection)
@@ -508,13 +531,39 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response_only(answer.status, answer.reason)
         for name, value in answer.headers:
             self.send_header(name, value)
-        if self.command != "HEAD":
+        if not answer.bodiless:
             self.send_header("Content-Length", str(len(answer.body)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
+        if not answer.bodiless:
             self.wfile.write(answer.body)
+
+    def _body(self) -> bytes | None:
+        """The request's body (None when it declares none), de-chunked if it came in chunks."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._chunked_body()
+        if "Content-Length" not in self.headers:
+            return None
+        length = int(self.headers["Content-Length"])
+        if not 0 <= length <= MAX_BODY:
+            raise ValueError(f"Content-Length {length} is out of bounds")
+        return self.rfile.read(length)
+
+    def _chunked_body(self) -> bytes:
+        body = bytearray()
+        while True:
+            # int() refuses an empty or malformed size line with a ValueError.
+            size = int(self.rfile.readline(_MAX_LINE).split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                break
+            if size < 0 or len(body) + size > MAX_BODY:
+                raise ValueError("chunked body too large")
+            body += self.rfile.read(size)
+            self.rfile.readline(_MAX_LINE)  # the CRLF after each chunk
+        while self.rfile.readline(_MAX_LINE).strip():
+            pass  # trailers: nothing upstream needs them once the body has a length
+        return bytes(body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _relay
 
