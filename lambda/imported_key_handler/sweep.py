@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 # Time kept back for one more key in the worst case (botocore's bounded retries on each call)
 # and for publishing the figures.
 RESERVE_S = 75.0
+_PACER_ID = "imported-key-cdk-sweep-pacer"
 
 
 class Pacer:
@@ -104,9 +105,23 @@ def sweep(
     remaining_s: Callable[[], float],
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     per_second: float = contract.DEFAULT_IMPORTS_PER_SECOND,
+    pacer: Pacer | None = None,
 ) -> SweepReport:
-    """Renew every key the index says is due, while time allows."""
-    fleet.kms.meta.events.register("before-call.kms.GetParametersForImport", Pacer(per_second).wait)
+    """Renew every key the index says is due, while time allows. ``pacer``: a simulation's,
+    on its own clock (default: one at ``per_second`` on the real clock)."""
+    pacer = pacer or Pacer(per_second)
+    event = "before-call.kms.GetParametersForImport"
+    fleet.kms.meta.events.register(event, pacer.wait, unique_id=_PACER_ID)
+    try:
+        return _sweep(fleet, remaining_s=remaining_s, now=now)
+    finally:
+        # The clients may outlive this sweep (a simulation runs many on one set).
+        fleet.kms.meta.events.unregister(event, unique_id=_PACER_ID)
+
+
+def _sweep(
+    fleet: FleetClients, *, remaining_s: Callable[[], float], now: Callable[[], datetime]
+) -> SweepReport:
     report = SweepReport()
     started = now()
     due: list[registry.Entry] = []

@@ -194,14 +194,15 @@ def _loopback_upstream(url: str) -> tuple[str, int]:
 class _Bucket:
     """A token bucket: ``rate`` tokens a second, at most ``max(1, rate)`` held; starts full."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.capacity = max(1.0, rate)
         self.tokens = self.capacity
-        self.at = time.monotonic()
+        self._clock = clock
+        self.at = clock()
 
     def take(self) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
         self.at = now
         if self.tokens < 1.0:
@@ -258,13 +259,17 @@ class KmsQuotaProxy:
         quotas: Mapping[str, float] | None = None,
         upstream_timeout_s: float = 30.0,
         client_timeout_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # ``clock``: seconds, monotonic; a simulation passes its own so quotas hold in its time.
         self._lock = threading.Lock()
+        self._clock = clock
         self._upstream = _loopback_upstream(upstream)
         self._paused = False
         chosen = KMS_QUOTAS if quotas is None else quotas
         self._buckets = {
-            target_of(name): _Bucket(_per_second(name, rate)) for name, rate in chosen.items()
+            target_of(name): _Bucket(_per_second(name, rate), clock)
+            for name, rate in chosen.items()
         }
         self._faults: list[_Fault] = []
         self._tally: Counter[tuple[str, str]] = Counter()
@@ -334,7 +339,9 @@ class KmsQuotaProxy:
     def set_quota(self, target: str, per_second: float | None) -> None:
         """Limit ``target`` to ``per_second`` from now on (a full bucket); ``None``: no limit."""
         key = target_of(target)
-        bucket = None if per_second is None else _Bucket(_per_second(target, per_second))
+        bucket = (
+            None if per_second is None else _Bucket(_per_second(target, per_second), self._clock)
+        )
         with self._lock:
             if bucket is None:
                 self._buckets.pop(key, None)
