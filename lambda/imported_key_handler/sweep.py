@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from . import clients, contract, registry
+from .audit import audited
 from .errors import ImportFailure
 from .renewal import FleetClients, renew_key
 
@@ -138,9 +139,13 @@ def _sweep(
             logger.warning("Out of time: %d due keys left for the next sweep", report.left_for_next)
             break
         try:
-            result = renew_key(
-                fleet, entry.key_id, contract.TRIGGER_SWEEP, now=now(), index_entry=entry.name
-            )
+            # One audit line per key; an SDK failure (a dropped connection) becomes a failure of
+            # this key alone, not of the sweep.
+            with audited(f"Renew({contract.TRIGGER_SWEEP})", entry.key_id) as record:
+                result = renew_key(
+                    fleet, entry.key_id, contract.TRIGGER_SWEEP, now=now(), index_entry=entry.name
+                )
+                record.succeeded("RENEWED" if result.renewed else "NOT_DUE", result.valid_to)
         except ImportFailure as failure:
             # One key's failure must not stop the others; its entry stays, so it is retried.
             logger.error("Renewal of key %s failed: %s", entry.key_id, failure.reason)
@@ -151,10 +156,11 @@ def _sweep(
             report.earliest_valid_to is None or result.valid_to < report.earliest_valid_to
         ):
             report.earliest_valid_to = result.valid_to
-    # Renewals moved entries later; the earliest left is what the alarm should see.
-    report.earliest_valid_to = min(
-        (e.valid_to for e in registry.entries(fleet.s3, fleet.bucket)), default=None
-    )
+    if report.renewed:
+        # Renewals moved entries later; the earliest left is what the alarm should see.
+        report.earliest_valid_to = min(
+            (e.valid_to for e in registry.entries(fleet.s3, fleet.bucket)), default=None
+        )
     return report
 
 
