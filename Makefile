@@ -69,8 +69,15 @@ demo: $(VENV)/.installed $(LOCALSTACK_VENV)/.installed
 synth: $(VENV)/.installed
 	CDK_OUTDIR=cdk.out $(VENV)/bin/python app.py
 
+# The fleet time warp draws its plot with matplotlib, which only the benchmark needs.
+MATPLOTLIB := matplotlib==3.10.7
+WARP_KEYS ?= 1000
+WARP_YEARS ?= 5
+
 bench: $(VENV)/.installed $(LOCALSTACK_VENV)/.installed
+	$(UV) pip install --quiet --python $(VENV)/bin/python $(MATPLOTLIB)
 	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python bench/fleet_warp.py $(WARP_KEYS) $(WARP_YEARS) bench/fleet_warp.json bench/fleet_warp.png
 
 clean:
 	rm -rf $(VENV) $(LOCALSTACK_VENV) .tools node_modules cdk.out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
