@@ -50,7 +50,12 @@ logger = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(minutes=2)
 
 
-class ReplacedKey(ImportFailure):
+class NotDeclared(ImportFailure):
+    """CloudFormation's record no longer holds the key: its resource is gone, or is another key
+    (a replacement). A renewal drops such a key from the due index instead of failing on it."""
+
+
+class ReplacedKey(NotDeclared):
     """CloudFormation names another key for the resource the key's tags name."""
 
 
@@ -274,7 +279,12 @@ def require_in_stack(cloudformation: "CloudFormationClient", binding: Binding) -
             StackName=stack_id, LogicalResourceId=logical_id
         )["StackResourceDetail"]
     except ClientError as error:
-        raise ImportFailure(f"{refusal} ({error_code(error)}). Nothing was changed.") from None
+        reason = f"{refusal} ({error_code(error)}). Nothing was changed."
+        # Assumption (CloudFormation's messages, not a documented code): a resource or stack
+        # that is gone is a ValidationError saying it "does not exist".
+        if error_code(error) == "ValidationError" and "does not exist" in str(error):
+            raise NotDeclared(reason) from None
+        raise ImportFailure(reason) from None
     if not _same_key(detail.get("PhysicalResourceId"), binding.key_id):
         raise ReplacedKey(
             f"{refusal}: its resource {logical_id[:64]} is another key. Nothing was changed."

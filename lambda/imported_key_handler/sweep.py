@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 
 from . import clients, contract, registry
 from .audit import audited
+from .binding import NotDeclared
 from .errors import ImportFailure
 from .renewal import FleetClients, renew_key
 
@@ -85,6 +86,7 @@ class SweepReport:
     renewed: int = 0
     failed: list[str] = field(default_factory=list)
     left_for_next: int = 0
+    dropped: int = 0
     earliest_valid_to: datetime | None = None
 
     def summary(self) -> dict[str, Any]:
@@ -94,6 +96,7 @@ class SweepReport:
             "Renewed": self.renewed,
             "Failed": len(self.failed),
             "LeftForNextSweep": self.left_for_next,
+            "LeftTheStack": self.dropped,
             "EarliestValidTo": self.earliest_valid_to.isoformat()
             if self.earliest_valid_to
             else None,
@@ -146,6 +149,12 @@ def _sweep(
                     fleet, entry.key_id, contract.TRIGGER_SWEEP, now=now(), index_entry=entry.name
                 )
                 record.succeeded("RENEWED" if result.renewed else "NOT_DUE", result.valid_to)
+        except NotDeclared as gone:
+            # Replaced or removed from its stack: no longer this fleet's key to renew.
+            logger.warning("Key %s left the index: %s", entry.key_id, gone.reason)
+            registry.remove(fleet.s3, fleet.bucket, entry.name)
+            report.dropped += 1
+            continue
         except ImportFailure as failure:
             # One key's failure must not stop the others; its entry stays, so it is retried.
             logger.error("Renewal of key %s failed: %s", entry.key_id, failure.reason)

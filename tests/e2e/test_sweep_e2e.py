@@ -337,3 +337,24 @@ def test_publish_reports_the_earliest_expiry_of_the_fleet(localstack: LocalStack
     # Nothing indexed: no expiry datapoint, so the fleet alarm (missing = breaching) fires.
     assert contract.METRIC_MIN_SECONDS_TO_EXPIRY not in {m["MetricName"] for m in listed}
     assert contract.METRIC_KEYS in {m["MetricName"] for m in listed}
+
+
+def test_a_key_that_left_its_stack_leaves_the_index_without_failing_the_sweep(
+    fleet: Fleet, shim_clock: Callable[[datetime], None], stacks: PlayedStacks
+) -> None:
+    """A replacement: CloudFormation now names another key for the old one's resource. The
+    old key is no longer the fleet's, so the sweep drops its entry rather than fail daily."""
+    replaced = next(iter(fleet.keys))
+    tags = {
+        t["TagKey"]: t["TagValue"]
+        for t in fleet.clients.kms.list_resource_tags(KeyId=replaced)["Tags"]
+    }
+    stacks.record(
+        TEST_STACK_ID, tags[contract.TAG_KEY_RESOURCE], "new-key-id", resource_type="AWS::KMS::Key"
+    )
+    at = START + timedelta(days=VALIDITY_DAYS) - WINDOW / 2
+    report = run_sweep(fleet, shim_clock, at)
+    assert (report.dropped, report.failed, report.renewed) == (1, [], FLEET - 1)
+    assert replaced not in index(fleet)
+    # Left alone in KMS: the deployment that replaced it decides what happens to it.
+    assert_key_holds(fleet.clients.kms, replaced, fleet.keys[replaced])
