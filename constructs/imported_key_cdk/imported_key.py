@@ -324,6 +324,10 @@ class ImportedKey(cdk.Resource):
         properties[contract.PROP_ROTATE_ON_MATERIAL_CHANGE] = str(rotate).lower()
         if version_id is not None:
             properties[contract.PROP_MATERIAL_VERSION_ID] = version_id
+        if renewal is not None:
+            properties[contract.PROP_RENEW_BEFORE_SECONDS] = str(
+                int(renewal.renew_before.to_seconds())
+            )
         self.material_import = cdk.CustomResource(
             self,
             "MaterialImport",

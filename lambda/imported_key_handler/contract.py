@@ -39,6 +39,10 @@ PROP_MATERIAL_VERSION_ID: Final = "MaterialVersionId"
 PROP_ROTATE_ON_MATERIAL_CHANGE: Final = "RotateOnMaterialChange"
 # "true" or "false": on Delete, revoke with DeleteImportedKeyMaterial.
 PROP_DELETE_MATERIAL_ON_REMOVAL: Final = "DeleteMaterialOnRemoval"
+# The renewal window in seconds (expiring material only). The handler does not read it: the key's
+# TAG_DECLARED holds the window it indexes the key by. It is a property so that a changed window,
+# and the upgrade that brought the due index, reach the handler as an Update that re-indexes.
+PROP_RENEW_BEFORE_SECONDS: Final = "RenewBeforeSeconds"
 
 # Attributes returned in the response ``Data`` (readable with Fn::GetAtt).
 ATTR_KEY_ARN: Final = "KeyArn"

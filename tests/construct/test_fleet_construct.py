@@ -9,7 +9,7 @@ import pytest
 from aws_cdk.assertions import Template
 from stacks import NO_BUNDLING, SECRET_ARN, key_in
 
-from imported_key_cdk import FleetKey, ImportedKeyFleet, load_manifest
+from imported_key_cdk import FleetKey, ImportedKeyFleet, MaterialExpiration, load_manifest
 from imported_key_cdk.fleet import MAX_KEYS_PER_STACK, group_of
 from imported_key_handler import contract
 
@@ -173,3 +173,20 @@ def test_a_key_cannot_share_a_handler_of_an_unrelated_stack() -> None:
     first = key_in(one)
     with pytest.raises(ValueError, match="Invalid import_handler"):
         key_in(two, import_handler=first.renewal.node.scope)  # type: ignore[union-attr]
+
+
+def test_the_renewal_window_is_an_import_property_so_a_change_reaches_the_index() -> None:
+    """The handler indexes a key by the window in its declared tag; the window is also a
+    property of the import, so changing it (or upgrading to the due index) sends an Update."""
+    app = cdk.App(context=NO_BUNDLING)
+    stack = cdk.Stack(app, "Fleet", env=ENV)
+    expiring = key_in(stack, "Expiring", renew_before=cdk.Duration.days(20))
+    never = key_in(stack, "Never", expiration=MaterialExpiration.never())
+    template = Template.from_stack(stack).to_json()["Resources"]
+
+    def properties(key: Any) -> dict[str, Any]:
+        logical_id = stack.resolve(key.material_import.node.default_child.logical_id)
+        return dict(template[logical_id]["Properties"])
+
+    assert properties(expiring)[contract.PROP_RENEW_BEFORE_SECONDS] == str(20 * 86400)
+    assert contract.PROP_RENEW_BEFORE_SECONDS not in properties(never)
