@@ -7,6 +7,9 @@ CDK_NAG2 := $(VENV)/cdk-nag2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export LOCALSTACK_PYTHON := $(CURDIR)/$(LOCALSTACK_VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The environments install side by side (the two venvs, npm, then cdk-nag 2 once the venv is
+# there): each mostly waits on downloads and disk. Recipes of one target still run in order.
+MAKEFLAGS += --jobs=4
 
 .PHONY: test test-aws lint demo synth bench clean
 
@@ -51,11 +54,12 @@ lint: $(VENV)/.installed
 PYTEST_WORKERS ?= 3
 
 # ruff first (seconds); mypy --strict runs inside pytest as one test (tests/lint), in parallel
-# with the rest, because on a fresh clone it takes a core for about a minute.
+# with the rest, because on a fresh clone it takes a core for half a minute. The 20 slowest
+# tests are listed at the end, to watch CI's time budget.
 test: $(VENV)/.installed $(LOCALSTACK_VENV)/.installed $(CDK_NAG2)/.installed node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=20
 
 # Opt-in, never in CI: the end-to-end tests marked `aws` against the account and Region of your
 # AWS credentials (environment or profile). Keys they create are scheduled for deletion after
