@@ -7,6 +7,12 @@ CDK_NAG2 := $(VENV)/cdk-nag2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export LOCALSTACK_PYTHON := $(CURDIR)/$(LOCALSTACK_VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# uv installs no bytecode, so without it every Python process of a test run (three workers and
+# about twenty subprocesses) would compile what it imports, aws-cdk-lib's large modules among
+# them: some 4 s of CPU each. The first process to import a module writes its bytecode, here,
+# outside the source tree, and the others read it, also where PYTHONDONTWRITEBYTECODE is set.
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(CURDIR)/.cache/pycache
 # The environments install side by side (the two venvs, npm, then cdk-nag 2 once the venv is
 # there): each mostly waits on downloads and disk. Recipes of one target still run in order.
 MAKEFLAGS += --jobs=4
