@@ -13,9 +13,6 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # outside the source tree, and the others read it, also where PYTHONDONTWRITEBYTECODE is set.
 unexport PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX := $(CURDIR)/.cache/pycache
-# The environments install side by side (the two venvs, npm, then cdk-nag 2 once the venv is
-# there): each mostly waits on downloads and disk. Recipes of one target still run in order.
-MAKEFLAGS += --jobs=4
 
 .PHONY: test test-aws lint demo synth bench clean
 
@@ -59,10 +56,17 @@ lint: $(VENV)/.installed
 # emulator, a timeout or a subprocess, so a third worker fills the gaps. Every test still runs.
 PYTEST_WORKERS ?= 3
 
+# The environments install side by side (the two venvs and npm at once, cdk-nag 2 once the venv
+# is there): each mostly waits on downloads and disk. Only here, so `make clean test` still
+# cleans first.
+TEST_ENVIRONMENTS := $(VENV)/.installed $(LOCALSTACK_VENV)/.installed $(CDK_NAG2)/.installed \
+	node_modules/.installed
+
 # ruff first (seconds); mypy --strict runs inside pytest as one test (tests/lint), in parallel
 # with the rest, because on a fresh clone it takes a core for half a minute. The 20 slowest
 # tests are listed at the end, to watch CI's time budget.
-test: $(VENV)/.installed $(LOCALSTACK_VENV)/.installed $(CDK_NAG2)/.installed node_modules/.installed
+test:
+	@$(MAKE) --no-print-directory --jobs=4 $(TEST_ENVIRONMENTS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=20
