@@ -7,6 +7,12 @@ CDK_NAG2 := $(VENV)/cdk-nag2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export LOCALSTACK_PYTHON := $(CURDIR)/$(LOCALSTACK_VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# uv installs no bytecode, so without it every Python process of a test run (three workers and
+# about twenty subprocesses) would compile what it imports, aws-cdk-lib's large modules among
+# them: some 4 s of CPU each. The first process to import a module writes its bytecode, here,
+# outside the source tree, and the others read it, also where PYTHONDONTWRITEBYTECODE is set.
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(CURDIR)/.cache/pycache
 
 .PHONY: test test-aws lint demo synth bench clean
 
@@ -50,12 +56,20 @@ lint: $(VENV)/.installed
 # emulator, a timeout or a subprocess, so a third worker fills the gaps. Every test still runs.
 PYTEST_WORKERS ?= 3
 
+# The environments install side by side (the two venvs and npm at once, cdk-nag 2 once the venv
+# is there): each mostly waits on downloads and disk. Only here, so `make clean test` still
+# cleans first.
+TEST_ENVIRONMENTS := $(VENV)/.installed $(LOCALSTACK_VENV)/.installed $(CDK_NAG2)/.installed \
+	node_modules/.installed
+
 # ruff first (seconds); mypy --strict runs inside pytest as one test (tests/lint), in parallel
-# with the rest, because on a fresh clone it takes a core for about a minute.
-test: $(VENV)/.installed $(LOCALSTACK_VENV)/.installed $(CDK_NAG2)/.installed node_modules/.installed
+# with the rest, because on a fresh clone it takes a core for half a minute. The 20 slowest
+# tests are listed at the end, to watch CI's time budget.
+test:
+	@$(MAKE) --no-print-directory --jobs=4 $(TEST_ENVIRONMENTS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=20
 
 # Opt-in, never in CI: the end-to-end tests marked `aws` against the account and Region of your
 # AWS credentials (environment or profile). Keys they create are scheduled for deletion after

@@ -9,12 +9,15 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from pathlib import Path
 
 import pytest
-from support.synth import synth_with_bundling
 
 
 @pytest.fixture(scope="session")
 def lambda_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The handler's Lambda asset for each architecture, bundled once per session."""
+    # Imported here: aws_cdk takes seconds to load, and the pytest runs that some tests start
+    # (tests/e2e/test_real_aws_switch.py) need not pay for it when they collect no CDK test.
+    from support.synth import synth_with_bundling
+
     _, assets = synth_with_bundling(tmp_path_factory.mktemp("bundles"))
     return {arch: Path(path) for arch, path in assets.items()}
 

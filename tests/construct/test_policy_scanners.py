@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -181,14 +182,59 @@ def test_acknowledgements_reach_both_majors_on_the_resource_only() -> None:
     ]
 
 
-def test_cfn_lint_passes_every_template(nag3: tuple[list[tuple[str, str]], Path]) -> None:
-    templates = sorted(str(p) for p in nag3[1].glob("*.template.json"))
-    assert len(templates) == 3
+# The two controls cfn-lint must reject, linted in the same run as the scanned templates: each
+# cfn-lint start reads its schemas again, which costs seconds.
+CYCLIC_TEMPLATE = {
+    "Resources": {
+        "A": {"Type": "AWS::SNS::Topic", "DependsOn": "B"},
+        "B": {"Type": "AWS::SNS::Topic", "DependsOn": "A"},
+    }
+}
+BROKEN_TEMPLATE = '{"Resources": {"K": {"Type": "AWS::KMS::Key", "Properties": {"Origin": 7}}}}'
+
+
+@dataclass(frozen=True)
+class CfnLintRun:
+    returncode: int
+    scanned: list[str]  # the scanned app's templates
+    cyclic: str
+    broken: str
+    rules: dict[str, list[str]]  # the rule ids cfn-lint reported, per template
+
+    def output(self) -> str:
+        return json.dumps(self.rules, indent=1)
+
+
+@pytest.fixture(scope="module")
+def cfn_lint(
+    nag3: tuple[list[tuple[str, str]], Path], tmp_path_factory: pytest.TempPathFactory
+) -> CfnLintRun:
+    """One cfn-lint run over the scanned templates and both controls (JSON: per template)."""
+    controls = tmp_path_factory.mktemp("cfn-lint-controls")
+    cyclic = controls / "cyclic.template.json"
+    cyclic.write_text(json.dumps(CYCLIC_TEMPLATE))
+    broken = controls / "broken.template.json"
+    broken.write_text(BROKEN_TEMPLATE)
+    scanned = sorted(str(p) for p in nag3[1].glob("*.template.json"))
     result = subprocess.run(
-        [CFN_LINT, "--ignore-checks", *CFN_LINT_IGNORED, "--", *templates],
+        [CFN_LINT, "--format", "json", "--ignore-checks", *CFN_LINT_IGNORED, "--",
+         *scanned, str(cyclic), str(broken)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.lstrip().startswith("["), result.stdout + result.stderr
+    rules: dict[str, list[str]] = {}
+    for match in json.loads(result.stdout):
+        rules.setdefault(match["Filename"], []).append(match["Rule"]["Id"])
+    return CfnLintRun(result.returncode, scanned, str(cyclic), str(broken), rules)
+
+
+def test_cfn_lint_passes_every_template(cfn_lint: CfnLintRun) -> None:
+    assert len(cfn_lint.scanned) == 3
+    assert not [path for path in cfn_lint.scanned if path in cfn_lint.rules], cfn_lint.output()
+    # Errors (2) and nothing else in the run: the two controls' findings, not a warning (4) or
+    # an informational finding (8) about any template.
+    assert set(cfn_lint.rules) == {cfn_lint.cyclic, cfn_lint.broken}, cfn_lint.output()
+    assert cfn_lint.returncode == 2, cfn_lint.output()
 
 
 def test_no_template_has_a_dependency_cycle(nag3: tuple[list[tuple[str, str]], Path]) -> None:
@@ -200,35 +246,14 @@ def test_no_template_has_a_dependency_cycle(nag3: tuple[list[tuple[str, str]], P
         assert_acyclic(json.loads(template.read_text()))
 
 
-def test_cfn_lint_does_report_a_dependency_cycle(tmp_path: Path) -> None:
-    cyclic = tmp_path / "cyclic.template.json"
-    cyclic.write_text(
-        json.dumps(
-            {
-                "Resources": {
-                    "A": {"Type": "AWS::SNS::Topic", "DependsOn": "B"},
-                    "B": {"Type": "AWS::SNS::Topic", "DependsOn": "A"},
-                }
-            }
-        )
-    )
-    result = subprocess.run(
-        [CFN_LINT, "--", str(cyclic)], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert result.returncode != 0
-    assert "E3004" in result.stdout  # circular resource dependencies
+def test_cfn_lint_does_report_a_dependency_cycle(cfn_lint: CfnLintRun) -> None:
+    assert cfn_lint.returncode != 0
+    assert "E3004" in cfn_lint.rules.get(cfn_lint.cyclic, []), cfn_lint.output()  # circular
 
 
-def test_cfn_lint_does_report_a_broken_template(tmp_path: Path) -> None:
-    broken = tmp_path / "broken.template.json"
-    broken.write_text(
-        '{"Resources": {"K": {"Type": "AWS::KMS::Key", "Properties": {"Origin": 7}}}}'
-    )
-    result = subprocess.run(
-        [CFN_LINT, "--", str(broken)], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert result.returncode != 0
-    assert "E3030" in result.stdout  # the allowed values of Origin
+def test_cfn_lint_does_report_a_broken_template(cfn_lint: CfnLintRun) -> None:
+    assert cfn_lint.returncode != 0
+    assert "E3030" in cfn_lint.rules.get(cfn_lint.broken, []), cfn_lint.output()  # Origin: 7
 
 
 if __name__ == "__main__":

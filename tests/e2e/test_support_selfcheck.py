@@ -155,6 +155,43 @@ def test_imported_material_is_exactly_what_kms_uses(kms: "KMSClient") -> None:
 
 
 @pytest.mark.localstack
+def test_every_wrapping_key_is_new_and_of_its_size(kms: "KMSClient") -> None:
+    """The shim builds LocalStack's RSA keys from primes of earlier ones (see its docstring):
+    each GetParametersForImport must still answer with a public key of its own."""
+    key_id = _pending_key(kms)
+    seen: set[int] = set()
+    for bits, spec in [(2048, "RSA_2048"), (4096, "RSA_4096")] * 4 + [(3072, "RSA_3072")] * 2:
+        parameters = kms.get_parameters_for_import(
+            KeyId=key_id, WrappingAlgorithm=WRAPPING_ALGORITHM, WrappingKeySpec=spec
+        )
+        public_key = serialization.load_der_public_key(parameters["PublicKey"])
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        modulus = public_key.public_numbers().n
+        assert modulus.bit_length() == bits
+        assert modulus not in seen
+        seen.add(modulus)
+
+    # Material wrapped for one answer's key is not imported with the next answer's token.
+    first, second = (
+        kms.get_parameters_for_import(
+            KeyId=key_id, WrappingAlgorithm=WRAPPING_ALGORITHM, WrappingKeySpec="RSA_4096"
+        )
+        for _ in range(2)
+    )
+    wrapped = wrap_key_material(os.urandom(32), first["PublicKey"], WRAPPING_ALGORITHM)
+    with pytest.raises(ClientError) as error:
+        kms.import_key_material(
+            KeyId=key_id,
+            ImportToken=second["ImportToken"],
+            EncryptedKeyMaterial=wrapped,
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )
+    # LocalStack's answer to an unwrap that fails (KMS's would be InvalidCiphertextException).
+    assert "Decryption failed" in error.value.response["Error"]["Message"]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
+
+
+@pytest.mark.localstack
 def test_shim_follows_the_expiration_model_and_material_deletion(kms: "KMSClient") -> None:
     key_id = _pending_key(kms)
     material = os.urandom(32)

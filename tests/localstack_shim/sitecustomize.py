@@ -137,6 +137,15 @@ One more thing, for the workplace rather than for KMS: LocalStack 4.10 ignores t
 ``GATEWAY_LISTEN`` for IPv4 (``runtime/server/twisted.py``, "TODO: interface = host?") and
 listens on every interface. The shim makes IPv4 server endpoints default to 127.0.0.1.
 
+And one for the test suite's time: LocalStack makes a new RSA key pair for every
+GetParametersForImport (its wrapping key) and every RSA key it creates, about 0.5 s of CPU for
+RSA_4096, which was most of the emulator's work in a test run. The shim has it build each new
+RSA key from two primes of keys it generated before, a pair of primes never used together
+before: every key handed out still has its own modulus, of exactly its size, so each
+GetParametersForImport still answers with a new public key (material wrapped for another one
+cannot be imported with its token), while a handful of generated keys serve a whole run. Keys
+sharing primes are worthless outside a test, which is all these are for.
+
 It is a ``sitecustomize`` so that it runs before LocalStack loads its services; put this
 directory on ``PYTHONPATH`` of the LocalStack process only. If the code it patches or relies on
 has moved (a LocalStack upgrade), it stops the interpreter with ``SystemExit``: ``site``
@@ -716,9 +725,72 @@ def _listen_on_loopback_only() -> None:
     endpoints.TCP4ServerEndpoint = LoopbackTCP4ServerEndpoint
 
 
+class _RecombinedRsa:
+    """LocalStack's ``rsa`` module, whose ``generate_private_key`` recombines primes (above).
+
+    With k keys generated for a size, any two of their 2k primes make a key: k(2k-1) keys. The
+    product of two of them has exactly the size's bits, as OpenSSL draws every prime of a
+    b-bit key above sqrt(2) * 2**(b/2 - 1); each key is checked for that all the same.
+    """
+
+    _PUBLIC_EXPONENT = 65537
+
+    def __init__(self, rsa: Any) -> None:
+        self._rsa = rsa
+        self._primes: dict[int, list[int]] = {}
+        self._unused: dict[int, list[tuple[int, int]]] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rsa, name)
+
+    def generate_private_key(self, public_exponent: int, key_size: int, *args: Any) -> Any:
+        if public_exponent != self._PUBLIC_EXPONENT or args:
+            return self._rsa.generate_private_key(public_exponent, key_size, *args)
+        with self._lock:
+            unused = self._unused.setdefault(key_size, [])
+            if not unused:
+                self._add_primes(key_size)
+            p, q = unused.pop(0)
+        return self._key(p, q, key_size)
+
+    def _add_primes(self, key_size: int) -> None:
+        numbers = self._rsa.generate_private_key(self._PUBLIC_EXPONENT, key_size).private_numbers()
+        primes = self._primes.setdefault(key_size, [])
+        new = (numbers.p, numbers.q)
+        self._unused[key_size] += [new, *((mine, old) for mine in new for old in primes)]
+        primes += new
+
+    def _key(self, p: int, q: int, key_size: int) -> Any:
+        rsa = self._rsa
+        modulus = p * q
+        if modulus.bit_length() != key_size:
+            _fail(f"two primes of {key_size}-bit RSA keys made a {modulus.bit_length()}-bit key")
+        private = pow(self._PUBLIC_EXPONENT, -1, (p - 1) * (q - 1))
+        numbers = rsa.RSAPrivateNumbers(
+            p=p,
+            q=q,
+            d=private,
+            dmp1=rsa.rsa_crt_dmp1(private, p),
+            dmq1=rsa.rsa_crt_dmq1(private, q),
+            iqmp=rsa.rsa_crt_iqmp(p, q),
+            public_numbers=rsa.RSAPublicNumbers(self._PUBLIC_EXPONENT, modulus),
+        )
+        # The primes are OpenSSL's own; checking them again would cost what the pool saves.
+        return numbers.private_key(unsafe_skip_rsa_key_validation=True)
+
+
+def _recombine_rsa_primes(models: Any) -> None:
+    crypto_key = _attribute(_MODELS_MODULE, "KmsCryptoKey")
+    if "rsa.generate_private_key(" not in inspect.getsource(crypto_key.__init__):
+        _fail(f"{_MODELS_MODULE}.KmsCryptoKey no longer calls rsa.generate_private_key")
+    models.rsa = _RecombinedRsa(models.rsa)
+
+
 _PROVIDER = _provider_class()  # first: its complaints name what moved most precisely
 _LOCALSTACK = _LocalStack()
 _patch(_PROVIDER, _LOCALSTACK)
+_recombine_rsa_primes(_LOCALSTACK.models)
 # LocalStack's own rotation of keys whose material it generates reads this at call time.
 _LOCALSTACK.models.ON_DEMAND_ROTATION_LIMIT = ON_DEMAND_ROTATION_LIMIT
 _listen_on_loopback_only()

@@ -11,6 +11,7 @@ tests can move (``LocalStack.set_clock``).
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -417,15 +418,30 @@ def start_localstack(
     """
     python = localstack_python()
     log_dir.mkdir(parents=True, exist_ok=True)
-    for _ in range(_PORT_ATTEMPTS):
-        stack = _launch(
-            python,
-            log_dir,
-            free_port(),
-            shim=shim,
-            timeout=timeout,
-            catalog_cache=catalog_cache,
-        )
-        if stack is not None:
-            return stack
+    with _first_to_build(catalog_cache):
+        for _ in range(_PORT_ATTEMPTS):
+            stack = _launch(
+                python,
+                log_dir,
+                free_port(),
+                shim=shim,
+                timeout=timeout,
+                catalog_cache=catalog_cache,
+            )
+            if stack is not None:
+                return stack
     raise LocalStackError(f"LocalStack lost its port to another process {_PORT_ATTEMPTS} times")
+
+
+@contextlib.contextmanager
+def _first_to_build(catalog_cache: Path | None) -> Iterator[None]:
+    """While the cache holds no service index, one start at a time: the pytest workers of a
+    fresh clone, starting together, would each build it (see DEFAULT_CATALOG_CACHE); the
+    others wait a few seconds for the first to keep it, then copy it."""
+    if catalog_cache is None or any(catalog_cache.glob(_CATALOG_GLOB)):
+        yield
+        return
+    catalog_cache.mkdir(parents=True, exist_ok=True)
+    with (catalog_cache / ".building.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
