@@ -193,6 +193,7 @@ class Fleet:
         # the SDK's retries spread them at KMS's quota; here one second apart.
         for key_id in self.secrets:
             clock.sleep(1.0)
+            localstack.set_clock(clock.now)
             result = renew_key(self.clients, key_id, contract.TRIGGER_SCHEDULE, now=clock.now)
             assert result.valid_to is not None
             self.valid_to[key_id] = result.valid_to
@@ -307,6 +308,8 @@ def run(
         fleet.kms_calls.take()
         proxy.reset_counts()
         for day in range(1, days + 1):
+            if day % 100 == 0:
+                print(f"day {day}: {sum(result.renewals_per_day)} renewals", file=sys.stderr)
             at = START + timedelta(days=day)
             in_outage = day in plan.outage
             _expire(fleet, result, at, events=not in_outage)
