@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from botocore.exceptions import BotoCoreError
 from crhelper import CfnResource
 
 from . import contract, deadline, log_config
@@ -151,11 +152,13 @@ def _delete(event: Mapping[str, Any], properties: Mapping[str, Any], key_id: str
         return _leave(event, properties, key_id, revoke=True)
     try:
         return _leave(event, properties, key_id, revoke=False)
-    except ImportFailure as failure:
+    except (ImportFailure, BotoCoreError) as failure:
         # Without revocation a Delete changes nothing in KMS, and must not fail the stack's
-        # removal: an unconfirmed one (forged, or a key bound by an older deployment) leaves
-        # the key indexed, and renewing, rather than failing.
-        logger.warning("Delete left key %s indexed: %s", key_id, failure.reason)
+        # removal: an unconfirmed one (forged, a key bound by an older deployment, AWS out of
+        # reach) leaves the key indexed rather than failing. A key that left its stack then
+        # leaves the index at its next sweep.
+        reason = failure.reason if isinstance(failure, ImportFailure) else type(failure).__name__
+        logger.warning("Delete left key %s indexed: %s", key_id, reason)
         return KEPT
 
 
