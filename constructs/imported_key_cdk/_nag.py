@@ -70,7 +70,7 @@ def _flatten(node: Any) -> str:
         if function == "Fn::GetAtt":
             name, attribute = argument
             return f"<{_flatten(name)}.{_flatten(attribute)}>"
-    raise ValueError(f"Cannot name the cdk-nag finding of {node!r}")
+    raise TypeError(f"Cannot name the cdk-nag finding of {node!r}")
 
 
 NO_ALARM_ACTION = (

@@ -25,7 +25,7 @@ from stacks import NO_BUNDLING, assert_acyclic
 from support.synth import REPO, example_app
 
 from imported_key_cdk import ImportedKey, MaterialEncoding
-from imported_key_cdk._nag import acknowledge
+from imported_key_cdk._nag import acknowledge, wildcard_resource
 
 # CDK gives every Lambda function an explicit DependsOn on its role, which the role's GetAtt
 # already implies; cfn-lint flags that as W3005. It is CDK's doing and harmless.
@@ -188,6 +188,43 @@ def test_acknowledgements_reach_both_majors_on_the_resource_only() -> None:
     assert not [
         e for e in key.node.metadata if e.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
     ]
+
+
+def test_a_granular_finding_is_acknowledged_in_each_majors_form() -> None:
+    """cdk-nag 3 matches the whole finding id; cdk-nag 2 wants the rule with the finding in
+    applies_to (it refuses an id with brackets)."""
+    app = cdk.App(context=NO_BUNDLING)
+    stack = cdk.Stack(app, "Stack")
+    bucket = cdk.aws_s3.Bucket(stack, "Bucket")
+    role = cdk.aws_iam.Role(stack, "Role", assumed_by=cdk.aws_iam.AccountRootPrincipal())
+    bucket.grant_read(role)
+    objects = bucket.arn_for_objects("due/*")
+    finding = wildcard_resource(stack, objects)
+    bucket_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+    assert finding == f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/due/*]"
+    partition_arn = stack.format_arn(service="kms", resource="key", resource_name="*")
+    assert wildcard_resource(stack, partition_arn) == (
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]"
+    )
+    policy = role.node.find_child("DefaultPolicy")
+    acknowledge(policy, {finding: "The index's own entries."})
+    resource = policy.node.default_child
+    assert isinstance(resource, cdk.CfnResource)
+    assert resource.get_metadata("cdk_nag") == {
+        "rules_to_suppress": [
+            {
+                "id": "AwsSolutions-IAM5",
+                "reason": "The index's own entries.",
+                "applies_to": [f"Resource::<{bucket_id}.Arn>/due/*"],
+            }
+        ]
+    }
+    acknowledged = [
+        entry.data
+        for entry in resource.node.metadata
+        if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    ]
+    assert acknowledged == [{f"Annotation::{finding}": "The index's own entries."}]
 
 
 def test_cfn_lint_passes_every_template(nag3: tuple[list[tuple[str, str]], Path]) -> None:
