@@ -360,6 +360,7 @@ class ImportHandler(Construct):
         ]
         for statement in statements:
             self.function.add_to_role_policy(statement)
+        self._acknowledge_wildcards(statements)
         # The index is the handler's alone to write: a planted or removed entry could only
         # cost a renewal (each key is checked), but no one else has a reason to write it.
         self.registry.add_to_resource_policy(
@@ -374,28 +375,56 @@ class ImportHandler(Construct):
         )
 
     def _acknowledge_findings(self, role: iam.Role, log_group: logs.LogGroup) -> None:
-        _nag.acknowledge(
-            self.function,
-            {
-                "AwsSolutions-L1": "Python 3.13 is the default on purpose: the newest runtime "
-                "whose bundle the tests can load; handler_runtime selects 3.14.",
-                "NIST.800.53.R5-LambdaInsideVPC": "The handler only calls the KMS and Secrets "
-                "Manager APIs over TLS; it reaches no resource in a VPC.",
-                "NIST.800.53.R5-LambdaDLQ": "Failed asynchronous invocations go to the "
-                "encrypted dead-letter queue through the on-failure destination.",
-                "NIST.800.53.R5-LambdaConcurrency": "Reserved concurrency would take from the "
-                "account's pool and fail deployments in small accounts; throttling is retried.",
-            },
-        )
+        for function in (self.function, self.sweep_function):
+            _nag.acknowledge(
+                function,
+                {
+                    "AwsSolutions-L1": "Python 3.13 is the default on purpose: the newest "
+                    "runtime whose bundle the tests can load; handler_runtime selects 3.14.",
+                    "NIST.800.53.R5-LambdaInsideVPC": "The handler only calls AWS APIs (KMS, "
+                    "Secrets Manager, CloudFormation, S3, CloudWatch) over TLS; it reaches no "
+                    "resource in a VPC.",
+                    "NIST.800.53.R5-LambdaDLQ": "Failed asynchronous invocations go to the "
+                    "encrypted dead-letter queue through the on-failure destination.",
+                    "NIST.800.53.R5-LambdaConcurrency": "Reserved concurrency would take from "
+                    "the account's pool and fail deployments in small accounts; throttling is "
+                    "retried.",
+                },
+            )
         policy = role.node.try_find_child("DefaultPolicy")
         if policy is not None:
             _nag.acknowledge(
                 policy,
                 {
-                    "NIST.800.53.R5-IAMNoInlinePolicy": "The policy names exact key, secret, "
-                    "queue and log group ARNs; a managed policy would be no narrower.",
+                    "NIST.800.53.R5-IAMNoInlinePolicy": "The policy is this role's alone, and "
+                    "each statement names its resources or limits them by tag or namespace; a "
+                    "managed policy would be no narrower.",
                 },
             )
+        # The index holds no data: empty objects whose names are a key id and two times, a
+        # hint the handler checks against each key's own tags and rewrites after each import.
+        _nag.acknowledge(
+            self.registry,
+            {
+                "AwsSolutions-S1": "The due index holds only empty objects (a key id and two "
+                "times in each name); only the handler's role may write it, and the handler "
+                "logs every renewal. Access logs would need a second bucket and record nothing "
+                "worth auditing.",
+                "NIST.800.53.R5-S3BucketLoggingEnabled": "The due index holds only empty "
+                "objects (a key id and two times in each name); only the handler's role may "
+                "write it, and the handler logs every renewal.",
+                "NIST.800.53.R5-S3BucketVersioningEnabled": "The due index is a hint, never an "
+                "authority: the handler checks each key it names against the key's own tags "
+                "and writes a new entry after each import; old versions would only keep stale "
+                "times.",
+                "NIST.800.53.R5-S3BucketReplicationEnabled": "The due index is a hint the "
+                "handler rebuilds after each import, for the keys of this Region only; a "
+                "replica in another Region would serve no key.",
+                "NIST.800.53.R5-S3DefaultEncryptionKMS": "The objects are empty and their "
+                "names hold no secret; S3-managed encryption applies, and a KMS key would add "
+                "a key to manage for nothing.",
+            },
+        )
         _nag.acknowledge(
             log_group,
             {
@@ -409,6 +438,45 @@ class ImportHandler(Construct):
         )
         for alarm in (self.errors_alarm, self.dead_letter_alarm):
             _nag.acknowledge(alarm, {"NIST.800.53.R5-CloudWatchAlarmAction": _nag.NO_ALARM_ACTION})
+
+    def _acknowledge_wildcards(self, statements: list[iam.PolicyStatement]) -> None:
+        """Say why each wildcard resource of the fleet's statements is as narrow as it gets."""
+        stack_check = (
+            "This stack and the stacks nested in it (named '<stack>-<id>-<suffix>'), whatever "
+            "their stack id: the handler asks whether they declare a key."
+        )
+        keys = (
+            "Attribute-based, so the policy does not grow with the keys: only keys whose "
+            "imported-key-cdk:handler tag is this role's RoleId (aws:ResourceTag); the "
+            "deployment writes that tag, and the handler also asks CloudFormation whether its "
+            "stack declares the key."
+        )
+        reasons = {
+            **dict.fromkeys(
+                [
+                    *_perms.HANDLER_KEY_READ_ACTIONS,
+                    *_perms.HANDLER_RECORD_ACTIONS,
+                    *_perms.HANDLER_GET_PARAMETERS_ACTIONS,
+                    *_perms.HANDLER_IMPORT_ACTIONS,
+                ],
+                keys,
+            ),
+            "secretsmanager:GetSecretValue": "Attribute-based, so the policy does not grow with "
+            "the keys: only secrets tagged imported-key-cdk:reader with this handler's fleet "
+            "name (secretsmanager:ResourceTag).",
+            "cloudformation:DescribeStackResource": stack_check,
+            "s3:PutObject": "The entries of this handler's own due index, under due/.",
+            "cloudwatch:PutMetricData": "PutMetricData has no resource-level permissions; the "
+            "condition limits it to the fleet's namespace.",
+        }
+        findings: dict[str, str] = {}
+        for statement in statements:
+            for resource in statement.resources:
+                finding = _nag.wildcard_resource(self, resource)
+                if "*" in finding.split("[", 1)[1]:
+                    # The key statements share one wildcard ARN (their conditions differ).
+                    findings.setdefault(finding, reasons[statement.actions[0]])
+        _nag.acknowledge(self.role.node.find_child("DefaultPolicy"), findings)
 
     def notify(self, topic: sns.ITopic) -> None:
         """Send both alarms to ``topic`` (once, however many keys name it)."""

@@ -119,6 +119,7 @@ class FleetRenewal(Construct):
         super().__init__(scope, construct_id)
         self._intervals_s: list[int] = []
         self._thresholds_s: list[float] = []
+        self._topic_arns: set[str] = set()
 
         def target(event: dict[str, Any] | None) -> targets.LambdaFunction:
             return targets.LambdaFunction(
@@ -198,7 +199,11 @@ class FleetRenewal(Construct):
         cfn_alarm.threshold = min(self._thresholds_s)
 
     def notify(self, topic: sns.ITopic) -> None:
-        """Send the fleet alarm to ``topic``."""
+        """Send the fleet alarm to ``topic`` (once, however many keys name it)."""
+        # By ARN: the same topic may reach two keys as two imported ITopic objects.
+        if topic.topic_arn in self._topic_arns:
+            return
+        self._topic_arns.add(topic.topic_arn)
         self.expiry_alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
 
     @classmethod

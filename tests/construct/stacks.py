@@ -10,6 +10,7 @@ from aws_cdk.assertions import Template
 from support.synth import BUNDLING_STACKS
 
 from imported_key_cdk import ImportedKey
+from imported_key_handler import contract
 
 NO_BUNDLING: dict[str, Any] = {BUNDLING_STACKS: []}
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:byok/material-AbCdEf"
@@ -67,3 +68,54 @@ def assert_acyclic(template: dict[str, Any]) -> None:
         if not ready:
             raise AssertionError(f"dependency cycle among {sorted(set(waits_for) - done)}")
         done |= ready
+
+
+# --- the handler's policy (attribute-based: the same statements whatever the number of keys) ---
+
+HANDLER_PREFIX = "ImportedKeyHandler"
+FLEET_NAME = "Test/ImportedKeyHandlerPython313Arm64"
+
+
+def partition_arn(rest: str) -> dict[str, Any]:
+    """An ARN as CDK writes it for the test stack (partition left to CloudFormation)."""
+    return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":{rest}"]]}
+
+
+KEYS_ARN = partition_arn("kms:eu-west-1:111122223333:key/*")
+SECRETS_ARN = partition_arn("secretsmanager:eu-west-1:111122223333:secret:*")
+
+
+def handler_role_id(template: Template) -> str:
+    (role_id,) = [
+        n for n in template.find_resources("AWS::IAM::Role") if n.startswith(HANDLER_PREFIX)
+    ]
+    return role_id
+
+
+def handler_statements(template: Template) -> list[dict[str, Any]]:
+    (policy,) = [
+        p
+        for name, p in template.find_resources("AWS::IAM::Policy").items()
+        if name.startswith(HANDLER_PREFIX)
+    ]
+    return list(policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def statement_with(template: Template, action: str) -> dict[str, Any]:
+    """The one handler statement that grants ``action``."""
+    (statement,) = [
+        s
+        for s in handler_statements(template)
+        if action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+    return statement
+
+
+def mine(template: Template) -> dict[str, Any]:
+    """The condition that limits a key statement to the keys tagged for this handler's role."""
+    role_id = handler_role_id(template)
+    return {f"aws:ResourceTag/{contract.TAG_HANDLER}": {"Fn::GetAtt": [role_id, "RoleId"]}}
+
+
+def tags_of(key: dict[str, Any]) -> dict[str, Any]:
+    return {tag["Key"]: tag["Value"] for tag in key["Properties"].get("Tags", [])}

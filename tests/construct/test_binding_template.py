@@ -13,12 +13,19 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
-from stacks import SECRET_ARN, key_in, new_stack
+from stacks import (
+    SECRET_ARN,
+    handler_role_id,
+    handler_statements,
+    key_in,
+    mine,
+    new_stack,
+    partition_arn,
+    tags_of,
+)
 
 from imported_key_cdk import ImportedKey
 from imported_key_handler import contract
-
-HANDLER_PREFIX = "ImportedKeyHandler"
 
 
 def keys_and_imports(template: Template) -> list[tuple[dict[str, Any], str, dict[str, Any]]]:
@@ -32,32 +39,44 @@ def keys_and_imports(template: Template) -> list[tuple[dict[str, Any], str, dict
     return found
 
 
-def tags_of(key: dict[str, Any]) -> dict[str, Any]:
-    return {tag["Key"]: tag["Value"] for tag in key["Properties"].get("Tags", [])}
-
-
-def handler_role_id(template: Template) -> str:
-    (role_id,) = [
-        name
-        for name in template.find_resources("AWS::IAM::Role")
-        if name.startswith(HANDLER_PREFIX)
-    ]
-    return role_id
-
-
 def test_the_key_carries_exactly_what_the_import_declares() -> None:
     stack = new_stack()
     key_in(stack, delete_material_on_removal=True, material_version_id="v-1")
     template = Template.from_stack(stack)
     ((key, import_id, properties),) = keys_and_imports(template)
+    (key_id,) = template.find_resources("AWS::KMS::Key")
     assert tags_of(key) == {
         contract.TAG_HANDLER: {"Fn::GetAtt": [handler_role_id(template), "RoleId"]},
         contract.TAG_SECRET: properties[contract.PROP_SECRET_ARN],
         contract.TAG_SETTINGS: contract.settings_digest(properties),
+        contract.TAG_DECLARED: contract.declared_settings(properties, 30 * 86400),
         contract.TAG_STACK: {"Ref": "AWS::StackId"},
         contract.TAG_RESOURCE: import_id,
+        contract.TAG_KEY_RESOURCE: key_id,
+        contract.TAG_MATERIAL_VERSION: "v-1",
     }
     assert properties[contract.PROP_SECRET_ARN] == SECRET_ARN
+    # The declared settings, read back, are the import's own (bar key, secret and version,
+    # which have tags of their own) and the renewal window.
+    declared, renew_before = contract.parse_declared(tags_of(key)[contract.TAG_DECLARED])
+    unbound = ("ServiceToken", contract.PROP_KEY_ID, contract.PROP_SECRET_ARN,
+               contract.PROP_MATERIAL_VERSION_ID)  # fmt: skip
+    assert declared == {k: v for k, v in properties.items() if k not in unbound}
+    assert renew_before == 30 * 86400
+
+
+def test_a_key_that_never_expires_declares_no_renewal_window() -> None:
+    from imported_key_cdk import MaterialExpiration
+
+    stack = new_stack()
+    key_in(stack, expiration=MaterialExpiration.never(), material_encoding="base64",
+           json_field="material")  # fmt: skip
+    ((key, _, _),) = keys_and_imports(Template.from_stack(stack))
+    assert contract.TAG_MATERIAL_VERSION not in tags_of(key)
+    declared, renew_before = contract.parse_declared(tags_of(key)[contract.TAG_DECLARED])
+    assert renew_before is None
+    assert declared[contract.PROP_JSON_FIELD] == "material"
+    assert declared[contract.PROP_EXPIRATION_MODEL] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
 
 
 def test_a_secret_made_in_the_stack_is_bound_by_the_same_reference() -> None:
@@ -106,7 +125,9 @@ def test_a_version_known_only_at_deploy_time_gets_a_tag_of_its_own() -> None:
     tags = tags_of(key)
     assert tags[contract.TAG_MATERIAL_VERSION] == {"Ref": "MaterialVersion"}
     assert properties[contract.PROP_MATERIAL_VERSION_ID] == {"Ref": "MaterialVersion"}
-    assert tags[contract.TAG_SETTINGS] == contract.settings_digest(properties, version_in_tag=True)
+    # The digest leaves the version out: it has its own tag, known or not at synth.
+    assert tags[contract.TAG_SETTINGS] == contract.settings_digest(properties)
+    assert "MaterialVersion" not in json.dumps(tags[contract.TAG_DECLARED])
 
 
 def test_a_json_field_known_only_at_deploy_time_is_refused() -> None:
@@ -155,46 +176,39 @@ def test_keys_sharing_a_handler_each_carry_their_own_binding() -> None:
     assert len({tags_of(key)[contract.TAG_RESOURCE] for key, _, _ in found}) == 2
 
 
-def handler_policy(template: Template) -> list[dict[str, Any]]:
-    (policy,) = [
-        p
-        for name, p in template.find_resources("AWS::IAM::Policy").items()
-        if name.startswith(HANDLER_PREFIX)
-    ]
-    return list(policy["Properties"]["PolicyDocument"]["Statement"])
-
-
 @pytest.mark.parametrize("revoke", [True, False])
-def test_only_a_revoking_key_lets_the_handler_ask_cloudformation(revoke: bool) -> None:
+def test_the_handler_asks_cloudformation_about_its_own_stack_only(revoke: bool) -> None:
+    """Whether the stack (or one nested in it, named after it) declares a key, and whether it
+    is removing it: asked for every key, revoking or not, and of no other stack."""
     stack = new_stack()
     key_in(stack, delete_material_on_removal=revoke)
-    statements = handler_policy(Template.from_stack(stack))
-    asks = [s for s in statements if s["Action"] == "cloudformation:DescribeStackResource"]
-    if revoke:
-        assert asks == [
-            {
-                "Action": "cloudformation:DescribeStackResource",
-                "Effect": "Allow",
-                "Resource": {"Ref": "AWS::StackId"},
-            }
-        ]
-    else:
-        assert asks == []
+    statements = handler_statements(Template.from_stack(stack))
+    asks = [s for s in statements if "cloudformation" in json.dumps(s["Action"])]
+    assert asks == [
+        {
+            "Action": ["cloudformation:DescribeStackResource", "cloudformation:DescribeStacks"],
+            "Effect": "Allow",
+            "Resource": [
+                partition_arn("cloudformation:eu-west-1:111122223333:stack/Test/*"),
+                partition_arn("cloudformation:eu-west-1:111122223333:stack/Test-*/*"),
+            ],
+        }
+    ]
     assert "cloudformation:*" not in json.dumps(statements)
 
 
 def test_the_handler_may_write_its_record_tag_and_no_other() -> None:
     stack = new_stack()
     key_in(stack)
-    (tagging,) = [
-        s for s in handler_policy(Template.from_stack(stack)) if s["Action"] == "kms:TagResource"
-    ]
+    template = Template.from_stack(stack)
+    (tagging,) = [s for s in handler_statements(template) if s["Action"] == "kms:TagResource"]
     assert tagging["Action"] == "kms:TagResource"
     assert tagging["Condition"] == {
+        "StringEquals": mine(template),
         "ForAllValues:StringEquals": {"aws:TagKeys": [contract.TAG_VALID_TO]},
         "Null": {"aws:TagKeys": "false"},
     }
-    assert "kms:UntagResource" not in json.dumps(handler_policy(Template.from_stack(stack)))
+    assert "kms:UntagResource" not in json.dumps(handler_statements(template))
 
 
 # --- break-glass principals ---------------------------------------------------------------------

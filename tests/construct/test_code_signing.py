@@ -28,9 +28,14 @@ def code_signing_config(
     )
 
 
-def handler_functions(stack: cdk.Stack) -> dict[str, Any]:
-    return Template.from_stack(stack).find_resources(
-        "AWS::Lambda::Function", {"Properties": {"Handler": Match.string_like_regexp("entry")}}
+def handler_functions(stack: cdk.Stack) -> list[dict[str, Any]]:
+    """The handler's functions: the import function and the sweep function (same code)."""
+    return list(
+        Template.from_stack(stack)
+        .find_resources(
+            "AWS::Lambda::Function", {"Properties": {"Handler": Match.string_like_regexp("entry")}}
+        )
+        .values()
     )
 
 
@@ -40,17 +45,21 @@ def test_the_handler_takes_the_code_signing_config() -> None:
     key_in(stack, "A", handler_code_signing_config=config)
     key_in(stack, "B", handler_code_signing_config=config)
 
-    (function,) = handler_functions(stack).values()
-    assert function["Properties"]["CodeSigningConfigArn"] == {
-        "Fn::GetAtt": [stack.get_logical_id(config.node.default_child), "CodeSigningConfigArn"]
-    }
+    functions = handler_functions(stack)
+    assert len(functions) == 2
+    for function in functions:
+        assert function["Properties"]["CodeSigningConfigArn"] == {
+            "Fn::GetAtt": [stack.get_logical_id(config.node.default_child), "CodeSigningConfigArn"]
+        }
 
 
 def test_without_the_prop_the_handler_has_no_code_signing_config() -> None:
     stack = new_stack()
     key_in(stack)
-    (function,) = handler_functions(stack).values()
-    assert "CodeSigningConfigArn" not in function["Properties"]
+    functions = handler_functions(stack)
+    assert len(functions) == 2
+    for function in functions:
+        assert "CodeSigningConfigArn" not in function["Properties"]
 
 
 def test_the_same_config_imported_twice_by_its_arn_is_the_same() -> None:
@@ -60,8 +69,8 @@ def test_the_same_config_imported_twice_by_its_arn_is_the_same() -> None:
             stack, f"{name}Csc", CSC_ARN
         )
         key_in(stack, name, handler_code_signing_config=config)
-    (function,) = handler_functions(stack).values()
-    assert function["Properties"]["CodeSigningConfigArn"] == CSC_ARN
+    functions = handler_functions(stack)
+    assert [f["Properties"]["CodeSigningConfigArn"] for f in functions] == [CSC_ARN, CSC_ARN]
 
 
 @pytest.mark.parametrize("second", ["other", "none"])
@@ -107,6 +116,6 @@ def test_keys_on_another_handler_can_name_another_config() -> None:
     )
     key_in(stack, "B", handler_architecture=lambda_.Architecture.X86_64)
     arns = sorted(
-        str(f["Properties"].get("CodeSigningConfigArn")) for f in handler_functions(stack).values()
+        str(f["Properties"].get("CodeSigningConfigArn")) for f in handler_functions(stack)
     )
-    assert arns == sorted([CSC_ARN, "None"])
+    assert arns == sorted([CSC_ARN, CSC_ARN, "None", "None"])

@@ -11,13 +11,28 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
 from constructs import Construct
-from stacks import SECRET_ARN, assert_acyclic, key_in, new_stack, references
+from stacks import (
+    FLEET_NAME,
+    HANDLER_PREFIX,
+    KEYS_ARN,
+    SECRET_ARN,
+    SECRETS_ARN,
+    assert_acyclic,
+    handler_role_id,
+    handler_statements,
+    key_in,
+    mine,
+    new_stack,
+    partition_arn,
+    references,
+    statement_with,
+    tags_of,
+)
 from support.synth import example_app
 
 from imported_key_cdk import ImportedKey, MaterialExpiration, WrappingAlgorithm, WrappingKeySpec
+from imported_key_cdk.handler import ImportHandler
 from imported_key_handler import contract
-
-HANDLER_PREFIX = "ImportedKeyHandler"
 
 
 def logical_id(construct: Construct) -> str:
@@ -30,13 +45,6 @@ def only(template: Template, resource_type: str) -> tuple[str, dict[str, Any]]:
     found = template.find_resources(resource_type)
     assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
     return next(iter(found.items()))
-
-
-def handler_statements(template: Template) -> list[dict[str, Any]]:
-    policies = template.find_resources("AWS::IAM::Policy")
-    handler_policies = [p for name, p in policies.items() if name.startswith("ImportedKeyHandler")]
-    assert len(handler_policies) == 1
-    return list(handler_policies[0]["Properties"]["PolicyDocument"]["Statement"])
 
 
 def test_key_is_external_without_rotation_and_retained() -> None:
@@ -171,8 +179,8 @@ def test_the_exemption_does_not_name_the_role_by_arn() -> None:
 
 
 def test_the_key_policy_on_the_role_id_makes_no_dependency_cycle() -> None:
-    """The key waits for the role (its RoleId); the role's grants on the key are in a separate
-    AWS::IAM::Policy that waits for the key, and the role itself names no key."""
+    """The key waits for the role (its RoleId, in its policy and its binding tag); the role's
+    grants name no key (they go by the key's tag), so nothing of the handler waits for a key."""
     stack = new_stack()
     key_in(stack, rotation_on_material_change=True, delete_material_on_removal=True)
     template = Template.from_stack(stack)
@@ -187,7 +195,7 @@ def test_the_key_policy_on_the_role_id_makes_no_dependency_cycle() -> None:
     (policy,) = template.find_resources(
         "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}}
     ).values()
-    assert {"Fn::GetAtt": [key_id, "Arn"]} in references(policy)
+    assert not {r for r in references(policy) if key_id in json.dumps(r)}
     assert_acyclic(template.to_json())
 
 
@@ -249,7 +257,7 @@ def test_invalid_validity_is_rejected(validity: cdk.Duration) -> None:
 
 def test_custom_resource_holds_identifiers_and_settings_only() -> None:
     stack = new_stack()
-    key_in(
+    key = key_in(
         stack,
         expiration=MaterialExpiration.after(cdk.Duration.days(90)),
         wrapping_algorithm=WrappingAlgorithm.RSAES_OAEP_SHA_1,
@@ -272,8 +280,7 @@ def test_custom_resource_holds_identifiers_and_settings_only() -> None:
         contract.PROP_DELETE_MATERIAL_ON_REMOVAL: "false",
         contract.PROP_ROTATE_ON_MATERIAL_CHANGE: "false",
     }
-    function_id, _ = only(template, "AWS::Lambda::Function")
-    assert props["ServiceToken"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert props["ServiceToken"] == {"Fn::GetAtt": [logical_id(key.handler), "Arn"]}
 
 
 def test_defaults_are_365_days_oaep_sha256_rsa4096() -> None:
@@ -294,22 +301,29 @@ def test_no_expiry_sends_no_validity() -> None:
     _, resource = only(template, contract.RESOURCE_TYPE)
     assert resource["Properties"][contract.PROP_EXPIRATION_MODEL] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
     assert contract.PROP_VALIDITY_DAYS not in resource["Properties"]
-    import_statement = next(
-        s for s in handler_statements(template) if s["Action"] == "kms:ImportKeyMaterial"
-    )
-    assert import_statement["Condition"] == {
-        "StringEquals": {"kms:ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}
+    assert statement_with(template, "kms:ImportKeyMaterial")["Condition"] == {
+        "StringEquals": {
+            **mine(template),
+            "kms:ExpirationModel": ["KEY_MATERIAL_DOES_NOT_EXPIRE"],
+        }
     }
 
 
-def test_handler_role_touches_exact_key_and_secret_only() -> None:
+def test_handler_role_reaches_only_the_keys_and_secrets_tagged_for_it() -> None:
+    """Attribute-based: no key or secret ARN, so the policy does not grow with the keys. Every
+    key statement holds only for keys whose handler tag is this role's RoleId; secrets only
+    when tagged for this handler's fleet."""
     stack = new_stack()
     key_in(stack)
     template = Template.from_stack(stack)
-    key_logical_id, _ = only(template, "AWS::KMS::Key")
-    key_arn = {"Fn::GetAtt": [key_logical_id, "Arn"]}
+    role_id = handler_role_id(template)
     (queue_id, _) = only(template, "AWS::SQS::Queue")
     (log_group_id, _) = only(template, "AWS::Logs::LogGroup")
+    (bucket_id, _) = only(template, "AWS::S3::Bucket")
+    tagged_for_me = mine(template)
+    assert tagged_for_me == {
+        "aws:ResourceTag/imported-key-cdk:handler": {"Fn::GetAtt": [role_id, "RoleId"]}
+    }
     assert handler_statements(template) == [
         {
             # Its own log group only: no AWSLambdaBasicExecutionRole.
@@ -326,57 +340,118 @@ def test_handler_role_touches_exact_key_and_secret_only() -> None:
         {
             # The key's binding tags, read before anything else.
             "Action": ["kms:DescribeKey", "kms:ListResourceTags"],
+            "Condition": {"StringEquals": tagged_for_me},
             "Effect": "Allow",
-            "Resource": key_arn,
+            "Resource": KEYS_ARN,
         },
         {
             # The handler's own record of the ValidTo it imported, and no other tag.
             "Action": "kms:TagResource",
             "Condition": {
+                "StringEquals": tagged_for_me,
                 "ForAllValues:StringEquals": {"aws:TagKeys": [contract.TAG_VALID_TO]},
                 "Null": {"aws:TagKeys": "false"},
             },
             "Effect": "Allow",
-            "Resource": key_arn,
+            "Resource": KEYS_ARN,
         },
         {
             "Action": "kms:GetParametersForImport",
             "Condition": {
                 "StringEquals": {
-                    "kms:WrappingAlgorithm": "RSAES_OAEP_SHA_256",
-                    "kms:WrappingKeySpec": "RSA_4096",
+                    **tagged_for_me,
+                    "kms:WrappingAlgorithm": ["RSAES_OAEP_SHA_256"],
+                    "kms:WrappingKeySpec": ["RSA_4096"],
                 }
             },
             "Effect": "Allow",
-            "Resource": key_arn,
+            "Resource": KEYS_ARN,
         },
         {
             "Action": "kms:ImportKeyMaterial",
-            "Condition": {"StringEquals": {"kms:ExpirationModel": "KEY_MATERIAL_EXPIRES"}},
+            "Condition": {
+                "StringEquals": {**tagged_for_me, "kms:ExpirationModel": ["KEY_MATERIAL_EXPIRES"]}
+            },
             "Effect": "Allow",
-            "Resource": key_arn,
+            "Resource": KEYS_ARN,
         },
-        {"Action": "secretsmanager:GetSecretValue", "Effect": "Allow", "Resource": SECRET_ARN},
+        {
+            "Action": "secretsmanager:GetSecretValue",
+            "Condition": {
+                "StringEquals": {
+                    f"secretsmanager:ResourceTag/{contract.SECRET_READER_TAG}": FLEET_NAME
+                }
+            },
+            "Effect": "Allow",
+            "Resource": SECRETS_ARN,
+        },
+        {
+            # Does this stack, or one nested in it, declare the key; is it removing it?
+            "Action": ["cloudformation:DescribeStackResource", "cloudformation:DescribeStacks"],
+            "Effect": "Allow",
+            "Resource": [
+                partition_arn("cloudformation:eu-west-1:111122223333:stack/Test/*"),
+                partition_arn("cloudformation:eu-west-1:111122223333:stack/Test-*/*"),
+            ],
+        },
+        {
+            "Action": "s3:ListBucket",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [bucket_id, "Arn"]},
+        },
+        {
+            "Action": ["s3:PutObject", "s3:DeleteObject"],
+            "Effect": "Allow",
+            "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/due/*"]]},
+        },
+        {
+            # No resource-level permission exists for PutMetricData: its namespace instead.
+            "Action": "cloudwatch:PutMetricData",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "ImportedKeyCdk/Fleet"}},
+            "Effect": "Allow",
+            "Resource": "*",
+        },
     ]
-    assert "*" not in json.dumps(handler_statements(template))
     (role,) = [
         r
         for n, r in template.find_resources("AWS::IAM::Role").items()
         if n.startswith(HANDLER_PREFIX)
     ]
     assert "ManagedPolicyArns" not in role["Properties"]
+    # The index is the handler's alone to write.
+    (bucket_policy,) = template.find_resources("AWS::S3::BucketPolicy").values()
+    (only_handler,) = [
+        s
+        for s in bucket_policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "OnlyTheImportHandlerWrites"
+    ]
+    assert only_handler["Effect"] == "Deny"
+    assert only_handler["Principal"] == {"AWS": "*"}
+    assert only_handler["Action"] == ["s3:PutObject", "s3:DeleteObject"]
+    assert only_handler["Condition"] == {
+        "StringNotLike": {
+            "aws:userid": {"Fn::Join": ["", [{"Fn::GetAtt": [role_id, "RoleId"]}, ":*"]]}
+        }
+    }
 
 
-def test_secret_known_by_name_gets_suffix_pattern_not_star() -> None:
-    stack = new_stack()
-    secret = secretsmanager.Secret.from_secret_name_v2(stack, "ByName", "byok/material")
-    ImportedKey(stack, "Key", key_material_secret=secret)
-    template = Template.from_stack(stack)
-    secret_statement = next(
-        s for s in handler_statements(template) if s["Action"] == "secretsmanager:GetSecretValue"
-    )
-    assert json.dumps(secret_statement["Resource"]).endswith(':secret:byok/material-??????"]]}')
-    assert "*" not in json.dumps(secret_statement)
+def test_a_secret_known_by_name_is_read_by_its_tag_and_gets_a_warning() -> None:
+    """Neither a name nor an ARN reaches the policy: the handler reads a secret by its reader
+    tag, which the stack cannot write on a secret created elsewhere, so the synth says so."""
+    by_name, by_arn = new_stack(), new_stack()
+    secret = secretsmanager.Secret.from_secret_name_v2(by_name, "ByName", "byok/material")
+    ImportedKey(by_name, "Key", key_material_secret=secret)
+    key_in(by_arn)
+    templates = [Template.from_stack(s) for s in (by_name, by_arn)]
+    statements = [statement_with(t, "secretsmanager:GetSecretValue") for t in templates]
+    assert statements[0] == statements[1]
+    assert statements[0]["Resource"] == SECRETS_ARN
+    assert "byok" not in json.dumps(handler_statements(templates[0]))
+    (warning,) = [
+        entry for entry in stack_handler(by_name).node.metadata if entry.type == "aws:cdk:warning"
+    ]
+    assert f"{contract.SECRET_READER_TAG}={FLEET_NAME}" in str(warning.data)
+    assert "Test/ByName" in str(warning.data)
 
 
 def test_secret_with_customer_key_gets_decrypt_via_secrets_manager_only() -> None:
@@ -404,40 +479,50 @@ def test_secret_with_customer_key_gets_decrypt_via_secrets_manager_only() -> Non
     ]
 
 
-def test_one_handler_per_stack_shared_by_keys_with_per_key_grants() -> None:
+def test_one_handler_per_stack_shared_by_keys_through_their_tags() -> None:
     stack = new_stack()
     first = key_in(stack, "First")
     second = key_in(stack, "Second")
     template = Template.from_stack(stack)
-    assert len(template.find_resources("AWS::Lambda::Function")) == 1
+    # The import function and the sweep function, once for the stack.
+    functions = template.find_resources("AWS::Lambda::Function")
+    assert sorted(f["Properties"]["Timeout"] for f in functions.values()) == [120, 900]
     assert first.handler is second.handler
-    (imports,) = [s for s in handler_statements(template) if s["Action"] == "kms:ImportKeyMaterial"]
-    assert imports["Resource"] == [
-        {"Fn::GetAtt": [name, "Arn"]} for name in sorted(template.find_resources("AWS::KMS::Key"))
-    ]
+    assert statement_with(template, "kms:ImportKeyMaterial")["Resource"] == KEYS_ARN
+    # Each key is the handler's by its tag, which names the shared role's RoleId.
+    role_id = {"Fn::GetAtt": [handler_role_id(template), "RoleId"]}
+    keys = template.find_resources("AWS::KMS::Key")
+    assert len(keys) == 2
+    assert [tags_of(k)[contract.TAG_HANDLER] for k in keys.values()] == [role_id, role_id]
 
 
-def test_keys_sharing_settings_share_statements_and_the_rest_stay_apart() -> None:
-    """A second key with the same settings adds its ARN to the same statements, not
-    statements of its own (IAM counts every character); different wrapping or expiry keeps
-    its own condition."""
+def test_the_policy_does_not_grow_with_keys_and_conditions_list_every_setting() -> None:
+    """A second key adds nothing to the policy when its settings are the same; other settings
+    join the lists in the conditions of the same statements (IAM counts every character)."""
     one, two, other = new_stack(), new_stack(), new_stack()
     key_in(one, "A")
     key_in(two, "A")
     key_in(two, "B")
     key_in(other, "A")
     key_in(other, "B", wrapping_key_spec="RSA_2048", expiration=MaterialExpiration.never())
-    count = {name: len(handler_statements(Template.from_stack(s))) for name, s in
-             (("one", one), ("two", two), ("other", other))}  # fmt: skip
-    assert count["two"] == count["one"]
-    assert count["other"] == count["one"] + 2
-    conditions = {
-        json.dumps(s.get("Condition"), sort_keys=True): s["Resource"]
-        for s in handler_statements(Template.from_stack(other))
-        if s["Action"] in ("kms:GetParametersForImport", "kms:ImportKeyMaterial")
+    policies = {name: handler_statements(Template.from_stack(s)) for name, s in
+                (("one", one), ("two", two), ("other", other))}  # fmt: skip
+    assert policies["two"] == policies["one"]
+    assert len(policies["other"]) == len(policies["one"])
+    template = Template.from_stack(other)
+    assert statement_with(template, "kms:GetParametersForImport")["Condition"] == {
+        "StringEquals": {
+            **mine(template),
+            "kms:WrappingAlgorithm": ["RSAES_OAEP_SHA_256"],
+            "kms:WrappingKeySpec": ["RSA_2048", "RSA_4096"],
+        }
     }
-    assert len(conditions) == 4
-    assert all(isinstance(resource, dict) for resource in conditions.values())  # one key each
+    assert statement_with(template, "kms:ImportKeyMaterial")["Condition"] == {
+        "StringEquals": {
+            **mine(template),
+            "kms:ExpirationModel": ["KEY_MATERIAL_DOES_NOT_EXPIRE", "KEY_MATERIAL_EXPIRES"],
+        }
+    }
 
 
 def test_handler_defaults_python_313_arm64_and_architecture_choice() -> None:
@@ -450,12 +535,16 @@ def test_handler_defaults_python_313_arm64_and_architecture_choice() -> None:
             f["Properties"]["Runtime"],
             tuple(f["Properties"]["Architectures"]),
             f["Properties"]["Handler"],
+            f["Properties"]["Timeout"],
         )
         for f in functions.values()
     )
+    # An import function and a sweep function per architecture.
     assert settings == [
-        ("python3.13", ("arm64",), contract.HANDLER_ENTRY),
-        ("python3.13", ("x86_64",), contract.HANDLER_ENTRY),
+        ("python3.13", ("arm64",), contract.HANDLER_ENTRY, 120),
+        ("python3.13", ("arm64",), contract.HANDLER_ENTRY, 900),
+        ("python3.13", ("x86_64",), contract.HANDLER_ENTRY, 120),
+        ("python3.13", ("x86_64",), contract.HANDLER_ENTRY, 900),
     ]
 
 
@@ -469,25 +558,35 @@ def test_python_314_is_selectable() -> None:
 
 def test_handler_function_settings() -> None:
     stack = new_stack()
-    key_in(stack)
-    _, function = only(Template.from_stack(stack), "AWS::Lambda::Function")
-    props = function["Properties"]
-    assert props["Timeout"] == 120
-    assert props["LoggingConfig"]["LogFormat"] == "JSON"
-    # Its own role's RoleId only, whatever the number of keys: no per-key configuration.
-    (role_id,) = [
-        n
-        for n in Template.from_stack(stack).find_resources("AWS::IAM::Role")
-        if n.startswith(HANDLER_PREFIX)
-    ]
-    assert props["Environment"] == {
-        "Variables": {contract.ENV_HANDLER_ROLE_ID: {"Fn::GetAtt": [role_id, "RoleId"]}}
-    }
+    key = key_in(stack)
+    template = Template.from_stack(stack)
+    functions = template.find_resources("AWS::Lambda::Function")
+    handler = stack_handler(stack)
+    imports = functions[logical_id(handler.function)]["Properties"]
+    sweeps = functions[logical_id(handler.sweep_function)]["Properties"]
+    assert key.handler is handler.function
+    assert imports["Timeout"] == 120
+    assert sweeps["Timeout"] == 900  # Lambda's longest: a sweep renews while it has time
+    (bucket_id, _) = only(template, "AWS::S3::Bucket")
+    for props in (imports, sweeps):
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+        assert props["Role"] == {"Fn::GetAtt": [handler_role_id(template), "Arn"]}
+        # The handler's own settings only, whatever the number of keys: no per-key setting.
+        assert props["Environment"] == {
+            "Variables": {
+                contract.ENV_HANDLER_ROLE_ID: {"Fn::GetAtt": [handler_role_id(template), "RoleId"]},
+                contract.ENV_HANDLER_STACK_ID: {"Ref": "AWS::StackId"},
+                contract.ENV_REGISTRY_BUCKET: {"Ref": bucket_id},
+                contract.ENV_IMPORTS_PER_SECOND: str(contract.DEFAULT_IMPORTS_PER_SECOND),
+                contract.ENV_FLEET_NAME: FLEET_NAME,
+            }
+        }
+    assert imports["Code"] == sweeps["Code"]
 
 
 def test_key_users_wait_for_the_import() -> None:
     stack = new_stack()
-    imported = key_in(stack)
+    imported = key_in(stack, per_key_expiry_alarm=True)
     user = iam.Role(stack, "User", assumed_by=iam.AccountRootPrincipal())
     imported.grant_encrypt_decrypt(user)
     cdk.CfnOutput(stack, "Arn", value=imported.key.key_arn)
@@ -505,25 +604,15 @@ def test_key_users_wait_for_the_import() -> None:
     assert template.to_json()["Outputs"]["Arn"]["Value"] == {
         "Fn::GetAtt": [import_id, contract.ATTR_KEY_ARN]
     }
-    # Only the construct's own machinery refers to the raw key: the import, the handler's
-    # policy, the renewal and recovery rules and the expiry alarm. No user of the key does.
+    # Only the construct's own per-key machinery refers to the raw key: the import and the
+    # key's own expiry alarm. The handler's policy, rules and fleet alarm go by tags.
     raw_users = {
         name
         for name, resource in template.to_json()["Resources"].items()
         if key_logical_id in json.dumps(resource) and name != key_logical_id
     }
-    machinery = {import_id}
-    machinery |= {
-        n for n in template.find_resources("AWS::IAM::Policy") if n.startswith(HANDLER_PREFIX)
-    }
-    machinery |= set(template.find_resources("AWS::Events::Rule"))
-    machinery |= {
-        n
-        for n, alarm in template.find_resources("AWS::CloudWatch::Alarm").items()
-        if alarm["Properties"].get("MetricName") == "SecondsUntilKeyMaterialExpiration"
-    }
-    assert len(machinery) == 5
-    assert raw_users == machinery
+    assert imported.key_expiry_alarm is not None
+    assert raw_users == {import_id, logical_id(imported.key_expiry_alarm.expiry_alarm)}
 
 
 def test_grant_methods_delegate_to_the_imported_key() -> None:
@@ -577,6 +666,13 @@ def test_example_app_synthesizes() -> None:
 
 
 def test_revocation_is_opt_in_and_granted_only_when_asked() -> None:
+    """The handler may revoke only once a key of its stack asks for it, and then on its tagged
+    keys only; the key's declared settings tell the handler which key asked."""
+    kept_only = new_stack()
+    key_in(kept_only, "Kept")
+    assert "kms:DeleteImportedKeyMaterial" not in json.dumps(
+        handler_statements(Template.from_stack(kept_only))
+    )
     stack = new_stack()
     key_in(stack, "Kept")
     key_in(stack, "Revoked", delete_material_on_removal=True)
@@ -588,24 +684,26 @@ def test_revocation_is_opt_in_and_granted_only_when_asked() -> None:
         if resource["Type"] == contract.RESOURCE_TYPE
     }
     assert sorted(flags.values()) == ["false", "true"]
-    revoke = [
-        s
-        for s in handler_statements(template)
-        if "kms:DeleteImportedKeyMaterial" in json.dumps(s["Action"])
-    ]
-    (revoked_key,) = [
-        n
-        for n in resources
-        if n.startswith("RevokedKey") and resources[n]["Type"] == "AWS::KMS::Key"
-    ]
-    assert revoke == [
-        {
-            # ListKeyRotations: every material of a rotated key is deleted by its id.
-            "Action": ["kms:DeleteImportedKeyMaterial", "kms:ListKeyRotations"],
-            "Effect": "Allow",
-            "Resource": {"Fn::GetAtt": [revoked_key, "Arn"]},
-        }
-    ]
+    revoke = statement_with(template, "kms:DeleteImportedKeyMaterial")
+    assert revoke == {
+        # ListKeyRotations: every material of a rotated key is deleted by its id.
+        "Action": [
+            "kms:DescribeKey",
+            "kms:ListResourceTags",
+            "kms:DeleteImportedKeyMaterial",
+            "kms:ListKeyRotations",
+        ],
+        "Condition": {"StringEquals": mine(template)},
+        "Effect": "Allow",
+        "Resource": KEYS_ARN,
+    }
+    declared = {
+        name: contract.parse_declared(tags_of(resource)[contract.TAG_DECLARED])[0]
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::KMS::Key"
+    }
+    assert {n.split("Key")[0]: d[contract.PROP_DELETE_MATERIAL_ON_REMOVAL] for n, d in
+            declared.items()} == {"Kept": "false", "Revoked": "true"}  # fmt: skip
 
 
 def test_rotation_and_material_version_reach_the_import_and_the_role() -> None:
@@ -626,13 +724,30 @@ def test_rotation_and_material_version_reach_the_import_and_the_role() -> None:
     assert plain[contract.PROP_ROTATE_ON_MATERIAL_CHANGE] == "false"
     assert contract.PROP_MATERIAL_VERSION_ID not in plain
     (rotating_key,) = [
-        n for n, r in resources.items() if n.startswith("Rotating") and r["Type"] == "AWS::KMS::Key"
+        r for n, r in resources.items() if n.startswith("Rotating") and r["Type"] == "AWS::KMS::Key"
     ]
-    rotate = [s for s in handler_statements(template) if "kms:RotateKeyOnDemand" in s["Action"]]
-    assert rotate == [
-        {
-            "Action": ["kms:RotateKeyOnDemand", "kms:ListKeyRotations"],
-            "Effect": "Allow",
-            "Resource": {"Fn::GetAtt": [rotating_key, "Arn"]},
-        }
+    (plain_key,) = [
+        r for n, r in resources.items() if n.startswith("Plain") and r["Type"] == "AWS::KMS::Key"
     ]
+    assert tags_of(rotating_key)[contract.TAG_MATERIAL_VERSION] == "v-2"
+    assert contract.TAG_MATERIAL_VERSION not in tags_of(plain_key)
+    # Rotation joins the shared key statement, still for the handler's tagged keys only.
+    rotate = statement_with(template, "kms:RotateKeyOnDemand")
+    assert rotate == {
+        "Action": [
+            "kms:DescribeKey",
+            "kms:ListResourceTags",
+            "kms:ListKeyRotations",
+            "kms:RotateKeyOnDemand",
+        ],
+        "Condition": {"StringEquals": mine(template)},
+        "Effect": "Allow",
+        "Resource": KEYS_ARN,
+    }
+
+
+def stack_handler(stack: cdk.Stack) -> ImportHandler:
+    """The stack's default handler, through its public lookup."""
+    handler = ImportHandler.find(stack, lambda_.Runtime.PYTHON_3_13, lambda_.Architecture.ARM_64)
+    assert handler is not None
+    return handler

@@ -1,7 +1,6 @@
 """Template tests for ImportedKey's key types: specs, usages, wrapping, material encoding."""
 
 import itertools
-import json
 import re
 from typing import Any
 
@@ -11,7 +10,16 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
 from constructs import Construct
-from stacks import SECRET_ARN, key_in, new_stack
+from stacks import (
+    KEYS_ARN,
+    SECRET_ARN,
+    handler_statements,
+    key_in,
+    mine,
+    new_stack,
+    statement_with,
+    tags_of,
+)
 
 import imported_key_cdk
 from imported_key_cdk import ImportedKey, MaterialEncoding, WrappingAlgorithm, WrappingKeySpec
@@ -75,12 +83,6 @@ def import_properties(template: Template, key: ImportedKey) -> dict[str, Any]:
     return resource_properties(template, key.material_import)
 
 
-def handler_statements(template: Template) -> list[dict[str, Any]]:
-    policies = template.find_resources("AWS::IAM::Policy")
-    (policy,) = [p for n, p in policies.items() if n.startswith("ImportedKeyHandler")]
-    return list(policy["Properties"]["PolicyDocument"]["Statement"])
-
-
 def actions_of(statement: dict[str, Any]) -> list[str]:
     action = statement["Action"]
     return [action] if isinstance(action, str) else list(action)
@@ -134,27 +136,38 @@ def test_every_supported_spec_gets_its_defaults_and_exact_verify_permission(
 
     statements = handler_statements(template)
     (get_parameters,) = [s for s in statements if s["Action"] == "kms:GetParametersForImport"]
-    assert get_parameters["Resource"] == raw_key_arn(key)
+    assert get_parameters["Resource"] == KEYS_ARN
     assert get_parameters["Condition"] == {
-        "StringEquals": {"kms:WrappingAlgorithm": algorithm, "kms:WrappingKeySpec": "RSA_4096"}
+        "StringEquals": {
+            **mine(template),
+            "kms:WrappingAlgorithm": [algorithm],
+            "kms:WrappingKeySpec": ["RSA_4096"],
+        }
     }
-    extras = [
-        s
+    # The proof of the import joins the key statement, on the handler's tagged keys only.
+    key_statement = statement_with(template, "kms:DescribeKey")
+    assert key_statement == {
+        "Action": ["kms:DescribeKey", "kms:ListResourceTags"]
+        + ([] if verify_action is None else [verify_action]),
+        "Condition": {"StringEquals": mine(template)},
+        "Effect": "Allow",
+        "Resource": KEYS_ARN,
+    }
+    # Nothing else on keys: every other statement is the fleet's own, whatever the spec.
+    assert {a for s in statements for a in actions_of(s) if a.startswith("kms:")} == {
+        *(a for a in BASE_HANDLER_ACTIONS if a.startswith("kms:")),
+        *([] if verify_action is None else [verify_action]),
+    }
+    assert all(
+        s["Condition"]["StringEquals"].items() >= mine(template).items()
         for s in statements
-        if not any(
-            a.startswith(("sqs:", "logs:")) or a in BASE_HANDLER_ACTIONS for a in actions_of(s)
-        )
-    ]
-    expected = (
-        []
-        if verify_action is None
-        else [{"Action": verify_action, "Effect": "Allow", "Resource": raw_key_arn(key)}]
+        if s["Resource"] == KEYS_ARN
     )
-    assert extras == expected
-    assert "*" not in json.dumps(statements)
 
 
-def test_verify_permissions_follow_each_key_of_a_shared_handler() -> None:
+def test_verify_permissions_follow_the_keys_of_a_shared_handler() -> None:
+    """The key statement gains the proofs its keys need (one action for all the keys that need
+    it); the handler tells which proof a key needs from the spec the key declares."""
     stack = new_stack()
     keys = {
         name: key_in(stack, name, key_spec=kms.KeySpec(name))
@@ -162,17 +175,34 @@ def test_verify_permissions_follow_each_key_of_a_shared_handler() -> None:
     }
     template = Template.from_stack(stack)
     verify = {
-        (action, json.dumps(resource))
+        action
         for s in handler_statements(template)
         for action in actions_of(s)
-        for resource in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
         if action in ("kms:GetPublicKey", "kms:GenerateMac")
     }
-    assert verify == {
-        ("kms:GenerateMac", json.dumps(raw_key_arn(keys["HMAC_384"]))),
-        ("kms:GetPublicKey", json.dumps(raw_key_arn(keys["RSA_3072"]))),
-        ("kms:GetPublicKey", json.dumps(raw_key_arn(keys["ECC_NIST_P384"]))),
+    assert verify == {"kms:GenerateMac", "kms:GetPublicKey"}
+    assert set(actions_of(statement_with(template, "kms:DescribeKey"))) >= verify
+    for name, key in keys.items():
+        declared, _ = contract.parse_declared(
+            tags_of(resource_properties_of(template, key.external_key))[contract.TAG_DECLARED]
+        )
+        assert declared[contract.PROP_KEY_SPEC] == name
+    # Symmetric keys alone need no proof action.
+    symmetric = new_stack()
+    key_in(symmetric, "A")
+    key_in(symmetric, "B")
+    assert not {
+        a
+        for s in handler_statements(Template.from_stack(symmetric))
+        for a in actions_of(s)
+        if a in ("kms:GetPublicKey", "kms:GenerateMac")
     }
+
+
+def resource_properties_of(template: Template, construct: Construct) -> dict[str, Any]:
+    """The whole resource (tags are read from its Properties)."""
+    resources: dict[str, Any] = template.to_json()["Resources"]
+    return dict(resources[logical_id(construct)])
 
 
 # --- wrapping ----------------------------------------------------------------------------------
@@ -292,11 +322,12 @@ def test_only_the_wrapping_key_spec_set_keeps_the_spec_default_algorithm() -> No
     props = import_properties(template, key)
     assert props[contract.PROP_WRAPPING_ALGORITHM] == AES_WRAP_256
     assert props[contract.PROP_WRAPPING_KEY_SPEC] == "RSA_3072"
-    (get_parameters,) = [
-        s for s in handler_statements(template) if s["Action"] == "kms:GetParametersForImport"
-    ]
-    assert get_parameters["Condition"] == {
-        "StringEquals": {"kms:WrappingAlgorithm": AES_WRAP_256, "kms:WrappingKeySpec": "RSA_3072"}
+    assert statement_with(template, "kms:GetParametersForImport")["Condition"] == {
+        "StringEquals": {
+            **mine(template),
+            "kms:WrappingAlgorithm": [AES_WRAP_256],
+            "kms:WrappingKeySpec": ["RSA_3072"],
+        }
     }
 
 
@@ -434,10 +465,24 @@ def test_json_field_reaches_the_import() -> None:
     assert props[contract.PROP_MATERIAL_ENCODING] == "pem"
     assert props[contract.PROP_JSON_FIELD] == "privateKey"
     assert props[contract.PROP_SECRET_ARN] == SECRET_ARN
-    # The renewal replays the same properties.
-    assert props[contract.PROP_JSON_FIELD] in json.dumps(
-        Template.from_stack(stack).find_resources("AWS::Events::Rule")
+    # The renewal reads it back from the key's declared settings (base64 there, in a tag).
+    key_resource = resource_properties_of(Template.from_stack(stack), key.external_key)
+    declared, _ = contract.parse_declared(tags_of(key_resource)[contract.TAG_DECLARED])
+    assert declared[contract.PROP_JSON_FIELD] == "privateKey"
+    assert declared[contract.PROP_MATERIAL_ENCODING] == "pem"
+
+
+def test_a_json_field_too_long_for_the_declared_tag_is_refused() -> None:
+    field = "f" * (contract.MAX_JSON_FIELD_CHARS + 1)
+    message = r"Invalid json_field: 'f{40}'\.\.\. is 65 characters.*at most 64"
+    with pytest.raises(ValueError, match=message):
+        construct_key(material_encoding=MaterialEncoding.BASE64, json_field=field)
+    # The longest accepted still fits the tag (256 characters) once base64-encoded.
+    key = construct_key(
+        material_encoding=MaterialEncoding.BASE64, json_field="f" * contract.MAX_JSON_FIELD_CHARS
     )
+    key_resource = resource_properties_of(Template.from_stack(cdk.Stack.of(key)), key.external_key)
+    assert len(tags_of(key_resource)[contract.TAG_DECLARED]) <= 256
 
 
 def test_json_field_with_default_encoding_is_auto() -> None:

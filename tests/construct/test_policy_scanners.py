@@ -26,7 +26,7 @@ from stacks import NO_BUNDLING, assert_acyclic
 from support.synth import REPO, example_app
 
 from imported_key_cdk import ImportedKey, MaterialEncoding
-from imported_key_cdk._nag import acknowledge
+from imported_key_cdk._nag import acknowledge, wildcard_resource
 
 # CDK gives every Lambda function an explicit DependsOn on its role, which the role's GetAtt
 # already implies; cfn-lint flags that as W3005. It is CDK's doing and harmless.
@@ -35,6 +35,8 @@ CFN_LINT = str(Path(sys.executable).parent / "cfn-lint")
 # Where `make test` installs cdk-nag 2 (tests/cdk-nag2-requirements.txt), outside site-packages.
 CDK_NAG2 = Path(sys.prefix) / "cdk-nag2"
 
+# The rule ids of the two packs scanned (anything else annotated is the library's own).
+NAG_PACKS = ("AwsSolutions-", "NIST.800.53.R5-")
 # A key without rotation, next to the library's keys: each major must report it, and only it.
 # A scan that reports nothing at all proves nothing; this also shows that the library's
 # acknowledgement of the same rules on its own key does not reach another construct.
@@ -102,8 +104,9 @@ def cdk_nag3_findings(outdir: Path) -> list[tuple[str, str]]:
     )
 
 
-def cdk_nag2_findings(outdir: Path) -> list[tuple[str, str]]:
-    """(rule, construct path) of every error and warning cdk-nag 2 annotates."""
+def cdk_nag2_findings(outdir: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(rule, construct path) of every error and warning cdk-nag 2 annotates; then the other
+    errors and warnings (message, path): the library's own."""
     app = scanned_app(outdir)
     stacks = [child for child in app.node.children if isinstance(child, cdk.Stack)]
     for stack in stacks:
@@ -114,7 +117,7 @@ def cdk_nag2_findings(outdir: Path) -> list[tuple[str, str]]:
     # through jsii, whose cdk-nag 2 import fails now and then to resolve the assembly's
     # MetadataEntry interface ("Unknown interface"), failing the scan for no finding.
     manifest = json.loads((outdir / "manifest.json").read_text())
-    findings = []
+    findings, others = [], []
     for stack in stacks:
         artifact = manifest["artifacts"][stack.artifact_id]
         metadata = dict(artifact.get("metadata", {}))
@@ -124,8 +127,11 @@ def cdk_nag2_findings(outdir: Path) -> list[tuple[str, str]]:
             for entry in entries:
                 if entry["type"] in ("aws:cdk:error", "aws:cdk:warning"):
                     rule = str(entry["data"]).split(":", 1)[0]
-                    findings.append((rule, path.removeprefix("/")))
-    return sorted(findings)
+                    if rule.startswith(NAG_PACKS):
+                        findings.append((rule, path.removeprefix("/")))
+                    else:
+                        others.append((str(entry["data"]), path.removeprefix("/")))
+    return sorted(findings), sorted(others)
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +161,9 @@ def test_cdk_nag_2_finds_nothing_unacknowledged(tmp_path: Path) -> None:
     scan = json.loads(result.stdout.strip().splitlines()[-1])
     assert scan["cdk-nag"].startswith("2.")
     assert [tuple(f) for f in scan["findings"]] == CONTROL_FINDINGS
+    # Nor any warning of the library's own: the example acknowledges the one about its secret,
+    # imported by name and tagged by hand (the Maximal stack creates its secret and tags it).
+    assert scan["others"] == []
 
 
 def test_acknowledgements_reach_both_majors_on_the_resource_only() -> None:
@@ -180,6 +189,43 @@ def test_acknowledgements_reach_both_majors_on_the_resource_only() -> None:
     assert not [
         e for e in key.node.metadata if e.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
     ]
+
+
+def test_a_granular_finding_is_acknowledged_in_each_majors_form() -> None:
+    """cdk-nag 3 matches the whole finding id; cdk-nag 2 wants the rule with the finding in
+    applies_to (it refuses an id with brackets)."""
+    app = cdk.App(context=NO_BUNDLING)
+    stack = cdk.Stack(app, "Stack")
+    bucket = cdk.aws_s3.Bucket(stack, "Bucket")
+    role = cdk.aws_iam.Role(stack, "Role", assumed_by=cdk.aws_iam.AccountRootPrincipal())
+    bucket.grant_read(role)
+    objects = bucket.arn_for_objects("due/*")
+    finding = wildcard_resource(stack, objects)
+    bucket_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+    assert finding == f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/due/*]"
+    partition_arn = stack.format_arn(service="kms", resource="key", resource_name="*")
+    assert wildcard_resource(stack, partition_arn) == (
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]"
+    )
+    policy = role.node.find_child("DefaultPolicy")
+    acknowledge(policy, {finding: "The index's own entries."})
+    resource = policy.node.default_child
+    assert isinstance(resource, cdk.CfnResource)
+    assert resource.get_metadata("cdk_nag") == {
+        "rules_to_suppress": [
+            {
+                "id": "AwsSolutions-IAM5",
+                "reason": "The index's own entries.",
+                "applies_to": [f"Resource::<{bucket_id}.Arn>/due/*"],
+            }
+        ]
+    }
+    acknowledged = [
+        entry.data
+        for entry in resource.node.metadata
+        if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    ]
+    assert acknowledged == [{f"Annotation::{finding}": "The index's own entries."}]
 
 
 # The two controls cfn-lint must reject, linted in the same run as the scanned templates: each
@@ -258,5 +304,5 @@ def test_cfn_lint_does_report_a_broken_template(cfn_lint: CfnLintRun) -> None:
 
 if __name__ == "__main__":
     # Run by test_cdk_nag_2_finds_nothing_unacknowledged, with cdk-nag 2 imported above.
-    found = cdk_nag2_findings(Path(sys.argv[1]))
-    print(json.dumps({"cdk-nag": version("cdk-nag"), "findings": found}))
+    found, other = cdk_nag2_findings(Path(sys.argv[1]))
+    print(json.dumps({"cdk-nag": version("cdk-nag"), "findings": found, "others": other}))

@@ -171,9 +171,14 @@ def test_every_advertised_validity_synthesizes_with_the_defaults(days: int) -> N
 
 
 def test_the_default_schedule_follows_a_short_renew_before() -> None:
+    """The handler's sweep runs hourly, and more often when a key's window asks for it (four
+    times inside the window): 6 hours asks for 90 minutes (hourly wins), 2 hours for 30."""
     stack = new_stack()
     key = key_in(stack, renew_before=cdk.Duration.hours(6))
-    assert rule_expression(stack, key.renewal_rule) == "rate(90 minutes)"
+    assert rule_expression(stack, key.renewal_rule) == "rate(1 hour)"
+    stack = new_stack()
+    key = key_in(stack, renew_before=cdk.Duration.hours(2))
+    assert rule_expression(stack, key.renewal_rule) == "rate(30 minutes)"
 
 
 def test_a_renew_before_too_short_for_any_schedule_names_renew_before() -> None:
@@ -294,3 +299,43 @@ def test_a_refused_prop_leaves_the_scope_as_it_was(bad: dict[str, Any]) -> None:
         ImportedKey(stack, "Key", key_material_secret=secret, **bad)
     assert [child.node.id for child in stack.node.children] == ["Material"]
     ImportedKey(stack, "Key", key_material_secret=secret)  # the same id is still free
+
+
+# --- renewal_imports_per_second ----------------------------------------------------------------
+
+
+def imports_per_second(stack: cdk.Stack) -> set[str]:
+    """The share of the import quota in each handler function's environment."""
+    return {
+        f["Properties"]["Environment"]["Variables"][contract.ENV_IMPORTS_PER_SECOND]
+        for f in Template.from_stack(stack).find_resources("AWS::Lambda::Function").values()
+    }
+
+
+@pytest.mark.parametrize("value", [None, 0.05, 1, 0.5])
+def test_renewal_imports_per_second_reaches_the_handler(value: float | None) -> None:
+    stack = new_stack()
+    key_in(stack, "A", renewal_imports_per_second=value)
+    key_in(stack, "B")  # unset: takes the handler's
+    expected = contract.DEFAULT_IMPORTS_PER_SECOND if value is None else float(value)
+    assert imports_per_second(stack) == {str(expected)}
+
+
+@pytest.mark.parametrize("bad", [0, -0.1, 1.5, True, "0.2", float("nan")])
+def test_renewal_imports_per_second_outside_the_quota_is_refused(bad: Any) -> None:
+    message = rf"^Invalid renewal_imports_per_second: {re.escape(repr(bad))}\. .*at most 1"
+    with pytest.raises(ValueError, match=message):
+        key_in(new_stack(), renewal_imports_per_second=bad)
+
+
+def test_keys_of_one_handler_must_agree_on_renewal_imports_per_second() -> None:
+    stack = new_stack()
+    key_in(stack, "A", renewal_imports_per_second=0.5)
+    key_in(stack, "Same", renewal_imports_per_second=0.5)
+    message = (
+        r"^Invalid renewal_imports_per_second: 0\.25\. The handler "
+        r"'Test/ImportedKeyHandlerPython313Arm64' .* sweeps at 0\.5"
+    )
+    with pytest.raises(ValueError, match=message):
+        key_in(stack, "B", renewal_imports_per_second=0.25)
+    assert stack.node.try_find_child("B") is None

@@ -1,4 +1,10 @@
-"""Template tests for the renewal machinery of ImportedKey: rules, alarms, dead-letter queue."""
+"""Template tests for the renewal machinery of ImportedKey: the handler's sweep and expiration
+rule, the fleet alarm and the optional per-key alarm, the dead-letter queue.
+
+Nothing here is per key but the optional alarm: every key of a handler shares one
+``FleetRenewal`` (the sweep, the expiration rule, the fleet alarm), and tells the sweep its own
+window through its declared-settings tag.
+"""
 
 import json
 import re
@@ -12,20 +18,18 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 from constructs import Construct
-from stacks import key_in, new_stack
+from stacks import FLEET_NAME, key_in, new_stack, tags_of
 
 from imported_key_cdk import ImportedKey, MaterialExpiration
 from imported_key_cdk.handler import ImportHandler
-from imported_key_cdk.renewal import (
-    default_renew_before,
-    schedule_interval_seconds,
-    spread_daily,
-)
+from imported_key_cdk.renewal import FleetRenewal, default_renew_before, schedule_interval_seconds
+from imported_key_handler import contract
 
 DAY = 86400
 HOUR = 3600
 KMS_EXPIRATION_EVENT = "KMS Imported Key Material Expiration"
 EXPIRY_METRIC = "SecondsUntilKeyMaterialExpiration"
+FLEET_METRIC = "MinSecondsUntilExpiration"
 RETRY_POLICY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
 
 
@@ -70,38 +74,10 @@ def only_target(rule_props: dict[str, Any]) -> dict[str, Any]:
     return dict(target)
 
 
-def _restore(value: Any, tokens: dict[str, Any]) -> Any:
-    if isinstance(value, dict):
-        return {k: _restore(v, tokens) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restore(v, tokens) for v in value]
-    if isinstance(value, str) and value in tokens:
-        return tokens[value]
-    return value
-
-
-def parse_input(value: Any) -> Any:
-    """JSON-parse a target's Input, putting back the intrinsics a Fn::Join splices into it."""
-    if isinstance(value, str):
-        return json.loads(value)
-    assert list(value) == ["Fn::Join"], value
-    separator, parts = value["Fn::Join"]
-    assert separator == ""
-    text = ""
-    tokens: dict[str, Any] = {}
-    for index, part in enumerate(parts):
-        if isinstance(part, str):
-            text += part
-        else:
-            marker = f"@@TOKEN{index}@@"
-            tokens[marker] = part
-            text += marker
-    return _restore(json.loads(text), tokens)
-
-
-def custom_resource_properties(template: Template, key: ImportedKey) -> dict[str, Any]:
-    props = resource(template, key.material_import)["Properties"]
-    return {k: v for k, v in props.items() if k != "ServiceToken"}
+def declared_window(template: Template, key: ImportedKey) -> int | None:
+    """The renewal window the key declares in its tag (what the sweep renews it by)."""
+    tags = tags_of(resource(template, key.external_key))
+    return contract.parse_declared(tags[contract.TAG_DECLARED])[1]
 
 
 def alarms(template: Template) -> dict[str, dict[str, Any]]:
@@ -112,7 +88,7 @@ def alarms(template: Template) -> dict[str, dict[str, Any]]:
 
 
 def alarms_with_metric(template: Template, metric_name: str) -> dict[str, dict[str, Any]]:
-    return {n: p for n, p in alarms(template).items() if p["MetricName"] == metric_name}
+    return {n: p for n, p in alarms(template).items() if p.get("MetricName") == metric_name}
 
 
 def after_days(days: int) -> MaterialExpiration:
@@ -127,10 +103,10 @@ def expression(text: str) -> events.Schedule:
     return events.Schedule.expression(text)
 
 
-# --- the renewal rule ----------------------------------------------------------------------------
+# --- the sweep -----------------------------------------------------------------------------------
 
 
-def test_renewal_rule_defaults_to_once_a_day() -> None:
+def test_the_sweep_runs_hourly_by_default() -> None:
     stack = new_stack()
     key = key_in(stack)
     template = Template.from_stack(stack)
@@ -140,109 +116,76 @@ def test_renewal_rule_defaults_to_once_a_day() -> None:
         if "ScheduleExpression" in rule["Properties"]
     }
     assert scheduled == {logical_id(key.renewal_rule)}  # type: ignore[arg-type]
-    expression = rule_of(template, key.renewal_rule)["ScheduleExpression"]
-    assert re.fullmatch(r"cron\(\d{1,2} \d{1,2} \* \* \? \*\)", expression)
-    assert schedule_interval_seconds(events.Schedule.expression(expression)) == 86400
+    assert key.renewal is FleetRenewal.of(handler_of(key))
+    assert key.renewal_rule is key.renewal.sweep_rule
+    rule = rule_of(template, key.renewal_rule)
+    assert rule["ScheduleExpression"] == "rate(1 hour)"
+    assert rule["State"] == "ENABLED"
 
 
-def daily_minutes(stack: cdk.Stack) -> dict[str, int]:
-    """Each key's daily renewal time, as a minute of the day, by the key's construct id."""
-    template = Template.from_stack(stack)
-    minutes = {}
-    for child in stack.node.children:
-        if isinstance(child, ImportedKey) and child.renewal_rule is not None:
-            expression = rule_of(template, child.renewal_rule)["ScheduleExpression"]
-            minute, hour = re.findall(r"\d+", expression)[:2]
-            minutes[child.node.id] = int(hour) * 60 + int(minute)
-    return minutes
-
-
-def test_keys_deployed_together_renew_at_times_spread_over_the_day() -> None:
-    """A rate starts when its rule is created: a fleet deployed at once would renew in the same
-    minute, against GetParametersForImport's 1 request/s. The default hashes each key's path
-    to its own minute of the day, the same at every synth, and unchanged by adding keys."""
+def test_keys_share_one_sweep_and_one_expiration_rule() -> None:
+    """Twenty keys, two rules: each key joins the handler's sweep (the due index spreads their
+    renewals, see imported_key_handler.registry) rather than adding rules of its own."""
     stack = new_stack()
-    for index in range(20):
-        key_in(stack, f"Key{index}")
-    minutes = daily_minutes(stack)
-    assert len(minutes) == 20
-    assert len(set(minutes.values())) >= 18
-
-    again = new_stack()
-    for index in range(21):
-        key_in(again, f"Key{index}")
-    assert {k: v for k, v in daily_minutes(again).items() if k in minutes} == minutes
-
-
-def test_the_spread_covers_the_day_evenly() -> None:
-    daily = events.Schedule.rate(cdk.Duration.days(1))
-    per_hour = [0] * 24
-    for index in range(2400):
-        expression = spread_daily(daily, f"Fleet/Key{index}").expression_string
-        minute, hour = (int(n) for n in re.findall(r"\d+", expression)[:2])
-        assert 0 <= minute < 60
-        per_hour[hour] += 1
-    assert min(per_hour) >= 60  # 100 expected per hour
-    assert max(per_hour) <= 140
-    # Anything but the daily default is the user's own choice, kept as it is.
-    hourly = events.Schedule.rate(cdk.Duration.hours(1))
-    assert spread_daily(hourly, "Fleet/Key0") is hourly
+    keys = [key_in(stack, f"Key{index}") for index in range(20)]
+    template = Template.from_stack(stack)
+    assert len(template.find_resources("AWS::Events::Rule")) == 2
+    assert {id(key.renewal) for key in keys} == {id(keys[0].renewal)}
+    assert {logical_id(key.renewal_rule) for key in keys} == {logical_id(keys[0].renewal_rule)}  # type: ignore[arg-type]
+    assert {logical_id(key.recovery_rule) for key in keys} == {logical_id(keys[0].recovery_rule)}  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("schedule", "expected"),
     [
-        (rate(cdk.Duration.hours(12)), "rate(12 hours)"),
-        (rate(cdk.Duration.days(2)), "rate(2 days)"),
-        (events.Schedule.cron(minute="0", hour="3"), "cron(0 3 * * ? *)"),
-        (expression("cron(30 */6 * * ? *)"), "cron(30 */6 * * ? *)"),
+        (rate(cdk.Duration.hours(12)), "rate(1 hour)"),
+        (rate(cdk.Duration.days(2)), "rate(1 hour)"),
+        (events.Schedule.cron(minute="0", hour="3"), "rate(1 hour)"),
+        (expression("cron(30 */6 * * ? *)"), "rate(1 hour)"),
+        (rate(cdk.Duration.minutes(90)), "rate(1 hour)"),
+        (rate(cdk.Duration.minutes(30)), "rate(30 minutes)"),
+        (expression("rate(1 minute)"), "rate(1 minute)"),
     ],
 )
-def test_custom_renewal_schedule_is_used(schedule: events.Schedule, expected: str) -> None:
+def test_a_custom_schedule_makes_the_sweep_more_frequent_never_less(
+    schedule: events.Schedule, expected: str
+) -> None:
+    """renewal_schedule is how often, at the longest, the key wants to be looked at: the sweep
+    is hourly at the longest, so a slower schedule changes nothing."""
     stack = new_stack()
     key = key_in(stack, renewal_schedule=schedule)
     rule = rule_of(Template.from_stack(stack), key.renewal_rule)
     assert rule["ScheduleExpression"] == expected
-    assert rule["State"] == "ENABLED"
+    interval = schedule_interval_seconds(expression(expected))
+    assert interval is not None
+    assert interval <= (schedule_interval_seconds(schedule) or 0)
 
 
 @pytest.mark.parametrize("secret_in_stack", [False, True])
-def test_renewal_target_is_the_handler_with_the_custom_resource_properties(
+def test_the_sweep_target_is_the_sweep_function_with_a_sweep_event(
     secret_in_stack: bool,
 ) -> None:
+    """The sweep event names no key: the sweep reads what is due from the index and each key's
+    settings from its own tags, so nothing of a key (not its secret) reaches the rule."""
     stack = new_stack()
     props: dict[str, Any] = {"expiration": after_days(90)}
     if secret_in_stack:
-        # A secret of the same stack puts a second token (Ref) into the Input.
         props["key_material_secret"] = secretsmanager.Secret(stack, "Material")
     key = key_in(stack, **props)
     template = Template.from_stack(stack)
     target = only_target(rule_of(template, key.renewal_rule))
-    assert target["Arn"] == get_att(key.handler)
-    expected_properties = custom_resource_properties(template, key)
-    # The custom resource's properties themselves are what the handler needs (spot check).
-    assert expected_properties["KeyId"] == ref(key.external_key)
-    assert expected_properties["ValidityDays"] == "90"
-    assert parse_input(target["Input"]) == {
-        "ImportedKeyRenewal": {
-            "Trigger": "schedule",
-            "RenewBeforeSeconds": str(30 * DAY),
-            "Properties": expected_properties,
-        }
-    }
+    assert target["Arn"] == get_att(handler_of(key).sweep_function)
+    assert json.loads(target["Input"]) == {contract.SWEEP_EVENT: {}}
 
 
-def test_each_key_renews_with_its_own_properties() -> None:
+def test_each_key_declares_its_own_window_to_the_shared_sweep() -> None:
     stack = new_stack()
     first = key_in(stack, "First")
     second = key_in(stack, "Second", expiration=after_days(60))
     template = Template.from_stack(stack)
-    for key in (first, second):
-        for rule in (key.renewal_rule, key.recovery_rule):
-            event = parse_input(only_target(rule_of(template, rule))["Input"])
-            properties = event["ImportedKeyRenewal"]["Properties"]
-            assert properties == custom_resource_properties(template, key)
-            assert properties["KeyId"] == ref(key.external_key)
+    assert first.renewal is second.renewal
+    assert declared_window(template, first) == 30 * DAY
+    assert declared_window(template, second) == 20 * DAY
     assert logical_id(first.external_key) != logical_id(second.external_key)
 
 
@@ -253,14 +196,15 @@ def test_rule_target_retries_for_a_day_then_uses_the_dead_letter_queue(which: st
     template = Template.from_stack(stack)
     rule = key.renewal_rule if which == "renewal" else key.recovery_rule
     target = only_target(rule_of(template, rule))
-    assert target["Arn"] == get_att(key.handler)
+    assert target["Arn"] == get_att(handler_of(key).sweep_function)
     assert target["RetryPolicy"] == RETRY_POLICY
     assert target["DeadLetterConfig"] == {"Arn": get_att(handler_of(key).dead_letter_queue)}
 
 
-def test_events_may_invoke_the_handler_from_each_rule_only() -> None:
+def test_events_may_invoke_the_sweep_function_from_each_rule_only() -> None:
     stack = new_stack()
     key = key_in(stack)
+    key_in(stack, "Second")
     template = Template.from_stack(stack)
     permissions = [
         p["Properties"]
@@ -270,7 +214,7 @@ def test_events_may_invoke_the_handler_from_each_rule_only() -> None:
     expected = [
         {
             "Action": "lambda:InvokeFunction",
-            "FunctionName": get_att(key.handler),
+            "FunctionName": get_att(handler_of(key).sweep_function),
             "Principal": "events.amazonaws.com",
             "SourceArn": get_att(rule),  # type: ignore[arg-type]
         }
@@ -283,7 +227,9 @@ def test_events_may_invoke_the_handler_from_each_rule_only() -> None:
 # --- the recovery rule ---------------------------------------------------------------------------
 
 
-def test_recovery_rule_matches_the_kms_expiration_event_of_this_key() -> None:
+def test_recovery_rule_matches_every_kms_expiration_event_as_it_is() -> None:
+    """EventBridge cannot match a key's tags, so the rule takes every expiration event of the
+    account and Region; the handler acts on its own keys only (its policy refuses the rest)."""
     stack = new_stack()
     key = key_in(stack)
     template = Template.from_stack(stack)
@@ -292,27 +238,20 @@ def test_recovery_rule_matches_the_kms_expiration_event_of_this_key() -> None:
     assert rule["EventPattern"] == {
         "source": ["aws.kms"],
         "detail-type": [KMS_EXPIRATION_EVENT],
-        "resources": [get_att(key.external_key)],
     }
+    assert contract.KMS_EXPIRATION_EVENT == KMS_EXPIRATION_EVENT
     target = only_target(rule)
-    assert parse_input(target["Input"]) == {
-        "ImportedKeyRenewal": {
-            "Trigger": "material-expired",
-            "RenewBeforeSeconds": str(30 * DAY),
-            "Properties": custom_resource_properties(template, key),
-        }
-    }
+    assert "Input" not in target  # KMS's event itself, which names the key
 
 
-def test_two_keys_each_recover_their_own_key() -> None:
+def test_two_keys_share_the_recovery_rule() -> None:
     stack = new_stack()
     first = key_in(stack, "First")
     second = key_in(stack, "Second")
     template = Template.from_stack(stack)
-    assert len(template.find_resources("AWS::Events::Rule")) == 4
-    for key in (first, second):
-        pattern = rule_of(template, key.recovery_rule)["EventPattern"]
-        assert pattern["resources"] == [get_att(key.external_key)]
+    assert len(template.find_resources("AWS::Events::Rule")) == 2
+    assert first.recovery_rule is second.recovery_rule
+    assert "resources" not in rule_of(template, first.recovery_rule)["EventPattern"]
 
 
 # --- the renewal window --------------------------------------------------------------------------
@@ -331,7 +270,7 @@ def test_two_keys_each_recover_their_own_key() -> None:
         (7, rate(cdk.Duration.hours(6)), cdk.Duration.hours(36), 36 * HOUR),
     ],
 )
-def test_renewal_window_in_the_event(
+def test_renewal_window_in_the_declared_tag(
     validity_days: int,
     schedule: events.Schedule | None,
     renew_before: cdk.Duration | None,
@@ -344,10 +283,7 @@ def test_renewal_window_in_the_event(
         renewal_schedule=schedule,
         renew_before=renew_before,
     )
-    template = Template.from_stack(stack)
-    for rule in (key.renewal_rule, key.recovery_rule):
-        event = parse_input(only_target(rule_of(template, rule))["Input"])
-        assert event["ImportedKeyRenewal"]["RenewBeforeSeconds"] == str(expected_seconds)
+    assert declared_window(Template.from_stack(stack), key) == expected_seconds
 
 
 @pytest.mark.parametrize(
@@ -407,8 +343,11 @@ def test_schedule_firing_exactly_twice_in_the_window_is_accepted(
         renewal_schedule=schedule,
         renew_before=renew_before,
     )
+    # Accepted, and the sweep looks at the key at least as often as the schedule asks.
     rule = rule_of(Template.from_stack(stack), key.renewal_rule)
-    assert rule["ScheduleExpression"] == schedule.expression_string
+    sweep = schedule_interval_seconds(expression(rule["ScheduleExpression"]))
+    assert sweep is not None
+    assert sweep <= (schedule_interval_seconds(schedule) or 0)
 
 
 @pytest.mark.parametrize(
@@ -513,18 +452,33 @@ def test_schedule_interval_seconds_unknown(text: str) -> None:
 
 def test_never_expiring_material_has_no_rules_and_no_expiry_alarm() -> None:
     stack = new_stack()
-    key = key_in(stack, expiration=MaterialExpiration.never())
+    key = key_in(stack, expiration=MaterialExpiration.never(), per_key_expiry_alarm=True)
     template = Template.from_stack(stack)
     assert template.find_resources("AWS::Events::Rule") == {}
     assert alarms_with_metric(template, EXPIRY_METRIC) == {}
+    assert alarms_with_metric(template, FLEET_METRIC) == {}
+    assert key.renewal is None
     assert key.renewal_rule is None
     assert key.recovery_rule is None
     assert key.expiry_alarm is None
+    assert key.key_expiry_alarm is None
+    assert declared_window(template, key) is None
     # The handler's own alarms remain (its import can still fail).
     assert set(alarms(template)) == {
         logical_id(key.handler_errors_alarm),
         logical_id(key.dead_letter_alarm),
     }
+
+
+def test_a_never_expiring_key_beside_an_expiring_one_stays_out_of_the_renewal() -> None:
+    stack = new_stack()
+    expiring = key_in(stack, "Expiring")
+    never = key_in(stack, "Never", expiration=MaterialExpiration.never())
+    template = Template.from_stack(stack)
+    assert never.renewal is None
+    assert never.expiry_alarm is None
+    assert expiring.renewal is not None
+    assert len(template.find_resources("AWS::Events::Rule")) == 2
 
 
 @pytest.mark.parametrize(
@@ -543,11 +497,39 @@ def test_never_expiring_material_rejects_renewal_settings(prop: dict[str, Any]) 
 # --- alarms --------------------------------------------------------------------------------------
 
 
-def test_expiry_alarm_on_seconds_until_expiration() -> None:
+def test_the_fleet_alarm_watches_the_sweeps_metric() -> None:
+    """One alarm for the handler's keys, on the earliest expiry the sweep publishes; missing
+    data (the sweep stopped, or the index lost its keys) is breaching."""
     stack = new_stack()
     key = key_in(stack)
     template = Template.from_stack(stack)
-    assert set(alarms_with_metric(template, EXPIRY_METRIC)) == {logical_id(key.expiry_alarm)}  # type: ignore[arg-type]
+    assert key.renewal is not None
+    assert key.expiry_alarm is key.renewal.expiry_alarm
+    assert set(alarms_with_metric(template, FLEET_METRIC)) == {logical_id(key.expiry_alarm)}
+    assert alarms_with_metric(template, EXPIRY_METRIC) == {}  # no per-key alarm by default
+    props = resource(template, key.expiry_alarm)["Properties"]
+    assert {k: v for k, v in props.items() if k != "AlarmDescription"} == {
+        "Namespace": contract.FLEET_METRIC_NAMESPACE,
+        "MetricName": FLEET_METRIC,
+        "Dimensions": [{"Name": contract.METRIC_DIMENSION, "Value": FLEET_NAME}],
+        "Statistic": "Minimum",
+        "Period": 2 * HOUR,
+        "EvaluationPeriods": 1,
+        "ComparisonOperator": "LessThanThreshold",
+        "Threshold": 14 * DAY,
+        "TreatMissingData": "breaching",
+    }
+    assert contract.FLEET_METRIC_NAMESPACE == "ImportedKeyCdk/Fleet"
+    assert contract.METRIC_MIN_SECONDS_TO_EXPIRY == FLEET_METRIC
+
+
+def test_per_key_expiry_alarm_on_seconds_until_expiration() -> None:
+    stack = new_stack()
+    key = key_in(stack, per_key_expiry_alarm=True)
+    template = Template.from_stack(stack)
+    assert key.key_expiry_alarm is not None
+    assert key.expiry_alarm is key.key_expiry_alarm.expiry_alarm
+    assert set(alarms_with_metric(template, EXPIRY_METRIC)) == {logical_id(key.expiry_alarm)}
     props = resource(template, key.expiry_alarm)["Properties"]
     assert {k: v for k, v in props.items() if k != "AlarmDescription"} == {
         "Namespace": "AWS/KMS",
@@ -560,6 +542,8 @@ def test_expiry_alarm_on_seconds_until_expiration() -> None:
         "Threshold": 14 * DAY,
         "TreatMissingData": "breaching",
     }
+    # The fleet alarm stays: the per-key alarm is in addition.
+    assert len(alarms_with_metric(template, FLEET_METRIC)) == 1
 
 
 @pytest.mark.parametrize(
@@ -580,9 +564,11 @@ def test_expiry_alarm_threshold(
     validity_days: int, extra: dict[str, Any], expected_threshold: int
 ) -> None:
     stack = new_stack()
-    key = key_in(stack, expiration=after_days(validity_days), **extra)
-    props = resource(Template.from_stack(stack), key.expiry_alarm)["Properties"]
-    assert props["Threshold"] == expected_threshold
+    key = key_in(stack, expiration=after_days(validity_days), per_key_expiry_alarm=True, **extra)
+    template = Template.from_stack(stack)
+    assert key.renewal is not None
+    for alarm in (key.renewal.expiry_alarm, key.expiry_alarm):
+        assert resource(template, alarm)["Properties"]["Threshold"] == expected_threshold
 
 
 @pytest.mark.parametrize(
@@ -619,12 +605,22 @@ def test_handler_alarms_exist_once_per_stack_and_are_shared() -> None:
     assert first.dead_letter_alarm is second.dead_letter_alarm
     assert first.handler_errors_alarm is not first.dead_letter_alarm
 
-    errors = alarms_with_metric(template, "Errors")
-    assert set(errors) == {logical_id(first.handler_errors_alarm)}
-    errors_props = errors[logical_id(first.handler_errors_alarm)]
-    assert errors_props["Namespace"] == "AWS/Lambda"
-    assert errors_props["Dimensions"] == [{"Name": "FunctionName", "Value": ref(handler.function)}]
-    assert errors_props["Statistic"] == "Sum"
+    # The errors of both functions, the import's and the sweep's, in one alarm.
+    errors_props = resource(template, first.handler_errors_alarm)["Properties"]
+    expression_metric, *metrics = errors_props["Metrics"]
+    assert expression_metric["Expression"] == "FILL(imports, 0) + FILL(sweeps, 0)"
+    assert expression_metric["ReturnData"] is True
+    assert sorted(
+        (m["Id"], m["MetricStat"]["Metric"]["Namespace"], m["MetricStat"]["Metric"]["MetricName"],
+         json.dumps(m["MetricStat"]["Metric"]["Dimensions"]), m["MetricStat"]["Stat"],
+         m["MetricStat"]["Period"])
+        for m in metrics
+    ) == [
+        ("imports", "AWS/Lambda", "Errors",
+         json.dumps([{"Name": "FunctionName", "Value": ref(handler.function)}]), "Sum", 300),
+        ("sweeps", "AWS/Lambda", "Errors",
+         json.dumps([{"Name": "FunctionName", "Value": ref(handler.sweep_function)}]), "Sum", 300),
+    ]  # fmt: skip
     assert errors_props["Threshold"] == 1
     assert errors_props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
@@ -638,35 +634,38 @@ def test_handler_alarms_exist_once_per_stack_and_are_shared() -> None:
     assert dlq_props["Threshold"] == 1
     assert dlq_props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
-    # Two expiry alarms (one per key) plus the two shared ones.
+    # One fleet alarm for both keys plus the two shared ones.
+    assert first.expiry_alarm is second.expiry_alarm
     assert set(alarms(template)) == {
         logical_id(first.expiry_alarm),  # type: ignore[arg-type]
-        logical_id(second.expiry_alarm),  # type: ignore[arg-type]
         logical_id(first.handler_errors_alarm),
         logical_id(first.dead_letter_alarm),
     }
 
 
-def test_alarm_topic_receives_all_three_alarms() -> None:
+@pytest.mark.parametrize("per_key", [False, True])
+def test_alarm_topic_receives_every_alarm(per_key: bool) -> None:
     stack = new_stack()
     topic = sns.Topic(stack, "Alerts")
-    key = key_in(stack, alarm_topic=topic)
+    key = key_in(stack, alarm_topic=topic, per_key_expiry_alarm=per_key)
     template = Template.from_stack(stack)
-    for alarm in (key.expiry_alarm, key.handler_errors_alarm, key.dead_letter_alarm):
-        assert resource(template, alarm)["Properties"]["AlarmActions"] == [ref(topic)]
-    assert len(alarms(template)) == 3
+    assert len(alarms(template)) == (4 if per_key else 3)
+    for name, props in alarms(template).items():
+        assert props["AlarmActions"] == [ref(topic)], name
+    assert key.expiry_alarm is not None
 
 
-def test_two_keys_with_the_same_topic_do_not_duplicate_actions() -> None:
+@pytest.mark.parametrize("per_key", [False, True])
+def test_two_keys_with_the_same_topic_do_not_duplicate_actions(per_key: bool) -> None:
     stack = new_stack()
     topic = sns.Topic(stack, "Alerts")
-    first = key_in(stack, "First", alarm_topic=topic)
-    second = key_in(stack, "Second", alarm_topic=topic)
+    first = key_in(stack, "First", alarm_topic=topic, per_key_expiry_alarm=per_key)
+    second = key_in(stack, "Second", alarm_topic=topic, per_key_expiry_alarm=per_key)
     template = Template.from_stack(stack)
     for name, props in alarms(template).items():
         assert props["AlarmActions"] == [ref(topic)], name
-    assert len(alarms(template)) == 4
-    assert first.expiry_alarm is not second.expiry_alarm
+    assert len(alarms(template)) == (5 if per_key else 3)
+    assert (first.expiry_alarm is second.expiry_alarm) is not per_key
 
 
 def test_same_topic_imported_twice_does_not_duplicate_actions() -> None:
@@ -682,8 +681,8 @@ def test_two_keys_with_different_topics() -> None:
     stack = new_stack()
     topic_a = sns.Topic(stack, "AlertsA")
     topic_b = sns.Topic(stack, "AlertsB")
-    first = key_in(stack, "First", alarm_topic=topic_a)
-    second = key_in(stack, "Second", alarm_topic=topic_b)
+    first = key_in(stack, "First", alarm_topic=topic_a, per_key_expiry_alarm=True)
+    second = key_in(stack, "Second", alarm_topic=topic_b, per_key_expiry_alarm=True)
     template = Template.from_stack(stack)
 
     def actions(alarm: Construct | None) -> list[Any]:
@@ -691,17 +690,19 @@ def test_two_keys_with_different_topics() -> None:
 
     assert actions(first.expiry_alarm) == [ref(topic_a)]
     assert actions(second.expiry_alarm) == [ref(topic_b)]
-    for shared in (first.handler_errors_alarm, first.dead_letter_alarm):
-        assert sorted(actions(shared), key=json.dumps) == sorted(
+    assert first.renewal is not None
+    shared = (first.handler_errors_alarm, first.dead_letter_alarm, first.renewal.expiry_alarm)
+    for alarm in shared:
+        assert sorted(actions(alarm), key=json.dumps) == sorted(
             [ref(topic_a), ref(topic_b)], key=json.dumps
         )
 
 
 def test_without_a_topic_alarms_have_no_actions() -> None:
     stack = new_stack()
-    key_in(stack)
+    key_in(stack, per_key_expiry_alarm=True)
     found = alarms(Template.from_stack(stack))
-    assert len(found) == 3
+    assert len(found) == 4
     for name, props in found.items():
         assert "AlarmActions" not in props, name
 
@@ -760,26 +761,28 @@ def test_async_invoke_config_retries_twice_then_records_to_the_queue() -> None:
     key = key_in(stack)
     template = Template.from_stack(stack)
     handler = handler_of(key)
-    configs = template.find_resources("AWS::Lambda::EventInvokeConfig")
-    (config,) = configs.values()
-    props = config["Properties"]
-    assert props["FunctionName"] == ref(handler.function)
-    assert props["MaximumRetryAttempts"] == 2
-    assert props["MaximumEventAgeInSeconds"] == 6 * HOUR
-    assert props["DestinationConfig"] == {
-        "OnFailure": {"Destination": get_att(handler.dead_letter_queue)}
+    configs = {
+        json.dumps(c["Properties"]["FunctionName"]): c["Properties"]
+        for c in template.find_resources("AWS::Lambda::EventInvokeConfig").values()
     }
+    functions = (handler.function, handler.sweep_function)
+    assert set(configs) == {json.dumps(ref(f)) for f in functions}
+    for props in configs.values():
+        assert props["MaximumRetryAttempts"] == 2
+        assert props["MaximumEventAgeInSeconds"] == 6 * HOUR
+        assert props["DestinationConfig"] == {
+            "OnFailure": {"Destination": get_att(handler.dead_letter_queue)}
+        }
 
 
-def test_one_queue_and_invoke_config_for_two_keys() -> None:
+def test_one_queue_and_one_invoke_config_per_function_for_two_keys() -> None:
     stack = new_stack()
     first = key_in(stack, "First")
-    second = key_in(stack, "Second")
+    key_in(stack, "Second")
     template = Template.from_stack(stack)
     assert len(template.find_resources("AWS::SQS::Queue")) == 1
-    assert len(template.find_resources("AWS::Lambda::EventInvokeConfig")) == 1
+    assert len(template.find_resources("AWS::Lambda::EventInvokeConfig")) == 2
     queue_arn = get_att(handler_of(first).dead_letter_queue)
-    for key in (first, second):
-        for rule in (key.renewal_rule, key.recovery_rule):
-            target = only_target(rule_of(template, rule))
-            assert target["DeadLetterConfig"] == {"Arn": queue_arn}
+    for rule in (first.renewal_rule, first.recovery_rule):
+        target = only_target(rule_of(template, rule))
+        assert target["DeadLetterConfig"] == {"Arn": queue_arn}
