@@ -23,6 +23,7 @@ import sys
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,15 +54,19 @@ SWEEP_BUDGET_S = 15 * 60
 
 @dataclass
 class SimClock:
-    """The simulation's time: the sweep's ``now``, the pacer's clock and sleep, the proxy's."""
+    """The simulation's time: the sweep's ``now``, the pacer's clock and sleep, the proxy's,
+    and (through ``follow``) the emulated KMS's, which checks each ValidTo against it."""
 
     now: datetime
+    follow: Callable[[datetime], None] | None = None
 
     def monotonic(self) -> float:
         return self.now.timestamp()
 
     def sleep(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+        if self.follow is not None:
+            self.follow(self.now)
 
 
 @dataclass(frozen=True)
@@ -193,7 +198,6 @@ class Fleet:
         # the SDK's retries spread them at KMS's quota; here one second apart.
         for key_id in self.secrets:
             clock.sleep(1.0)
-            localstack.set_clock(clock.now)
             result = renew_key(self.clients, key_id, contract.TRIGGER_SCHEDULE, now=clock.now)
             assert result.valid_to is not None
             self.valid_to[key_id] = result.valid_to
@@ -296,7 +300,7 @@ def run(
     os.environ[contract.ENV_HANDLER_STACK_ID] = TEST_STACK_ID
     plan = faults or Faults.spread_over(days)
     started = datetime.now(UTC)
-    clock = SimClock(START)
+    clock = SimClock(START, follow=localstack.set_clock)
     localstack.set_clock(START)
     result = WarpResult(keys=keys, days=days)
     with KmsQuotaProxy(localstack.endpoint, clock=clock.monotonic) as proxy:

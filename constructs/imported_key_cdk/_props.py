@@ -7,6 +7,7 @@ that decides the template's shape (the key spec, the validity) must be known at 
 """
 
 import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -16,6 +17,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from imported_key_handler import contract
@@ -460,3 +462,23 @@ def import_handler_stack(handler: Construct, scope: Construct) -> None:
         f"a key in {key_stack.node.path!r} can share only a handler of its own stack, or of the "
         "stack its nested stack belongs to."
     )
+
+
+# The stack whose handlers each secret created in the app is tagged for (one tag per secret).
+_SECRET_READERS: "weakref.WeakKeyDictionary[secretsmanager.Secret, str]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def secret_reader(secret: secretsmanager.ISecret, reader: str) -> None:
+    """A secret created in the app carries one reader tag: the keys reading it must all be in
+    one stack (their handlers' reader name)."""
+    if not isinstance(secret, secretsmanager.Secret):
+        return
+    tagged_for = _SECRET_READERS.setdefault(secret, reader)
+    if tagged_for != reader:
+        raise ValueError(
+            f"Invalid key_material_secret: {secret.node.path!r} is read by keys of stack "
+            f"{tagged_for!r} and of stack {reader!r}; a secret holds one reader tag. Give each "
+            "stack its own secret, or import the secret into the second stack and tag it there."
+        )

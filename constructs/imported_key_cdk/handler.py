@@ -139,8 +139,11 @@ class ImportHandler(Construct):
         """The handler's role: the only principal a restricted key lets import."""
         stack = cdk.Stack.of(self)
         self.fleet_name = f"{stack.stack_name}/{construct_id}"
-        """Names the fleet in its metrics, and is the value of the tag (``SECRET_READER_TAG``)
-        that lets this handler read a secret."""
+        """Names the fleet in its metrics."""
+        self.reader_name = stack.stack_name
+        """The value of the tag (``SECRET_READER_TAG``) that lets the stack's handlers read a
+        secret: per stack, not per handler, since one secret holds one such tag and keys of two
+        handlers of a stack (two architectures) may share it."""
         self.registry = s3.Bucket(
             self,
             "DueIndex",
@@ -267,7 +270,7 @@ class ImportHandler(Construct):
         On keys: those whose binding tag names this role's RoleId (``aws:ResourceTag``).
         Anyone who may tag a key can copy that tag, so the handler also asks CloudFormation
         whether its stack declared the key before it reads a secret (``require_in_stack``).
-        On secrets: those tagged ``SECRET_READER_TAG`` = ``fleet_name``.
+        On secrets: those tagged ``SECRET_READER_TAG`` = ``reader_name``.
         """
         keys = stack.format_arn(service="kms", resource="key", resource_name="*")
         mine = {"StringEquals": {f"aws:ResourceTag/{contract.TAG_HANDLER}": self.role.role_id}}
@@ -325,7 +328,7 @@ class ImportHandler(Construct):
                 ],
                 conditions={
                     "StringEquals": {
-                        f"secretsmanager:ResourceTag/{contract.SECRET_READER_TAG}": self.fleet_name
+                        f"secretsmanager:ResourceTag/{contract.SECRET_READER_TAG}": self.reader_name
                     }
                 },
             ),
@@ -614,13 +617,13 @@ class ImportHandler(Construct):
         """Let the handler read ``secret``: by its tag, which this stack writes on a secret it
         creates; a secret created elsewhere must carry it already (a warning says so)."""
         if isinstance(secret, secretsmanager.Secret):
-            cdk.Tags.of(secret).add(contract.SECRET_READER_TAG, self.fleet_name)
+            cdk.Tags.of(secret).add(contract.SECRET_READER_TAG, self.reader_name)
         else:
             cdk.Annotations.of(self).add_warning_v2(
                 "imported-key-cdk:secret-reader-tag",
                 f"The secret {secret.node.path} was not created by this app, so the stack "
                 "cannot tag it: tag it with "
-                f"{contract.SECRET_READER_TAG}={self.fleet_name} (aws secretsmanager "
+                f"{contract.SECRET_READER_TAG}={self.reader_name} (aws secretsmanager "
                 "tag-resource), or the import is refused (AccessDenied on GetSecretValue).",
             )
         key = secret.encryption_key

@@ -221,6 +221,7 @@ class ImportedKey(cdk.Resource):
         )
         if import_handler is not None:
             _props.import_handler_stack(import_handler, scope)
+        _props.secret_reader(key_material_secret, cdk.Stack.of(import_handler or scope).stack_name)
         _props.handler_code_signing_config(
             import_handler.code_signing_config
             if import_handler is not None

@@ -74,6 +74,8 @@ def assert_acyclic(template: dict[str, Any]) -> None:
 
 HANDLER_PREFIX = "ImportedKeyHandler"
 FLEET_NAME = "Test/ImportedKeyHandlerPython313Arm64"
+# The reader tag's value: the handlers' stack.
+READER_NAME = "Test"
 
 
 def partition_arn(rest: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from stacks import (
     FLEET_NAME,
     HANDLER_PREFIX,
     KEYS_ARN,
+    READER_NAME,
     SECRET_ARN,
     SECRETS_ARN,
     assert_acyclic,
@@ -379,7 +380,7 @@ def test_handler_role_reaches_only_the_keys_and_secrets_tagged_for_it() -> None:
             "Action": "secretsmanager:GetSecretValue",
             "Condition": {
                 "StringEquals": {
-                    f"secretsmanager:ResourceTag/{contract.SECRET_READER_TAG}": FLEET_NAME
+                    f"secretsmanager:ResourceTag/{contract.SECRET_READER_TAG}": READER_NAME
                 }
             },
             "Effect": "Allow",
@@ -450,7 +451,7 @@ def test_a_secret_known_by_name_is_read_by_its_tag_and_gets_a_warning() -> None:
     (warning,) = [
         entry for entry in stack_handler(by_name).node.metadata if entry.type == "aws:cdk:warning"
     ]
-    assert f"{contract.SECRET_READER_TAG}={FLEET_NAME}" in str(warning.data)
+    assert f"{contract.SECRET_READER_TAG}={READER_NAME}" in str(warning.data)
     assert "Test/ByName" in str(warning.data)
 
 
