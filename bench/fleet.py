@@ -11,8 +11,9 @@ encrypt/decrypt grant to a consumer role, the same for both kinds. Two layouts:
   stack that holds the key, as in the single stack.
 
 ``paired_ratios`` alternates the two kinds (which goes first switches every pair, so drift on
-the machine falls on both) and reports the median of the per-pair ratios. The bundle cache is
-warmed first, so no run installs anything.
+the machine falls on both) and reports the median of the per-pair ratios, of wall time and of
+CPU time (see ``synth_seconds``). The bundle cache is warmed first, so no run installs
+anything.
 
 Also read from the templates: resources per added key (with and without an alias), the
 largest template of a fleet (parent or nested), and the size of the import handler's IAM
@@ -21,6 +22,7 @@ policy.
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -132,18 +134,26 @@ def build(kind: str, layout: str, keys: int, outdir: Path, alias: bool = False) 
     app.synth()
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def synth_seconds(
     kind: str, layout: str, keys: int, outdir: Path, cache: Path, alias: bool = False
-) -> float:
+) -> tuple[float, float]:
+    """Wall seconds of one run, and CPU seconds of its process tree (Python and the jsii
+    Node.js process it waits for): on a machine shared with other work, wall time grows with
+    the others' load, CPU time much less."""
     env = dict(os.environ, IMPORTED_KEY_CDK_CACHE=str(cache))
     env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
     command = [sys.executable, __file__, kind, layout, str(keys), str(outdir)]
-    started = time.perf_counter()
+    cpu, started = _children_cpu_s(), time.perf_counter()
     subprocess.run(
         command + (["alias"] if alias else []),
         env=env, cwd=REPO, check=True, capture_output=True, timeout=3600,
     )  # fmt: skip
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _children_cpu_s() - cpu
 
 
 def template_of(outdir: Path) -> dict[str, Any]:
@@ -214,14 +224,18 @@ def paired_ratios(cases: list[Case], work: Path, cache: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for case in cases:
         times: dict[str, list[float]] = {kind: [] for kind in KINDS}
+        cpu: dict[str, list[float]] = {kind: [] for kind in KINDS}
         for pair in range(case.pairs):
             order = KINDS if pair % 2 == 0 else KINDS[::-1]
             for kind in order:
                 outdir = work / f"{kind}-{case.name}-{pair}"
-                times[kind].append(synth_seconds(kind, case.layout, case.keys, outdir, cache))
+                wall, used = synth_seconds(kind, case.layout, case.keys, outdir, cache)
+                times[kind].append(wall)
+                cpu[kind].append(used)
                 if pair > 0:  # the first pair's assemblies are kept for the template figures
                     shutil.rmtree(outdir)
         ratios = [a / b for a, b in zip(times["imported"], times["plain"], strict=True)]
+        cpu_ratios = [a / b for a, b in zip(cpu["imported"], cpu["plain"], strict=True)]
         imported = work / f"imported-{case.name}-0"
         plain = work / f"plain-{case.name}-0"
         figure: dict[str, Any] = {
@@ -232,6 +246,10 @@ def paired_ratios(cases: list[Case], work: Path, cache: Path) -> dict[str, Any]:
             "plain_s": statistics.median(times["plain"]),
             "ratio_median_of_pairs": statistics.median(ratios),
             "ratios": ratios,
+            "imported_cpu_s": statistics.median(cpu["imported"]),
+            "plain_cpu_s": statistics.median(cpu["plain"]),
+            "cpu_ratio_median_of_pairs": statistics.median(cpu_ratios),
+            "cpu_ratios": cpu_ratios,
             "imported_resources": sum(stack_sizes(imported).values()),
             "plain_resources": sum(stack_sizes(plain).values()),
             "handler_policy": handler_policies(template_of(imported)),
