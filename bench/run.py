@@ -4,7 +4,9 @@ Measures: synth time of app.py with a cold and a warm dependency cache; the Lamb
 size; the pure wrap; the handler's Create against LocalStack (median, p95); the peak RSS of
 the deployed bundle running one import under Python 3.13; the bundle's cold start under
 Python 3.13 (importing the entry module, then the first invocation's crhelper and clients); and
-the fleet figures of bench/fleet.py (N ImportedKeys next to N plain keys, paired runs).
+the fleet figures of bench/fleet.py (N ImportedKeys next to N plain keys, paired runs); and
+the calls of an idle sweep and of renewals over a 1,000-key due index on LocalStack
+(bench/sweep_calls.py).
 
 ``--only cold_start`` (or another result's name, comma-separated) runs just those measurements.
 """
@@ -28,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 import fleet  # noqa: E402 - bench/fleet.py, beside this file
+import sweep_calls  # noqa: E402 - bench/sweep_calls.py, beside this file
 from support.binding import TEST_HANDLER_ROLE_ID, bind_key  # noqa: E402
 from support.cfn_server import CfnResponseServer  # noqa: E402
 from support.events import REGION, cfn_event, import_properties  # noqa: E402
@@ -240,9 +243,14 @@ def bundle_sizes(bundle: Path, work: Path) -> dict[str, float]:
     }
 
 
-MEASUREMENTS = ("synth", "wrap", "handler_create", "peak_rss", "cold_start", "fleet")
-# Sizes of the paired fleet runs (bench/fleet.py): one key, and 50 keys.
-FLEET_SIZES = [1, 50]
+MEASUREMENTS = ("synth", "wrap", "handler_create", "peak_rss", "cold_start", "fleet", "sweep")
+# The paired fleet runs (bench/fleet.py): one key and 50 keys in one stack, and a 1,000-key
+# ImportedKeyFleet next to 1,000 plain keys over the same nested stacks.
+FLEET_CASES = [
+    fleet.Case("stack", 1),
+    fleet.Case("stack", 50),
+    fleet.Case("fleet", 1000, pairs=fleet.PAIRS),
+]
 
 
 def main() -> None:
@@ -286,7 +294,9 @@ def main() -> None:
         if "peak_rss" in only:
             results["bundle_peak_rss_mib_py313"] = bundle_peak_rss_mib(bundle)
         if "fleet" in only:
-            results["fleet_vs_plain_keys"] = fleet.paired_ratios(FLEET_SIZES, work / "fleet", cache)
+            results["fleet_vs_plain_keys"] = fleet.fleet_figures(FLEET_CASES, work / "fleet", cache)
+        if "sweep" in only:
+            results["sweep_calls_on_localstack"] = sweep_calls.measure(work / "sweep")
     text = json.dumps(results, indent=2, default=lambda v: round(v, 2))
     print(text)
     results_file.write_text(json.dumps(results, indent=2) + "\n")
