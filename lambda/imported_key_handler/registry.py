@@ -118,6 +118,6 @@ def move(
     never a key missing from the index."""
     if new is not None:
         put(s3, bucket, new)
-    for name in old_names:
+    for name in dict.fromkeys(old_names):  # once each: the sweep's entry is often the recorded one
         if new is None or name != new.name:
             remove(s3, bucket, name)
