@@ -6,11 +6,14 @@ that are still tokens are left for CloudFormation where the handler checks them 
 that decides the template's shape (the key spec, the validity) must be known at synth.
 """
 
+import json
 import re
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
@@ -482,3 +485,120 @@ def secret_reader(secret: secretsmanager.ISecret, reader: str) -> None:
             f"{tagged_for!r} and of stack {reader!r}; a secret holds one reader tag. Give each "
             "stack its own secret, or import the secret into the second stack and tag it there."
         )
+
+
+# --- ImportedKeyFleet -------------------------------------------------------------------------
+
+_FLEET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
+FLEET_FIELDS = ("name", "secret", "alias", "description", "key_spec", "validity_days", "tags")
+
+
+def nested_stacks(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 200:
+        raise ValueError(
+            f"Invalid nested_stacks: {value!r}. Give a whole number from 1 to 200 (a stack "
+            "holds at most 500 resources, including its nested stacks)."
+        )
+
+
+def fleet_entry(raw: object, where: str) -> dict[str, Any]:
+    """A manifest entry's fields, checked; ValueError naming ``where`` and the field."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"Invalid fleet entry {where}: {raw!r:.60} is not an object.")
+    unknown = sorted(set(map(str, raw)) - set(FLEET_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"Invalid fleet entry {where}: unknown field(s) {', '.join(unknown)}; the fields "
+            f"are {', '.join(FLEET_FIELDS)}."
+        )
+    for required in ("name", "secret"):
+        if not isinstance(raw.get(required), str) or not raw[required]:
+            raise ValueError(f"Invalid fleet entry {where}: {required!r} must be a string.")
+    validity = raw.get("validity_days", 365)
+    if validity is not None and (
+        isinstance(validity, bool) or not isinstance(validity, int) or not 1 <= validity <= 365
+    ):
+        raise ValueError(
+            f"Invalid fleet entry {where}: validity_days={validity!r}; give whole days from 1 "
+            "to 365, or null for material that never expires."
+        )
+    tags = raw.get("tags", {})
+    if not isinstance(tags, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise ValueError(f"Invalid fleet entry {where}: tags must map strings to strings.")
+    for optional in ("alias", "description", "key_spec"):
+        if raw.get(optional) is not None and not isinstance(raw[optional], str):
+            raise ValueError(f"Invalid fleet entry {where}: {optional!r} must be a string.")
+    return {
+        "name": str(raw["name"]),
+        "secret": str(raw["secret"]),
+        "alias": raw.get("alias"),
+        "description": raw.get("description"),
+        "key_spec": str(raw.get("key_spec") or "SYMMETRIC_DEFAULT"),
+        "validity_days": validity,
+        "tags": dict(tags),
+    }
+
+
+def fleet_manifest(source: Path) -> list[dict[str, Any]]:
+    """Every entry of a manifest file, checked (JSON, or YAML with PyYAML)."""
+    text = source.read_text(encoding="utf-8")
+    if source.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml  # type: ignore[import-untyped,unused-ignore]
+        except ImportError:
+            raise ValueError(
+                f"Invalid manifest {source}: reading YAML needs PyYAML "
+                "(pip install 'imported-key-cdk[yaml]'), or write the manifest as JSON."
+            ) from None
+        document = yaml.safe_load(text)
+    else:
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Invalid manifest {source}: not JSON ({error.msg}).") from None
+    keys = document.get("keys") if isinstance(document, Mapping) else None
+    if not isinstance(keys, list):
+        raise ValueError(f'Invalid manifest {source}: expected {{"keys": [...]}} at the top.')
+    return [
+        fleet_entry(raw, f"#{index} ({raw.get('name', '?') if isinstance(raw, Mapping) else '?'})")
+        for index, raw in enumerate(keys)
+    ]
+
+
+def fleet_entries(
+    entries: Sequence[tuple[str, str | None]], groups: Sequence[int], capacity: int
+) -> None:
+    """Names unique and well formed, aliases unique, no nested stack over its capacity."""
+    seen: dict[str, int] = {}
+    aliases: dict[str, str] = {}
+    counts: dict[int, int] = {}
+    for index, ((name, alias), group) in enumerate(zip(entries, groups, strict=True)):
+        if not _FLEET_NAME.match(name):
+            raise ValueError(
+                f"Invalid fleet entry #{index}: name {name!r:.70}. Use letters, digits and "
+                "hyphens, starting with a letter, at most 64 characters."
+            )
+        if name in seen:
+            raise ValueError(
+                f"Invalid fleet entry #{index}: name {name!r} is also entry #{seen[name]}; each "
+                "key needs its own name."
+            )
+        seen[name] = index
+        if alias is not None:
+            full = alias if alias.startswith("alias/") else f"alias/{alias}"
+            if full in aliases:
+                raise ValueError(
+                    f"Invalid fleet entry #{index} ({name}): alias {full!r} is also "
+                    f"{aliases[full]!r}'s."
+                )
+            aliases[full] = name
+        counts[group] = counts.get(group, 0) + 1
+    for group, count in sorted(counts.items()):
+        if count > capacity:
+            raise ValueError(
+                f"Invalid fleet: nested stack Keys{group:03d} would hold {count} keys (at most "
+                f"{capacity}). For a new fleet, raise nested_stacks; a deployed fleet's keys "
+                "would move (and be replaced), so split it into a second fleet."
+            )

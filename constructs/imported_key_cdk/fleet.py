@@ -9,7 +9,6 @@ all: its sweep, expiry-event rule and fleet alarm cover every key.
 """
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from . import _props
 from .handler import ImportHandler
 from .imported_key import ImportedKey
 from .options import MaterialExpiration
@@ -28,8 +28,6 @@ from .options import MaterialExpiration
 DEFAULT_NESTED_STACKS = 16
 # 150 keys with aliases are 450 resources: room below CloudFormation's 500 for what CDK adds.
 MAX_KEYS_PER_STACK = 150
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
-_FIELDS = ("name", "secret", "alias", "description", "key_spec", "validity_days", "tags")
 
 
 @dataclass(frozen=True)
@@ -54,72 +52,10 @@ class FleetKey:
     """Tags on the key (the binding's ``imported-key-cdk:`` tags cannot be overridden)."""
 
 
-def _entry(raw: object, where: str) -> FleetKey:
-    """A manifest entry as a FleetKey; ValueError naming ``where`` and the field."""
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"Invalid fleet entry {where}: {raw!r:.60} is not an object.")
-    unknown = sorted(set(map(str, raw)) - set(_FIELDS))
-    if unknown:
-        raise ValueError(
-            f"Invalid fleet entry {where}: unknown field(s) {', '.join(unknown)}; the fields "
-            f"are {', '.join(_FIELDS)}."
-        )
-    for required in ("name", "secret"):
-        if not isinstance(raw.get(required), str) or not raw[required]:
-            raise ValueError(f"Invalid fleet entry {where}: {required!r} must be a string.")
-    validity = raw.get("validity_days", 365)
-    if validity is not None and (
-        isinstance(validity, bool) or not isinstance(validity, int) or not 1 <= validity <= 365
-    ):
-        raise ValueError(
-            f"Invalid fleet entry {where}: validity_days={validity!r}; give whole days from 1 "
-            "to 365, or null for material that never expires."
-        )
-    tags = raw.get("tags", {})
-    if not isinstance(tags, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
-    ):
-        raise ValueError(f"Invalid fleet entry {where}: tags must map strings to strings.")
-    for optional in ("alias", "description", "key_spec"):
-        if raw.get(optional) is not None and not isinstance(raw[optional], str):
-            raise ValueError(f"Invalid fleet entry {where}: {optional!r} must be a string.")
-    return FleetKey(
-        name=str(raw["name"]),
-        secret=str(raw["secret"]),
-        alias=raw.get("alias"),
-        description=raw.get("description"),
-        key_spec=str(raw.get("key_spec") or "SYMMETRIC_DEFAULT"),
-        validity_days=validity,
-        tags=dict(tags),
-    )
-
-
 def load_manifest(path: str | Path) -> list[FleetKey]:
     """The keys of a manifest file: JSON, or YAML (``.yaml``/``.yml``, needs PyYAML), holding
     ``{"keys": [{"name": ..., "secret": ..., ...}, ...]}``."""
-    source = Path(path)
-    text = source.read_text(encoding="utf-8")
-    if source.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml  # type: ignore[import-untyped,unused-ignore]
-        except ImportError:
-            raise ValueError(
-                f"Invalid manifest {source}: reading YAML needs PyYAML "
-                "(pip install 'imported-key-cdk[yaml]'), or write the manifest as JSON."
-            ) from None
-        document = yaml.safe_load(text)
-    else:
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"Invalid manifest {source}: not JSON ({error.msg}).") from None
-    keys = document.get("keys") if isinstance(document, Mapping) else None
-    if not isinstance(keys, list):
-        raise ValueError(f'Invalid manifest {source}: expected {{"keys": [...]}} at the top.')
-    return [
-        _entry(raw, f"#{index} ({raw.get('name', '?') if isinstance(raw, Mapping) else '?'})")
-        for index, raw in enumerate(keys)
-    ]
+    return [FleetKey(**fields) for fields in _props.fleet_manifest(Path(path))]
 
 
 def group_of(name: str, nested_stacks: int) -> int:
@@ -172,17 +108,13 @@ class ImportedKeyFleet(Construct):
         :param removal_policy: What happens to a key that leaves the fleet.
             Default: ``RemovalPolicy.RETAIN``.
         """
-        if (
-            isinstance(nested_stacks, bool)
-            or not isinstance(nested_stacks, int)
-            or not (1 <= nested_stacks <= 200)
-        ):
-            raise ValueError(
-                f"Invalid nested_stacks: {nested_stacks!r}. Give a whole number from 1 to 200 "
-                "(a stack holds at most 500 resources, including its nested stacks)."
-            )
+        _props.nested_stacks(nested_stacks)
         entries = list(keys) + (load_manifest(manifest) if manifest is not None else [])
-        _check_entries(entries, nested_stacks)
+        _props.fleet_entries(
+            [(entry.name, entry.alias) for entry in entries],
+            [group_of(entry.name, nested_stacks) for entry in entries],
+            MAX_KEYS_PER_STACK,
+        )
         super().__init__(scope, construct_id)
         self.handler = ImportHandler.of(
             self,
@@ -221,38 +153,3 @@ class ImportedKeyFleet(Construct):
             for name, value in entry.tags.items():
                 cdk.Tags.of(key).add(name, value)
             self.keys[entry.name] = key
-
-
-def _check_entries(entries: Sequence[FleetKey], nested_stacks: int) -> None:
-    """Names unique and well formed, aliases unique, no nested stack over its capacity."""
-    seen: dict[str, int] = {}
-    aliases: dict[str, str] = {}
-    counts: dict[int, list[str]] = {}
-    for index, entry in enumerate(entries):
-        if not _NAME.match(entry.name):
-            raise ValueError(
-                f"Invalid fleet entry #{index}: name {entry.name!r:.70}. Use letters, digits and "
-                "hyphens, starting with a letter, at most 64 characters."
-            )
-        if entry.name in seen:
-            raise ValueError(
-                f"Invalid fleet entry #{index}: name {entry.name!r} is also entry "
-                f"#{seen[entry.name]}; each key needs its own name."
-            )
-        seen[entry.name] = index
-        if entry.alias is not None:
-            alias = entry.alias if entry.alias.startswith("alias/") else f"alias/{entry.alias}"
-            if alias in aliases:
-                raise ValueError(
-                    f"Invalid fleet entry #{index} ({entry.name}): alias {alias!r} is also "
-                    f"{aliases[alias]!r}'s."
-                )
-            aliases[alias] = entry.name
-        counts.setdefault(group_of(entry.name, nested_stacks), []).append(entry.name)
-    for group, names in counts.items():
-        if len(names) > MAX_KEYS_PER_STACK:
-            raise ValueError(
-                f"Invalid fleet: nested stack Keys{group:03d} would hold {len(names)} keys (at "
-                f"most {MAX_KEYS_PER_STACK}). For a new fleet, raise nested_stacks; a deployed "
-                "fleet's keys would move (and be replaced), so split it into a second fleet."
-            )

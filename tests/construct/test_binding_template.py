@@ -60,9 +60,9 @@ def test_the_key_carries_exactly_what_the_import_declares() -> None:
     # which have tags of their own) and the renewal window.
     declared, renew_before = contract.parse_declared(tags_of(key)[contract.TAG_DECLARED])
     unbound = ("ServiceToken", contract.PROP_KEY_ID, contract.PROP_SECRET_ARN,
-               contract.PROP_MATERIAL_VERSION_ID)  # fmt: skip
+               contract.PROP_MATERIAL_VERSION_ID, contract.PROP_RENEW_BEFORE_SECONDS)  # fmt: skip
     assert declared == {k: v for k, v in properties.items() if k not in unbound}
-    assert renew_before == 30 * 86400
+    assert renew_before == 30 * 86400 == int(properties[contract.PROP_RENEW_BEFORE_SECONDS])
 
 
 def test_a_key_that_never_expires_declares_no_renewal_window() -> None:

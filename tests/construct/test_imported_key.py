@@ -280,6 +280,8 @@ def test_custom_resource_holds_identifiers_and_settings_only() -> None:
         contract.PROP_VALIDITY_DAYS: "90",
         contract.PROP_DELETE_MATERIAL_ON_REMOVAL: "false",
         contract.PROP_ROTATE_ON_MATERIAL_CHANGE: "false",
+        # A third of the 90 days: a changed window reaches the import as an Update.
+        contract.PROP_RENEW_BEFORE_SECONDS: str(30 * 86400),
     }
     assert props["ServiceToken"] == {"Fn::GetAtt": [logical_id(key.handler), "Arn"]}
 

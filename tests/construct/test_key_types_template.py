@@ -473,13 +473,16 @@ def test_json_field_reaches_the_import() -> None:
 
 
 def test_a_json_field_too_long_for_the_declared_tag_is_refused() -> None:
-    field = "f" * (contract.MAX_JSON_FIELD_CHARS + 1)
-    message = r"Invalid json_field: 'f{40}'\.\.\. is 65 characters.*at most 64"
+    """Counted in bytes: the tag carries the name's UTF-8 as base64."""
+    with pytest.raises(ValueError, match="is 68 bytes of UTF-8"):
+        construct_key(material_encoding=MaterialEncoding.BASE64, json_field="\U0001f511" * 17)
+    field = "f" * (contract.MAX_JSON_FIELD_BYTES + 1)
+    message = r"Invalid json_field: 'f{40}' is 65 bytes of UTF-8.*at most 64"
     with pytest.raises(ValueError, match=message):
         construct_key(material_encoding=MaterialEncoding.BASE64, json_field=field)
     # The longest accepted still fits the tag (256 characters) once base64-encoded.
     key = construct_key(
-        material_encoding=MaterialEncoding.BASE64, json_field="f" * contract.MAX_JSON_FIELD_CHARS
+        material_encoding=MaterialEncoding.BASE64, json_field="f" * contract.MAX_JSON_FIELD_BYTES
     )
     key_resource = resource_properties_of(Template.from_stack(cdk.Stack.of(key)), key.external_key)
     assert len(tags_of(key_resource)[contract.TAG_DECLARED]) <= 256

@@ -82,9 +82,13 @@ def test_the_package_root_is_the_public_api_only() -> None:
     ]
     assert defined == []
     assert sorted(imported_key_cdk.__all__) == [
+        "FleetKey",
+        "ImportHandler",
         "ImportedKey",
+        "ImportedKeyFleet",
         "MaterialEncoding",
         "MaterialExpiration",
         "WrappingAlgorithm",
         "WrappingKeySpec",
+        "load_manifest",
     ]
