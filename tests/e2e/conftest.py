@@ -20,6 +20,7 @@ from support import real_aws
 from support.binding import (
     INDEX_BUCKET,
     TEST_HANDLER_ROLE_ID,
+    TEST_STACK_ID,
     PlayedStacks,
     bind_key,
     key_logical_id,
@@ -145,6 +146,8 @@ def invoke(
         monkeypatch.setenv("AWS_REGION", backend.region)
         monkeypatch.setenv("AWS_DEFAULT_REGION", backend.region)
         monkeypatch.setenv(contract.ENV_HANDLER_ROLE_ID, TEST_HANDLER_ROLE_ID)
+        monkeypatch.setenv(contract.ENV_HANDLER_STACK_ID, TEST_STACK_ID)
+        monkeypatch.setenv(contract.ENV_REGISTRY_BUCKET, backend.index_bucket())
         monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
         endpoint = None
     else:

@@ -8,6 +8,7 @@ deleted without a recovery window.
 """
 
 import os
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,22 @@ class RealAws:
         self._session = session
         self.created_keys: list[str] = []
         self.created_secrets: list[str] = []
+        self._index_bucket: str | None = None
+
+    def index_bucket(self) -> str:
+        """The handler's due index for this run: a bucket of its own, removed by ``close()``."""
+        if self._index_bucket is None:
+            name = f"imported-key-cdk-e2e-{uuid.uuid4().hex[:16]}"
+            s3 = self._session.client("s3")
+            if self.region == "us-east-1":
+                s3.create_bucket(Bucket=name)
+            else:
+                s3.create_bucket(
+                    Bucket=name,
+                    CreateBucketConfiguration={"LocationConstraint": self.region},  # type: ignore[typeddict-item]
+                )
+            self._index_bucket = name
+        return self._index_bucket
 
     def kms(self) -> "KMSClient":
         client: KMSClient = self._session.client("kms")
@@ -99,6 +116,16 @@ class RealAws:
                 secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
             except ClientError as error:
                 problems.append(f"secret {arn}: {error}")
+        if self._index_bucket is not None:
+            s3 = self._session.client("s3")
+            try:
+                listed = s3.list_objects_v2(Bucket=self._index_bucket).get("Contents", [])
+                for item in listed:
+                    s3.delete_object(Bucket=self._index_bucket, Key=item["Key"])
+                s3.delete_bucket(Bucket=self._index_bucket)
+            except ClientError as error:
+                problems.append(f"bucket {self._index_bucket}: {error}")
+            self._index_bucket = None
         self.created_keys.clear()
         self.created_secrets.clear()
         return problems
