@@ -279,6 +279,37 @@ class Unreachable:
         threading.Timer(0.3, self.proxy.resume_upstream).start()
 
 
+def _sweep_until_done(fleet: Fleet, clock: SimClock, at: datetime, per_second: float) -> Any:
+    """The day's sweep at ``at``. The schedule fires hourly: an idle hourly sweep changes
+    nothing, so only when a sweep leaves due keys for the next does the next run, an hour on.
+    Returns one report for the day (renewed and failed summed, the last sweep's earliest)."""
+    total: Any = None
+    for hour in range(24):
+        started = at + timedelta(hours=hour)
+        clock.now = max(clock.now, started)
+        fleet.localstack.set_clock(clock.now)
+
+        def remaining_s(begun: datetime = started) -> float:
+            return SWEEP_BUDGET_S - (clock.now - begun).total_seconds()
+
+        report = sweep(
+            fleet.clients,
+            remaining_s=remaining_s,
+            now=lambda: clock.now,
+            pacer=Pacer(per_second, clock=clock.monotonic, sleep=clock.sleep),
+        )
+        if total is None:
+            total = report
+        else:
+            total.renewed += report.renewed
+            total.failed += report.failed
+            total.earliest_valid_to = report.earliest_valid_to
+            total.left_for_next = report.left_for_next
+        if not report.left_for_next:
+            return total
+    return total
+
+
 def run(
     localstack: LocalStack,
     *,
@@ -349,15 +380,7 @@ def run(
                 unreachable.arm()
             pending_before = set(fleet.pending_since)
 
-            def remaining_s(started: datetime = at) -> float:
-                return SWEEP_BUDGET_S - (clock.now - started).total_seconds()
-
-            report = sweep(
-                fleet.clients,
-                remaining_s=remaining_s,
-                now=lambda: clock.now,
-                pacer=Pacer(per_second, clock=clock.monotonic, sleep=clock.sleep),
-            )
+            report = _sweep_until_done(fleet, clock, at, per_second)
             calls = fleet.kms_calls.take()
             if report.due == 0:
                 result.kms_calls_per_idle_sweep_max = max(
