@@ -116,6 +116,7 @@ class WarpResult:
     restored_by_first_sweep_after_outage: int = 0
     injected: dict[str, int] = field(default_factory=dict)
     skipped_idle_sweeps: int = 0
+    outage: tuple[int, int] = (0, 0)
     expired_in_outage: int = 0
     seconds: float = 0.0
 
@@ -333,7 +334,7 @@ def run(
     started = datetime.now(UTC)
     clock = SimClock(START, follow=localstack.set_clock)
     localstack.set_clock(START)
-    result = WarpResult(keys=keys, days=days)
+    result = WarpResult(keys=keys, days=days, outage=(plan.outage.start, plan.outage.stop))
     with KmsQuotaProxy(localstack.endpoint, clock=clock.monotonic) as proxy:
         fleet = Fleet(localstack, proxy, clock, keys, validity_days, timedelta(days=window_days))
         fleet.refresh_from_index()
@@ -427,23 +428,32 @@ def run(
 
 
 def plot(result: WarpResult, path: Path) -> None:
-    """Renewals per day over the run, with the injected faults' days shaded."""
+    """Renewals per day over the run; the outage shaded, the lost secret's alarm marked."""
     import matplotlib  # type: ignore[import-not-found,unused-ignore]
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
 
-    figure, axes = plt.subplots(figsize=(10, 3.2), dpi=100)
-    days = range(1, len(result.renewals_per_day) + 1)
-    axes.bar(days, result.renewals_per_day, width=1.0, color="#2b6cb0")
-    axes.set_xlabel("day (simulated, daily sweep at 03:00)")
+    figure, axes = plt.subplots(figsize=(10, 3.4), dpi=100)
+    days = list(range(1, len(result.renewals_per_day) + 1))
+    axes.vlines(days, 0, result.renewals_per_day, color="#2b6cb0", linewidth=1.2)
+    start, stop = result.outage
+    axes.axvspan(start, stop, color="#a0aec0", alpha=0.35, linewidth=0, label="outage (injected)")
+    if result.lost_key_first_alarm_day is not None:
+        axes.axvline(
+            result.lost_key_first_alarm_day,
+            color="#e53e3e",
+            linestyle="--",
+            linewidth=1,
+            label="fleet alarm: the key whose secret was deleted",
+        )
+    axes.set_xlabel("day (simulated; the sweep runs at 03:00, and hourly while keys are left)")
     axes.set_ylabel("keys renewed")
     axes.set_title(
-        f"{result.keys} keys, {result.days} days: renewals per day "
-        f"(PendingImport, intact secrets: {result.intact_keys_pending_minutes():.0f} min)"
+        f"{result.keys} keys over {result.days} days: {sum(result.renewals_per_day)} renewals, "
+        f"{result.intact_keys_pending_minutes():.0f} min PendingImport outside the outage"
     )
-    for day in sorted(set(result.alarm_days)):
-        axes.axvspan(day - 0.5, day + 0.5, color="#e53e3e", alpha=0.08, linewidth=0)
+    axes.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
