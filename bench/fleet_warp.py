@@ -64,7 +64,11 @@ class SimClock:
         return self.now.timestamp()
 
     def sleep(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+        self.advance_to(self.now + timedelta(seconds=seconds))
+
+    def advance_to(self, moment: datetime) -> None:
+        """Move forward to ``moment`` (never back: the proxy's quotas count in this time)."""
+        self.now = max(self.now, moment)
         if self.follow is not None:
             self.follow(self.now)
 
@@ -229,15 +233,12 @@ def _expire(fleet: Fleet, result: WarpResult, until: datetime, events: bool) -> 
     for key_id, valid_to in sorted(fleet.valid_to.items(), key=lambda item: item[1]):
         if valid_to > until or key_id in fleet.pending_since:
             continue
-        # Never backwards: the proxy's quotas count in this clock.
-        fleet.clock.now = max(fleet.clock.now, valid_to)
-        fleet.localstack.set_clock(fleet.clock.now)
+        fleet.clock.advance_to(valid_to)
         fleet.observer.delete_imported_key_material(KeyId=key_id)
         fleet.pending_since[key_id] = valid_to
         if not events:
             continue
-        fleet.clock.now = valid_to + EVENT_DELAY
-        fleet.localstack.set_clock(fleet.clock.now)
+        fleet.clock.advance_to(valid_to + EVENT_DELAY)
         try:
             restored = renew_key(
                 fleet.clients, key_id, contract.TRIGGER_MATERIAL_EXPIRED, now=fleet.clock.now
@@ -287,8 +288,7 @@ def _sweep_until_done(fleet: Fleet, clock: SimClock, at: datetime, per_second: f
     total: Any = None
     for hour in range(24):
         started = at + timedelta(hours=hour)
-        clock.now = max(clock.now, started)
-        fleet.localstack.set_clock(clock.now)
+        clock.advance_to(started)
 
         def remaining_s(begun: datetime = started) -> float:
             return SWEEP_BUDGET_S - (clock.now - begun).total_seconds()
@@ -349,8 +349,7 @@ def run(
             at = START + timedelta(days=day)
             in_outage = day in plan.outage
             _expire(fleet, result, at, events=not in_outage)
-            clock.now = at
-            localstack.set_clock(at)
+            clock.advance_to(at)
             if day == plan.lost_secret_day:
                 localstack.secretsmanager().delete_secret(
                     SecretId=fleet.secrets[result.lost_key], ForceDeleteWithoutRecovery=True

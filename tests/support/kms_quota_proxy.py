@@ -203,8 +203,9 @@ class _Bucket:
 
     def take(self) -> bool:
         now = self._clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
-        self.at = now
+        # A clock that went back refills nothing (and takes nothing away).
+        self.tokens = min(self.capacity, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = max(self.at, now)
         if self.tokens < 1.0:
             return False
         self.tokens -= 1.0
