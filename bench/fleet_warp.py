@@ -227,12 +227,13 @@ def _client(service: str, endpoint: str) -> Any:
     )
 
 
-def _expire(fleet: Fleet, result: WarpResult, until: datetime, events: bool) -> None:
-    """Play KMS up to ``until``: material past its ValidTo is deleted, and (unless the rule is
-    down) the expiration event reaches the handler five minutes later."""
+def _expire(fleet: Fleet, result: WarpResult, until: datetime, outage: range) -> None:
+    """Play KMS up to ``until``: material past its ValidTo is deleted, and (unless the rule was
+    down at that time) the expiration event reaches the handler five minutes later."""
     for key_id, valid_to in sorted(fleet.valid_to.items(), key=lambda item: item[1]):
         if valid_to > until or key_id in fleet.pending_since:
             continue
+        events = (valid_to + EVENT_DELAY - START).days not in outage
         fleet.clock.advance_to(valid_to)
         fleet.observer.delete_imported_key_material(KeyId=key_id)
         fleet.pending_since[key_id] = valid_to
@@ -348,7 +349,7 @@ def run(
                 print(f"day {day}: {sum(result.renewals_per_day)} renewals", file=sys.stderr)
             at = START + timedelta(days=day)
             in_outage = day in plan.outage
-            _expire(fleet, result, at, events=not in_outage)
+            _expire(fleet, result, at, plan.outage)
             clock.advance_to(at)
             if day == plan.lost_secret_day:
                 localstack.secretsmanager().delete_secret(
