@@ -22,7 +22,6 @@ import os
 import sys
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "constructs"), str(REPO / "lambda")]
 
 from support.binding import TEST_STACK_ID, PlayedStacks, bind_key  # noqa: E402
+from support.calls import CallCounter  # noqa: E402
 from support.events import LOGICAL_ID, import_properties  # noqa: E402
 from support.keys import external_key, new_secret  # noqa: E402
 from support.kms_quota_proxy import KmsQuotaProxy  # noqa: E402
@@ -127,19 +127,6 @@ class WarpResult:
     def intact_keys_pending_minutes(self) -> float:
         """Minutes in PendingImport of every key whose secret is intact, outside the outage."""
         return sum(m for k, m in self.pending_minutes.items() if k != self.lost_key)
-
-
-class CallCounter:
-    def __init__(self, client: Any) -> None:
-        self.calls: Counter[str] = Counter()
-        client.meta.events.register("before-call.*.*", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        self.calls[model.name] += 1
-
-    def take(self) -> Counter[str]:
-        taken, self.calls = self.calls, Counter()
-        return taken
 
 
 class Fleet:

@@ -165,43 +165,41 @@ class ImportHandler(Construct):
             contract.ENV_IMPORTS_PER_SECOND: str(imports_per_second),
             contract.ENV_FLEET_NAME: self.fleet_name,
         }
-        self.function = lambda_.Function(
-            self,
+
+        def new_function(
+            construct_id: str, description: str, timeout: cdk.Duration
+        ) -> lambda_.Function:
+            # The same code, role, log group and environment for both: they serve one fleet.
+            return lambda_.Function(
+                self,
+                construct_id,
+                role=role,
+                description=description,
+                runtime=runtime,
+                architecture=architecture,
+                handler=contract.HANDLER_ENTRY,
+                code=handler_code(runtime, architecture),
+                timeout=timeout,
+                memory_size=256,
+                logging_format=lambda_.LoggingFormat.JSON,
+                application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+                system_log_level_v2=lambda_.SystemLogLevel.WARN,
+                log_group=log_group,
+                code_signing_config=code_signing_config,
+                environment=environment,
+            )
+
+        self.function = new_function(
             "Function",
-            role=role,
-            description="Imports key material from Secrets Manager into EXTERNAL KMS keys",
-            runtime=runtime,
-            architecture=architecture,
-            handler=contract.HANDLER_ENTRY,
-            code=handler_code(runtime, architecture),
-            timeout=HANDLER_TIMEOUT,
-            memory_size=256,
-            logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
-            system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            log_group=log_group,
-            code_signing_config=code_signing_config,
-            environment=environment,
+            "Imports key material from Secrets Manager into EXTERNAL KMS keys",
+            HANDLER_TIMEOUT,
         )
         """The handler function (CloudFormation's requests)."""
-        self.sweep_function = lambda_.Function(
-            self,
+        # A sweep renews keys while it has time and leaves the rest due for the next one.
+        self.sweep_function = new_function(
             "SweepFunction",
-            role=role,
-            description="Renews the imported key material of every ImportedKey that is due",
-            runtime=runtime,
-            architecture=architecture,
-            handler=contract.HANDLER_ENTRY,
-            code=handler_code(runtime, architecture),
-            # A sweep renews keys while it has time and leaves the rest due for the next one.
-            timeout=SWEEP_TIMEOUT,
-            memory_size=256,
-            logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
-            system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            log_group=log_group,
-            code_signing_config=code_signing_config,
-            environment=environment,
+            "Renews the imported key material of every ImportedKey that is due",
+            SWEEP_TIMEOUT,
         )
         """The sweep and the expiration events' function: same code and role, a longer timeout."""
         self.dead_letter_queue = sqs.Queue(

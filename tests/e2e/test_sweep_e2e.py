@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from support.binding import TEST_HANDLER_ROLE_ID, TEST_STACK_ID, PlayedStacks, bind_key
+from support.calls import CallCounter
 from support.events import LOGICAL_ID, import_properties
 from support.keys import assert_key_holds, external_key, new_secret
 from support.localstack import LocalStack
@@ -35,21 +36,6 @@ START = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 VALIDITY_DAYS = 30
 WINDOW = timedelta(days=10)
 FLEET = 3
-
-
-class CallCounter:
-    """Counts the requests a client sends, by operation."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: Counter[str] = Counter()
-        client.meta.events.register("before-call.*.*", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        self.calls[model.name] += 1
-
-    def take(self) -> Counter[str]:
-        taken, self.calls = self.calls, Counter()
-        return taken
 
 
 @dataclass

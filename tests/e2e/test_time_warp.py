@@ -10,9 +10,10 @@ fails if the README's copy is stale.
 import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
+from support.calls import CallCounter
 from support.events import import_properties
 from support.keys import assert_key_holds, external_key, new_secret
 from support.localstack import LocalStack
@@ -34,21 +35,6 @@ VALIDITIES = (30, 90, 365)
 START = datetime(2027, 1, 1, 3, 0, tzinfo=UTC)  # the schedule's first firing
 TIMELINE_START = "<!-- time-warp timeline: start -->"
 TIMELINE_END = "<!-- time-warp timeline: end -->"
-
-
-class CallCounter:
-    """Counts the requests a client sends, by operation."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: Counter[str] = Counter()
-        client.meta.events.register("before-call.*.*", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        self.calls[model.name] += 1
-
-    def take(self) -> Counter[str]:
-        taken, self.calls = self.calls, Counter()
-        return taken
 
 
 def renewal_for(key_id: str, secret_arn: str, validity_days: int) -> RenewalRequest:
