@@ -160,6 +160,13 @@ class Fleet:
             self.bucket,
         )
         self.kms_calls = CallCounter(self.clients.kms)
+        # When each key's material last went in, on the simulated clock: a key restored by a
+        # sweep is counted restored at its own import, not when the day's sweeps end.
+        self.imported_at: dict[str, datetime] = {}
+        self.clients.kms.meta.events.register(
+            "before-parameter-build.kms.ImportKeyMaterial", self._importing
+        )
+        self.clients.kms.meta.events.register("after-call.kms.ImportKeyMaterial", self._imported)
         self.observer = localstack.kms()  # reads for the simulation, not counted
         self.secrets: dict[str, str] = {}
         self.valid_to: dict[str, datetime] = {}
@@ -193,6 +200,13 @@ class Fleet:
             result = renew_key(self.clients, key_id, contract.TRIGGER_SCHEDULE, now=clock.now)
             assert result.valid_to is not None
             self.valid_to[key_id] = result.valid_to
+
+    def _importing(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["warp_key_id"] = params["KeyId"]
+
+    def _imported(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        if http_response.status_code == 200:
+            self.imported_at[context["warp_key_id"]] = self.clock.now
 
     def refresh_from_index(self) -> list[registry.Entry]:
         entries = list(registry.entries(self.clients.s3, self.bucket))
@@ -240,7 +254,9 @@ def _restored(
     fleet: Fleet, result: WarpResult, key_id: str, valid_to: datetime | None, *, in_outage: bool
 ) -> None:
     since = fleet.pending_since.pop(key_id)
-    minutes = (fleet.clock.now - since).total_seconds() / 60
+    imported = fleet.imported_at.get(key_id)
+    restored_at = imported if imported is not None and imported >= since else fleet.clock.now
+    minutes = (restored_at - since).total_seconds() / 60
     book = result.pending_minutes_in_outage if in_outage else result.pending_minutes
     book[key_id] = book.get(key_id, 0.0) + minutes
     if valid_to is not None:

@@ -192,6 +192,62 @@ def pending_window(value: cdk.Duration | None) -> cdk.Duration | None:
     return value
 
 
+# --- an adopted key (existing_key_arn) -------------------------------------------------------
+
+_KEY_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/"
+    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$"
+)
+
+
+def existing_key_arn(value: str | None, stack: cdk.Stack) -> str | None:
+    """The ARN of a key to adopt: a key's (not an alias's), in the stack's account and Region,
+    where the handler can import into it."""
+    if value is None or cdk.Token.is_unresolved(value):
+        return value
+    found = _KEY_ARN.match(value)
+    if found is None:
+        raise ValueError(
+            f"Invalid existing_key_arn: {value!r:.120}. Give the key's full ARN, "
+            "arn:aws:kms:<region>:<account>:key/<key id> (not its id, nor an alias)."
+        )
+    for part, own in (("account", stack.account), ("region", stack.region)):
+        if not cdk.Token.is_unresolved(own) and found[part] != own:
+            raise ValueError(
+                f"Invalid existing_key_arn: {value!r:.120} is in {part} {found[part]}, the "
+                f"stack in {own}. KMS imports material only from the key's own account and "
+                "Region: adopt the key from a stack deployed there."
+            )
+    return value
+
+
+def adopted_key_props(adopting: bool, given: Mapping[str, object]) -> None:
+    """Props that shape the key resource mean nothing for a key the stack does not create."""
+    if not adopting:
+        return
+    named = sorted(
+        name
+        for name, value in given.items()
+        if value is not None
+        and value is not False
+        and not (isinstance(value, Sequence) and not value)
+    )
+    if named:
+        raise ValueError(
+            f"Invalid {', '.join(named)} with existing_key_arn: an adopted key is not created "
+            "by this stack, so they cannot apply. Set them where the key was created (its key "
+            "policy, description and deletion settings stay as they are), or leave them out."
+        )
+
+
+def adopted_removal_policy(existing_key_arn: str | None, policy: cdk.RemovalPolicy) -> None:
+    if existing_key_arn is not None:
+        raise ValueError(
+            f"Invalid apply_removal_policy({policy}) on an adopted key: this stack does not "
+            "create the key, so it never removes it either."
+        )
+
+
 # --- the import -----------------------------------------------------------------------------
 
 
@@ -490,7 +546,16 @@ def secret_reader(secret: secretsmanager.ISecret, reader: str) -> None:
 # --- ImportedKeyFleet -------------------------------------------------------------------------
 
 _FLEET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
-FLEET_FIELDS = ("name", "secret", "alias", "description", "key_spec", "validity_days", "tags")
+FLEET_FIELDS = (
+    "name",
+    "secret",
+    "alias",
+    "description",
+    "key_spec",
+    "validity_days",
+    "tags",
+    "key_arn",
+)
 
 
 def nested_stacks(value: object) -> None:
@@ -527,9 +592,16 @@ def fleet_entry(raw: object, where: str) -> dict[str, Any]:
         isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
     ):
         raise ValueError(f"Invalid fleet entry {where}: tags must map strings to strings.")
-    for optional in ("alias", "description", "key_spec"):
+    for optional in ("alias", "description", "key_spec", "key_arn"):
         if raw.get(optional) is not None and not isinstance(raw[optional], str):
             raise ValueError(f"Invalid fleet entry {where}: {optional!r} must be a string.")
+    if raw.get("key_arn") is not None:
+        shaping = [name for name in ("description", "tags") if raw.get(name)]
+        if shaping:
+            raise ValueError(
+                f"Invalid fleet entry {where}: {' and '.join(shaping)} with key_arn. An adopted "
+                "key is not created by the fleet: set them where the key was created."
+            )
     return {
         "name": str(raw["name"]),
         "secret": str(raw["secret"]),
@@ -538,6 +610,7 @@ def fleet_entry(raw: object, where: str) -> dict[str, Any]:
         "key_spec": str(raw.get("key_spec") or "SYMMETRIC_DEFAULT"),
         "validity_days": validity,
         "tags": dict(tags),
+        "key_arn": raw.get("key_arn"),
     }
 
 

@@ -11,7 +11,7 @@ all: its sweep, expiry-event rule and fleet alarm cover every key.
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -50,6 +50,10 @@ class FleetKey:
     Default: 365."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags on the key (the binding's ``imported-key-cdk:`` tags cannot be overridden)."""
+    key_arn: str | None = None
+    """Adopt this existing EXTERNAL key instead of creating one (``ImportedKey``'s
+    ``existing_key_arn``); ``description`` and ``tags`` then stay where the key was created.
+    Default: the fleet creates the key."""
 
 
 def load_manifest(path: str | Path) -> list[FleetKey]:
@@ -109,6 +113,9 @@ class ImportedKeyFleet(Construct):
             Default: ``RemovalPolicy.RETAIN``.
         """
         _props.nested_stacks(nested_stacks)
+        for index, key in enumerate(keys):
+            # Entries from code are held to the manifest's rules, named the same way.
+            _props.fleet_entry(asdict(key), f"#{index} ({key.name})")
         entries = list(keys) + (load_manifest(manifest) if manifest is not None else [])
         _props.fleet_entries(
             [(entry.name, entry.alias) for entry in entries],
@@ -136,6 +143,7 @@ class ImportedKeyFleet(Construct):
                 stack,
                 entry.name,
                 key_material_secret=_secret(stack, entry),
+                existing_key_arn=entry.key_arn,
                 alias=entry.alias,
                 description=entry.description,
                 key_spec=entry.key_spec,
@@ -144,7 +152,7 @@ class ImportedKeyFleet(Construct):
                     if entry.validity_days is None
                     else MaterialExpiration.after(cdk.Duration.days(entry.validity_days))
                 ),
-                removal_policy=removal_policy,
+                removal_policy=cdk.RemovalPolicy.RETAIN if entry.key_arn else removal_policy,
                 alarm_topic=alarm_topic,
                 handler_runtime=handler_runtime,
                 handler_architecture=handler_architecture,

@@ -265,55 +265,17 @@ class ImportHandler(Construct):
     def _grant_fleet(self, stack: cdk.Stack) -> None:
         """The role's permissions, whatever the number of keys: attribute-based.
 
-        On keys: those whose binding tag names this role's RoleId (``aws:ResourceTag``).
-        Anyone who may tag a key can copy that tag, so the handler also asks CloudFormation
-        whether its stack declared the key before it reads a secret (``require_in_stack``).
+        On keys: those whose binding tag names this role's RoleId (``aws:ResourceTag``), and
+        adopted keys tagged for this stack (``adopt``). Anyone who may tag a key can copy those
+        tags, so the handler also asks CloudFormation whether its stack declared the key before
+        it reads a secret (``require_in_stack``, ``key_binding_tags``).
         On secrets: those tagged ``SECRET_READER_TAG`` = ``reader_name``.
         """
-        keys = stack.format_arn(service="kms", resource="key", resource_name="*")
-        mine = {"StringEquals": {f"aws:ResourceTag/{contract.TAG_HANDLER}": self.role.role_id}}
-
-        def lazy(values: set[str]) -> list[str]:
-            return cdk.Lazy.list(_Sorted(values))
-
-        self.key_statement = iam.PolicyStatement(
-            actions=list(_perms.HANDLER_KEY_READ_ACTIONS), resources=[keys], conditions=mine
-        )
-        """The key actions the fleet needs (more join as keys need them: proofs, rotation)."""
+        mine = {f"aws:ResourceTag/{contract.TAG_HANDLER}": self.role.role_id}
+        self._key_read_statements: list[iam.PolicyStatement] = []
+        self._adopting = False
         statements = [
-            self.key_statement,
-            # The handler's record of the ValidTo it imported, and no other tag: the binding's
-            # tags are written by the deployment alone.
-            iam.PolicyStatement(
-                actions=_perms.HANDLER_RECORD_ACTIONS,
-                resources=[keys],
-                conditions={
-                    **mine,
-                    "ForAllValues:StringEquals": {"aws:TagKeys": [contract.TAG_VALID_TO]},
-                    "Null": {"aws:TagKeys": "false"},
-                },
-            ),
-            iam.PolicyStatement(
-                actions=_perms.HANDLER_GET_PARAMETERS_ACTIONS,
-                resources=[keys],
-                conditions={
-                    "StringEquals": {
-                        **mine["StringEquals"],
-                        "kms:WrappingAlgorithm": lazy(self._wrapping_algorithms),
-                        "kms:WrappingKeySpec": lazy(self._wrapping_key_specs),
-                    }
-                },
-            ),
-            iam.PolicyStatement(
-                actions=_perms.HANDLER_IMPORT_ACTIONS,
-                resources=[keys],
-                conditions={
-                    "StringEquals": {
-                        **mine["StringEquals"],
-                        "kms:ExpirationModel": lazy(self._expiration_models),
-                    }
-                },
-            ),
+            *self._key_statements(mine, [contract.TAG_VALID_TO]),
             iam.PolicyStatement(
                 actions=_perms.HANDLER_SECRET_ACTIONS,
                 resources=[
@@ -374,6 +336,74 @@ class ImportHandler(Construct):
                 conditions={"StringNotLike": {"aws:userid": f"{self.role.role_id}:*"}},
             )
         )
+
+    def _key_statements(
+        self, tagged: dict[str, str], record_tags: list[str]
+    ) -> list[iam.PolicyStatement]:
+        """The key actions on keys tagged ``tagged``: read (more actions join as keys need
+        them: proofs, rotation, revocation), record ``record_tags`` and no other tag (the
+        binding is written by the deployment alone), and import as declared."""
+        keys = cdk.Stack.of(self).format_arn(service="kms", resource="key", resource_name="*")
+
+        def lazy(values: set[str]) -> list[str]:
+            return cdk.Lazy.list(_Sorted(values))
+
+        actions = (
+            self._key_read_statements[0].actions
+            if self._key_read_statements
+            else list(_perms.HANDLER_KEY_READ_ACTIONS)
+        )
+        read = iam.PolicyStatement(
+            actions=list(actions), resources=[keys], conditions={"StringEquals": tagged}
+        )
+        self._key_read_statements.append(read)
+        return [
+            read,
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_RECORD_ACTIONS,
+                resources=[keys],
+                conditions={
+                    "StringEquals": tagged,
+                    "ForAllValues:StringEquals": {"aws:TagKeys": record_tags},
+                    "Null": {"aws:TagKeys": "false"},
+                },
+            ),
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_GET_PARAMETERS_ACTIONS,
+                resources=[keys],
+                conditions={
+                    "StringEquals": {
+                        **tagged,
+                        "kms:WrappingAlgorithm": lazy(self._wrapping_algorithms),
+                        "kms:WrappingKeySpec": lazy(self._wrapping_key_specs),
+                    }
+                },
+            ),
+            iam.PolicyStatement(
+                actions=_perms.HANDLER_IMPORT_ACTIONS,
+                resources=[keys],
+                conditions={
+                    "StringEquals": {
+                        **tagged,
+                        "kms:ExpirationModel": lazy(self._expiration_models),
+                    }
+                },
+            ),
+        ]
+
+    def adopt(self) -> None:
+        """Reach adopted keys too (``ImportedKey(existing_key_arn=...)``): those whose owner
+        tagged them ``TAG_ADOPTED_BY`` = this stack's name. Four more statements, once, however
+        many keys are adopted. The handler may also note on such a key where its binding is
+        recorded (``ADOPTED_POINTER_TAGS``): a pointer only, CloudFormation's record decides."""
+        if self._adopting:
+            return
+        self._adopting = True
+        for statement in self._key_statements(
+            {f"aws:ResourceTag/{contract.TAG_ADOPTED_BY}": self.reader_name},
+            [contract.TAG_VALID_TO, *contract.ADOPTED_POINTER_TAGS],
+        ):
+            self.function.add_to_role_policy(statement)
 
     def _acknowledge_findings(self, role: iam.Role, log_group: logs.LogGroup) -> None:
         for function in (self.function, self.sweep_function):
@@ -448,9 +478,9 @@ class ImportHandler(Construct):
         )
         keys = (
             "Attribute-based, so the policy does not grow with the keys: only keys whose "
-            "imported-key-cdk:handler tag is this role's RoleId (aws:ResourceTag); the "
-            "deployment writes that tag, and the handler also asks CloudFormation whether its "
-            "stack declares the key."
+            "imported-key-cdk:handler tag is this role's RoleId, or adopted keys whose owner "
+            "tagged them imported-key-cdk:adopted-by with this stack's name (aws:ResourceTag); "
+            "the handler also asks CloudFormation whether its stack declares the key."
         )
         reasons = {
             **dict.fromkeys(
@@ -490,7 +520,7 @@ class ImportHandler(Construct):
 
     def grant_import(
         self,
-        key: kms.Key,
+        key: kms.IKey,
         secret: secretsmanager.ISecret,
         *,
         spec: contract.KeySpec,
@@ -524,9 +554,10 @@ class ImportHandler(Construct):
             key_actions += _perms.HANDLER_ROTATE_ACTIONS
         if revoke:
             key_actions += _perms.HANDLER_REVOKE_ACTIONS
-        missing = sorted(set(key_actions) - set(self.key_statement.actions))
+        missing = sorted(set(key_actions) - set(self._key_read_statements[0].actions))
         if missing:
-            self.key_statement.add_actions(*missing)
+            for statement in self._key_read_statements:
+                statement.add_actions(*missing)
         self._let_read(secret)
         key_statements = [
             iam.PolicyStatement(

@@ -53,6 +53,7 @@ class ImportedKey(cdk.Resource):
         construct_id: str,
         *,
         key_material_secret: secretsmanager.ISecret,
+        existing_key_arn: str | None = None,
         alias: str | None = None,
         description: str | None = None,
         admins: Sequence[iam.IPrincipal] | None = None,
@@ -70,7 +71,7 @@ class ImportedKey(cdk.Resource):
         material_version_id: str | None = None,
         rotation_on_material_change: bool = False,
         delete_material_on_removal: bool = False,
-        restrict_import_to_handler: bool = True,
+        restrict_import_to_handler: bool | None = None,
         renewal_schedule: events.Schedule | None = None,
         renew_before: cdk.Duration | None = None,
         expiry_alarm_threshold: cdk.Duration | None = None,
@@ -90,6 +91,16 @@ class ImportedKey(cdk.Resource):
             SecretString with their base64 (32 bytes for SYMMETRIC_DEFAULT, the key itself for
             HMAC, a PKCS#8 DER private key for RSA and ECC). Required. The handler may read
             only this secret.
+        :param existing_key_arn: Adopt this existing key instead of creating one: the ARN of
+            an EXTERNAL key in the stack's account and Region, created by hand or by another
+            tool, whose ciphertexts must keep working. The stack then creates only the import
+            (and the alias, if asked); the key joins the handler's sweep, expiry rule and fleet
+            alarm like the others. Its owner consents by tagging it
+            ``imported-key-cdk:adopted-by`` = the handler's stack name (a synth warning gives
+            the command); without that tag the import is refused. Props that shape the key
+            resource (``description``, ``admins``, ``policy``, ``removal_policy``,
+            ``pending_window``, ``restrict_import_to_handler``, ``break_glass_principals``)
+            are refused with it. Default: the stack creates the key.
         :param alias: Alias for the key (``alias/`` is added if missing). Default: no alias.
         :param description: Description of the key. Default: no description.
         :param admins: Principals allowed to administer the key (not to use it or import into
@@ -154,7 +165,8 @@ class ImportedKey(cdk.Resource):
             GetParametersForImport, ImportKeyMaterial and DeleteImportedKeyMaterial to every
             principal except the import handler's role. Administrators keep every other
             permission, PutKeyPolicy included, so they are not locked out.
-            Default: True.
+            Default: True (False for an adopted key, whose key policy the stack cannot edit:
+            the README shows the statement to add by hand).
         :param renewal_schedule: How often, at the longest, the handler's sweep looks for due
             keys; it must fire at least twice inside the renewal window. The sweep is shared by
             the handler's keys and runs as often as the most demanding one asks (and at least
@@ -205,6 +217,24 @@ class ImportedKey(cdk.Resource):
         # Every prop is checked before the construct joins the tree, so a bad value leaves the
         # scope as it was (no half-built ImportedKey holding the id).
         _props.enable_key_rotation(enable_key_rotation)
+        adopted_arn = _props.existing_key_arn(existing_key_arn, cdk.Stack.of(scope))
+        _props.adopted_key_props(
+            adopted_arn is not None,
+            {
+                "description": description,
+                "admins": admins,
+                "policy": policy,
+                "pending_window": pending_window,
+                "removal_policy": None
+                if removal_policy == cdk.RemovalPolicy.RETAIN
+                else removal_policy,
+                "restrict_import_to_handler": restrict_import_to_handler,
+                "break_glass_principals": break_glass_principals,
+            },
+        )
+        restrict = restrict_import_to_handler
+        if restrict is None:
+            restrict = adopted_arn is None
         spec = _props.key_spec(key_spec)
         usage = _props.key_usage(spec, key_usage)
         algorithm, wrapping_spec = _props.wrapping(spec, wrapping_algorithm, wrapping_key_spec)
@@ -249,29 +279,19 @@ class ImportedKey(cdk.Resource):
         self.expiration = material_expiration
         """When the imported material expires."""
 
-        self.external_key = kms.Key(
-            self,
-            "Key",
-            alias=key_alias,
-            description=description,
-            admins=list(admins) if admins is not None and policy is None else None,
-            policy=policy,
-            removal_policy=removal_policy,
-            pending_window=waiting_period,
-            key_spec=kms.KeySpec(spec.name),
-            key_usage=kms.KeyUsage(usage),
-        )
-        """The key resource itself, which is PendingImport until the import has run. Its
-        references do not wait for the import: use the ImportedKey itself."""
-        cast(kms.CfnKey, self.external_key.node.default_child).origin = "EXTERNAL"
-        _nag.acknowledge(
-            self.external_key,
-            {
-                rule: "KMS refuses automatic rotation for keys with imported material; "
-                "rotation_on_material_change rotates it on demand."
-                for rule in ("AwsSolutions-KMS5", "NIST.800.53.R5-KMSBackingKeyRotationEnabled")
-            },
-        )
+        self.existing_key_arn = adopted_arn
+        """The adopted key's ARN (``existing_key_arn``), or None when the stack created it."""
+        self.external_key: kms.IKey
+        """The key itself: the resource, PendingImport until the import has run, or a reference
+        to an adopted key. Its references do not wait for the import: use the ImportedKey."""
+        if adopted_arn is not None:
+            self.external_key = kms.Key.from_key_arn(self, "Key", adopted_arn)
+            if key_alias is not None:
+                kms.Alias(self, "Alias", alias_name=key_alias, target_key=self.external_key)
+        else:
+            self.external_key = self._new_key(
+                key_alias, description, admins, policy, removal_policy, waiting_period, spec, usage
+            )
         # The default key policy lets the account's IAM policies decide, so a same-account grant
         # goes to the grantee's policy as kms.Key's does. A custom policy may not say so: then
         # every grant also writes the key policy, rather than silently granting nothing.
@@ -291,6 +311,8 @@ class ImportedKey(cdk.Resource):
         )
         self.handler = import_handler.function
         """The stack's import handler, shared by every ImportedKey with the same runtime."""
+        if adopted_arn is not None:
+            import_handler.adopt()
         import_handler.grant_import(
             self.external_key,
             key_material_secret,
@@ -300,7 +322,7 @@ class ImportedKey(cdk.Resource):
             expiration_model=self.expiration.expiration_model,
             revoke=delete_material_on_removal,
             rotate=rotate,
-            exclusive=restrict_import_to_handler,
+            exclusive=restrict,
             through_key_policy=policy is not None,
             break_glass=break_glass,
         )
@@ -374,32 +396,87 @@ class ImportedKey(cdk.Resource):
             if self.key_expiry_alarm is not None:
                 self.key_expiry_alarm.notify(alarm_topic)
 
+    def _new_key(
+        self,
+        key_alias: str | None,
+        description: str | None,
+        admins: Sequence[iam.IPrincipal] | None,
+        policy: iam.PolicyDocument | None,
+        removal_policy: cdk.RemovalPolicy,
+        waiting_period: cdk.Duration | None,
+        spec: contract.KeySpec,
+        usage: str,
+    ) -> kms.Key:
+        key = kms.Key(
+            self,
+            "Key",
+            alias=key_alias,
+            description=description,
+            admins=list(admins) if admins is not None and policy is None else None,
+            policy=policy,
+            removal_policy=removal_policy,
+            pending_window=waiting_period,
+            key_spec=kms.KeySpec(spec.name),
+            key_usage=kms.KeyUsage(usage),
+        )
+        cast(kms.CfnKey, key.node.default_child).origin = "EXTERNAL"
+        _nag.acknowledge(
+            key,
+            {
+                rule: "KMS refuses automatic rotation for keys with imported material; "
+                "rotation_on_material_change rotates it on demand."
+                for rule in ("AwsSolutions-KMS5", "NIST.800.53.R5-KMSBackingKeyRotationEnabled")
+            },
+        )
+        return key
+
     def _bind(
         self,
         import_handler: ImportHandler,
         properties: dict[str, str],
         renew_before_seconds: int | None,
     ) -> None:
-        """Write on the key what the stack declared for it: the handler acts on nothing else.
+        """Write what the stack declared for the key where only a deployment writes: the
+        handler acts on nothing else.
 
-        CloudFormation writes these tags from the same template as the custom resource's
-        properties, before the import runs (the import depends on the key); see
+        On a key of the stack, CloudFormation writes these tags from the same template as the
+        custom resource's properties, before the import runs (the import depends on the key).
+        An adopted key is not the stack's to tag: the same tags go into the import resource's
+        Metadata, which the handler reads from CloudFormation. See
         ``imported_key_handler.binding`` for how the handler checks them.
         """
         version = properties.get(contract.PROP_MATERIAL_VERSION_ID)
         import_resource = cast(cdk.CfnResource, self.material_import.node.default_child)
-        cfn_key = cast(kms.CfnKey, self.external_key.node.default_child)
-        tags = {
+        declared = {
             contract.TAG_HANDLER: import_handler.role.role_id,
             contract.TAG_SECRET: properties[contract.PROP_SECRET_ARN],
             contract.TAG_SETTINGS: contract.settings_digest(properties),
             contract.TAG_DECLARED: contract.declared_settings(properties, renew_before_seconds),
+        }
+        if version is not None:
+            declared[contract.TAG_MATERIAL_VERSION] = version
+        if self.existing_key_arn is not None:
+            record = {
+                contract.METADATA_KEY_ARN: self.existing_key_arn,
+                contract.METADATA_TAGS: declared,
+            }
+            import_resource.add_metadata(contract.METADATA_BINDING, record)
+            cdk.Annotations.of(self).add_warning_v2(
+                "imported-key-cdk:adopted-key-tag",
+                f"The adopted key {self.existing_key_arn} is not this stack's to tag: its owner "
+                f"consents by tagging it {contract.TAG_ADOPTED_BY}={import_handler.reader_name} "
+                f"(aws kms tag-resource --key-id {self.existing_key_arn} --tags "
+                f"TagKey={contract.TAG_ADOPTED_BY},TagValue={import_handler.reader_name}), or "
+                "the import is refused.",
+            )
+            return
+        cfn_key = cast(kms.CfnKey, self.external_key.node.default_child)
+        tags = {
+            **declared,
             contract.TAG_STACK: cdk.Stack.of(self).stack_id,
             contract.TAG_RESOURCE: import_resource.logical_id,
             contract.TAG_KEY_RESOURCE: cfn_key.logical_id,
         }
-        if version is not None:
-            tags[contract.TAG_MATERIAL_VERSION] = version
         for name, value in tags.items():
             # Above any Tags.of(...) aspect: the binding is not a tag users may override.
             cfn_key.tags.set_tag(name, value, _BINDING_TAG_PRIORITY)
@@ -441,6 +518,7 @@ class ImportedKey(cdk.Resource):
 
     def apply_removal_policy(self, policy: cdk.RemovalPolicy) -> None:
         """What happens to the key when it leaves the stack."""
+        _props.adopted_removal_policy(self.existing_key_arn, policy)
         self.external_key.apply_removal_policy(policy)
 
     def grant(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:

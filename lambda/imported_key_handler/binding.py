@@ -19,12 +19,17 @@ holds and the handler's own role does not (it may write ``TAG_VALID_TO`` only). 
 therefore as strong as those two permissions; the README says who should hold them. Nothing is
 kept per key in the function, so one handler serves any number of keys.
 
+A key adopted by ARN (created outside the stack) has no tags CloudFormation wrote: its binding
+is CloudFormation's record of the import resource (``contract.METADATA_BINDING``), read by
+``key_binding_tags`` and then checked exactly like a key's tags.
+
 A revocation on Delete also needs CloudFormation itself to be removing the resource
 (``require_removal``), since a forged Delete with the declared settings would otherwise pass.
 And an import into a key whose material was deleted on purpose (``TAG_VALID_TO`` still in the
 future) is refused until an operator removes that tag (``refuse_if_revoked``).
 """
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -65,6 +70,8 @@ class Binding:
 
     key_id: str
     tags: Mapping[str, str]
+    adopted: bool = False
+    """The key was adopted by ARN: CloudFormation confirmed its tags (``key_binding_tags``)."""
 
     def refuse_if_revoked(self, metadata: "KeyMetadataTypeDef", now: datetime) -> None:
         """Refuse to import into a key whose material was deleted before it expired.
@@ -132,11 +139,16 @@ def require_handler(key_id: str, tags: Mapping[str, str]) -> None:
 
 
 def require_declared(
-    kms: "KMSClient", properties: Mapping[str, Any], tags: Mapping[str, str] | None = None
+    kms: "KMSClient",
+    properties: Mapping[str, Any],
+    tags: Mapping[str, str] | None = None,
+    *,
+    adopted: bool = False,
 ) -> Binding:
     """The key's binding, or ImportFailure when the event is not what the stack declared.
 
-    ``tags``: the key's tags when the caller has just read them (``declared_request``)."""
+    ``tags``: the key's binding tags when the caller has just read them (``key_binding_tags``);
+    ``adopted``: they came from CloudFormation's record of an adopted key."""
     key_id = str(properties.get(contract.PROP_KEY_ID) or "")
     _environment(contract.ENV_HANDLER_ROLE_ID)  # before any call: without it, no key is ours
     if tags is None:
@@ -160,14 +172,22 @@ def require_declared(
             f"declared (tag {contract.TAG_SETTINGS}); only a deployment changes them. Nothing "
             "was changed."
         )
-    return Binding(key_id, tags)
+    return Binding(key_id, tags, adopted)
 
 
-def record_valid_to(kms: "KMSClient", key_id: str, valid_to: datetime | None) -> None:
-    """Remember the ValidTo just imported, on the key, for ``refuse_if_revoked``."""
+def record_valid_to(
+    kms: "KMSClient", key_id: str, valid_to: datetime | None, binding: Binding | None = None
+) -> None:
+    """Remember the ValidTo just imported, on the key, for ``refuse_if_revoked``; on an adopted
+    key, also where CloudFormation's record of its binding is (``ADOPTED_POINTER_TAGS``)."""
     value = valid_to.astimezone(UTC).isoformat() if valid_to else contract.VALID_TO_NEVER
+    tags = {contract.TAG_VALID_TO: value}
+    if binding is not None and binding.adopted:
+        tags.update({name: binding.tags[name] for name in contract.ADOPTED_POINTER_TAGS})
     try:
-        kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": contract.TAG_VALID_TO, "TagValue": value}])
+        kms.tag_resource(
+            KeyId=key_id, Tags=[{"TagKey": name, "TagValue": text} for name, text in tags.items()]
+        )
     except ClientError as error:
         raise kms_failure(error, "TagResource", key_id) from None
 
@@ -262,22 +282,44 @@ def require_in_stack(cloudformation: "CloudFormationClient", binding: Binding) -
     a secret for a key, the handler asks CloudFormation: the key's tags name its stack and its
     own logical id, and that resource must be this key, in the handler's stack or in a stack
     nested directly in it. An attacker's key, wherever it is declared, fails one of the two.
+    (An adopted key's binding was read from CloudFormation itself: nothing is left to ask.)
     """
-    home = _environment(contract.ENV_HANDLER_STACK_ID)
+    if binding.adopted:
+        return
     stack_id = binding.tags.get(contract.TAG_STACK, "")
     logical_id = binding.tags.get(contract.TAG_KEY_RESOURCE, "")
-    refusal = (
-        f"Refused: CloudFormation does not confirm that key {binding.key_id} is declared by "
-        "this handler's stack"
+    detail = _declared_resource(cloudformation, binding.key_id, stack_id, logical_id)
+    if not _same_key(detail.get("PhysicalResourceId"), binding.key_id):
+        raise ReplacedKey(
+            f"{_refusal(binding.key_id)}: its resource {logical_id[:64]} is another key. "
+            "Nothing was changed."
+        )
+
+
+def _refusal(key_id: str) -> str:
+    return (
+        f"Refused: CloudFormation does not confirm that key {key_id} is declared by this "
+        "handler's stack"
     )
+
+
+def _declared_resource(
+    cloudformation: "CloudFormationClient", key_id: str, stack_id: str, logical_id: str
+) -> dict[str, Any]:
+    """CloudFormation's record of ``logical_id``, in the handler's stack or a stack nested
+    directly in it; NotDeclared when the stack or the resource is gone."""
+    home = _environment(contract.ENV_HANDLER_STACK_ID)
+    refusal = _refusal(key_id)
     try:
         if stack_id != home:
             stacks = cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
             if not stacks or stacks[0].get("ParentId") != home:
                 raise ImportFailure(f"{refusal} (another stack). Nothing was changed.")
-        detail = cloudformation.describe_stack_resource(
-            StackName=stack_id, LogicalResourceId=logical_id
-        )["StackResourceDetail"]
+        return dict(
+            cloudformation.describe_stack_resource(
+                StackName=stack_id, LogicalResourceId=logical_id
+            )["StackResourceDetail"]
+        )
     except ClientError as error:
         reason = f"{refusal} ({error_code(error)}). Nothing was changed."
         # Assumption (CloudFormation's messages, not a documented code): a resource or stack
@@ -285,7 +327,89 @@ def require_in_stack(cloudformation: "CloudFormationClient", binding: Binding) -
         if error_code(error) == "ValidationError" and "does not exist" in str(error):
             raise NotDeclared(reason) from None
         raise ImportFailure(reason) from None
-    if not _same_key(detail.get("PhysicalResourceId"), binding.key_id):
-        raise ReplacedKey(
-            f"{refusal}: its resource {logical_id[:64]} is another key. Nothing was changed."
+
+
+def stack_name(stack_id: str) -> str:
+    """The name in a stack id (``arn:...:stack/<name>/<uuid>``), or the id itself."""
+    parts = stack_id.split("/")
+    return parts[1] if len(parts) == 3 else stack_id
+
+
+def is_adopted(tags: Mapping[str, str]) -> bool:
+    """A key declared by ARN: its owner tagged it for adoption, and no deployment bound it."""
+    return contract.TAG_HANDLER not in tags and contract.TAG_ADOPTED_BY in tags
+
+
+def adopted_by_this_stack(tags: Mapping[str, str]) -> bool:
+    home = os.environ.get(contract.ENV_HANDLER_STACK_ID, "")
+    return bool(home) and tags.get(contract.TAG_ADOPTED_BY) == stack_name(home)
+
+
+def key_binding_tags(
+    kms: "KMSClient",
+    cloudformation: "CloudFormationClient",
+    key_id: str,
+    resource: tuple[str, str] | None = None,
+) -> tuple[dict[str, str], bool]:
+    """The tags to check an event against, and whether the key is adopted.
+
+    A key of the stack carries them. For an adopted key they are CloudFormation's record of its
+    import resource: ``resource`` (the stack and logical id of a CloudFormation event), else
+    the resource the handler noted on the key after its last import. That record must name this
+    key; the key's own tags add only the handler's ValidTo record.
+    """
+    tags = read_tags(kms, key_id)
+    if not is_adopted(tags):
+        return tags, False
+    if not adopted_by_this_stack(tags):
+        raise ImportFailure(
+            f"Refused: key {key_id} is tagged {contract.TAG_ADOPTED_BY}="
+            f"{tags[contract.TAG_ADOPTED_BY][:64]!r}, not this handler's stack. Nothing was "
+            "changed."
         )
+    stack_id, logical_id = resource or (
+        tags.get(contract.TAG_STACK, ""),
+        tags.get(contract.TAG_RESOURCE, ""),
+    )
+    if not stack_id or not logical_id:
+        raise ImportFailure(
+            f"Refused: adopted key {key_id} was never imported by its stack, so its binding is "
+            "unknown; deploy the stack that declares it. Nothing was changed."
+        )
+    detail = _declared_resource(cloudformation, key_id, stack_id, logical_id)
+    declared = _metadata_binding(detail.get("Metadata"))
+    if declared is None:
+        raise NotDeclared(
+            f"{_refusal(key_id)}: {logical_id[:64]} declares no adopted key. Nothing was changed."
+        )
+    key_arn, declared_tags = declared
+    if not _same_key(key_arn, key_id):
+        raise ReplacedKey(
+            f"{_refusal(key_id)}: {logical_id[:64]} adopts another key. Nothing was changed."
+        )
+    bound = {
+        name: declared_tags[name]
+        for name in contract.ADOPTED_DECLARED_TAGS
+        if isinstance(declared_tags.get(name), str)
+    }
+    bound.update({contract.TAG_STACK: stack_id, contract.TAG_RESOURCE: logical_id})
+    if contract.TAG_VALID_TO in tags:
+        bound[contract.TAG_VALID_TO] = tags[contract.TAG_VALID_TO]
+    return bound, True
+
+
+def _metadata_binding(metadata: object) -> tuple[str, Mapping[str, Any]] | None:
+    """The adopted key's ARN and declared tags in an import resource's Metadata (a JSON
+    string, as DescribeStackResource returns it), or None."""
+    try:
+        document = json.loads(metadata) if isinstance(metadata, str) else None
+    except ValueError:
+        return None
+    record = document.get(contract.METADATA_BINDING) if isinstance(document, dict) else None
+    if not isinstance(record, dict):
+        return None
+    key_arn = record.get(contract.METADATA_KEY_ARN)
+    tags = record.get(contract.METADATA_TAGS)
+    if not isinstance(key_arn, str) or not isinstance(tags, dict):
+        return None
+    return key_arn, tags

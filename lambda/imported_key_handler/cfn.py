@@ -18,6 +18,7 @@ from .audit import audited
 from .binding import (
     ReplacedKey,
     declared_request,
+    key_binding_tags,
     record_valid_to,
     require_declared,
     require_in_stack,
@@ -99,30 +100,36 @@ def data_for(result: ImportResult) -> dict[str, str]:
     }
 
 
-def run_import(properties: Mapping[str, Any], action: str) -> ImportResult:
+def run_import(
+    properties: Mapping[str, Any], action: str, resource: tuple[str, str]
+) -> ImportResult:
     """Import for a Create or Update, turning every failure into a clear ImportFailure.
 
     Only what the stack declared for the key (binding, confirmed by CloudFormation), and never
     into a key whose material was revoked on purpose; the ValidTo imported is recorded on the
-    key and in the due index.
+    key and in the due index. ``resource``: the event's stack id and logical id, where an
+    adopted key's binding is recorded.
     """
     request = ImportRequest.from_properties(properties)
     with audited(action, request.key_id) as record:
         fleet = FleetClients.build()
-        binding = require_declared(fleet.kms, properties)
-        now = datetime.now(UTC)
-        metadata = describe_key(fleet.kms, request.key_id)
         try:
+            tags, adopted = key_binding_tags(
+                fleet.kms, fleet.cloudformation, request.key_id, resource
+            )
+            binding = require_declared(fleet.kms, properties, tags, adopted=adopted)
             require_in_stack(fleet.cloudformation, binding)
         except ReplacedKey:
-            kept = _kept_by_rollback(metadata, request.key_id)
+            kept = _kept_by_rollback(describe_key(fleet.kms, request.key_id), request.key_id)
             if kept is None:
                 raise
             record.succeeded("UNCHANGED", kept.valid_to)
             return kept
+        now = datetime.now(UTC)
+        metadata = describe_key(fleet.kms, request.key_id)
         binding.refuse_if_revoked(metadata, now)
         result = import_from_secret(fleet.kms, fleet.secrets, request, now=now)
-        record_valid_to(fleet.kms, request.key_id, result.valid_to)
+        record_valid_to(fleet.kms, request.key_id, result.valid_to, binding)
         _, window = declared_request(request.key_id, binding.tags)
         reindex(fleet, binding, window, result.valid_to, [])
         record.succeeded(valid_to=result.valid_to)
@@ -169,12 +176,17 @@ def _leave(
     metadata = describe_if_exists(fleet.kms, key_id)
     if metadata is None:
         return KEY_GONE
-    binding = require_declared(fleet.kms, properties)
+    tags, adopted = key_binding_tags(fleet.kms, fleet.cloudformation, key_id, _resource(event))
+    binding = require_declared(fleet.kms, properties, tags, adopted=adopted)
     require_removal(fleet.cloudformation, event, binding)
     outcome = revoke_material(fleet.kms, key_id, metadata) if revoke else KEPT
     _, window = declared_request(key_id, binding.tags)
     reindex(fleet, binding, window, None, [])
     return outcome
+
+
+def _resource(event: Mapping[str, Any]) -> tuple[str, str]:
+    return str(event.get("StackId") or ""), str(event.get("LogicalResourceId") or "")
 
 
 def build_helper() -> CfnResource:
@@ -188,7 +200,9 @@ def build_helper() -> CfnResource:
     @helper.create
     @helper.update
     def create_or_update(event: dict[str, Any], _context: Any) -> str:
-        result = run_import(event.get("ResourceProperties") or {}, event["RequestType"])
+        result = run_import(
+            event.get("ResourceProperties") or {}, event["RequestType"], _resource(event)
+        )
         helper.Data.update(data_for(result))
         return result.key_id
 

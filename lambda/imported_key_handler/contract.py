@@ -133,6 +133,26 @@ TAG_KEY_RESOURCE: Final = "imported-key-cdk:key-resource"
 # The renewal settings of the key in clear (declared_settings): the sweep and the expiration
 # rule renew from the key's tags alone. TAG_SETTINGS (the digest) is what they are checked by.
 TAG_DECLARED: Final = "imported-key-cdk:declared"
+# --- Adopted keys: created outside the stack (by hand, by Terraform) and declared by ARN.
+# CloudFormation cannot tag a key it does not hold, so the binding lives in its record instead:
+# the import resource's Metadata (METADATA_BINDING) holds the key's ARN and the tags a key of the
+# stack would carry (TAG_HANDLER, TAG_SECRET, TAG_SETTINGS, TAG_DECLARED, TAG_MATERIAL_VERSION),
+# and the handler reads it with DescribeStackResource. The key's owner consents by tagging the
+# key TAG_ADOPTED_BY = the handler's stack name; the handler's policy reaches adopted keys by
+# that tag. After each confirmed import the handler writes TAG_STACK and TAG_RESOURCE on the
+# key: pointers for the sweep to that record, which decides.
+TAG_ADOPTED_BY: Final = "imported-key-cdk:adopted-by"
+METADATA_BINDING: Final = "ImportedKeyCdk::Binding"
+METADATA_KEY_ARN: Final = "KeyArn"
+METADATA_TAGS: Final = "Tags"
+ADOPTED_DECLARED_TAGS: Final = (
+    TAG_HANDLER,
+    TAG_SECRET,
+    TAG_SETTINGS,
+    TAG_DECLARED,
+    TAG_MATERIAL_VERSION,
+)
+ADOPTED_POINTER_TAGS: Final = (TAG_STACK, TAG_RESOURCE)
 # The function's environment names its own role's RoleId (the construct sets it).
 ENV_HANDLER_ROLE_ID: Final = "IMPORTED_KEY_HANDLER_ROLE_ID"
 # ... its own stack's id: keys declared there, or in a stack nested in it, are the ones it serves.

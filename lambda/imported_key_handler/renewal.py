@@ -17,8 +17,10 @@ from . import clients, contract, registry
 from .audit import audited
 from .binding import (
     Binding,
+    adopted_by_this_stack,
     declared_request,
-    read_tags,
+    is_adopted,
+    key_binding_tags,
     record_valid_to,
     require_declared,
     require_in_stack,
@@ -232,15 +234,15 @@ def renew_key(
     the sweep found the key by, replaced by the key's new one.
     """
     now = now or datetime.now(UTC)
-    tags = read_tags(fleet.kms, key_id)
+    tags, adopted = key_binding_tags(fleet.kms, fleet.cloudformation, key_id)
     properties, window = declared_request(key_id, tags)
-    binding = require_declared(fleet.kms, properties, tags)
+    binding = require_declared(fleet.kms, properties, tags, adopted=adopted)
     require_in_stack(fleet.cloudformation, binding)
     renew_before = timedelta(seconds=window or 0)
     renewal = RenewalRequest(ImportRequest.from_properties(properties), renew_before, trigger)
     result = renew_if_due(fleet.kms, fleet.secrets, renewal, now=now, binding=binding)
     if result.renewed:
-        record_valid_to(fleet.kms, key_id, result.valid_to)
+        record_valid_to(fleet.kms, key_id, result.valid_to, binding)
     reindex(fleet, binding, window, result.valid_to, [index_entry] if index_entry else [])
     return result
 
@@ -276,8 +278,12 @@ def serves(kms: "KMSClient", key_id: str) -> bool:
         ):
             return False
         raise kms_failure(error, "ListResourceTags", key_id) from None
+    found = {tag["TagKey"]: tag["TagValue"] for tag in tags}
+    if is_adopted(found):
+        # Adopted by this stack and imported by it at least once (it noted where its binding is).
+        return adopted_by_this_stack(found) and contract.TAG_RESOURCE in found
     role_id = os.environ.get(contract.ENV_HANDLER_ROLE_ID, "")
-    return any(t["TagKey"] == contract.TAG_HANDLER and t["TagValue"] == role_id for t in tags)
+    return bool(role_id) and found.get(contract.TAG_HANDLER) == role_id
 
 
 def run_renewal(key_id: str, trigger: str) -> dict[str, str | bool | None]:
