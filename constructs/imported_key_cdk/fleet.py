@@ -113,9 +113,9 @@ class ImportedKeyFleet(Construct):
             Default: ``RemovalPolicy.RETAIN``.
         """
         _props.nested_stacks(nested_stacks)
-        for index, key in enumerate(keys):
+        for index, declared in enumerate(keys):
             # Entries from code are held to the manifest's rules, named the same way.
-            _props.fleet_entry(asdict(key), f"#{index} ({key.name})")
+            _props.fleet_entry(asdict(declared), f"#{index} ({declared.name})")
         entries = list(keys) + (load_manifest(manifest) if manifest is not None else [])
         _props.fleet_entries(
             [(entry.name, entry.alias) for entry in entries],

@@ -134,7 +134,9 @@ def require_handler(key_id: str, tags: Mapping[str, str]) -> None:
     if tags.get(contract.TAG_HANDLER) != _environment(contract.ENV_HANDLER_ROLE_ID):
         raise ImportFailure(
             f"Refused: key {key_id} is not declared for this handler (its tag "
-            f"{contract.TAG_HANDLER} names another handler or none). Nothing was changed."
+            f"{contract.TAG_HANDLER} names another handler or none; a key adopted by ARN needs "
+            f"its owner's tag {contract.TAG_ADOPTED_BY}=<the stack's name>). Nothing was "
+            "changed."
         )
 
 

@@ -162,6 +162,7 @@ def invoke(
         properties: dict[str, str],
         *,
         forged: bool = False,
+        adopted: bool = False,
         reported_physical_id: str | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
@@ -169,11 +170,12 @@ def invoke(
         the import that depends on it) and confirm a Delete. ``forged=True`` sends the event
         alone, as someone who may only invoke the function would, to a stack that is not
         removing the resource, whose physical id CloudFormation reports as
-        ``reported_physical_id`` (default: the event's)."""
+        ``reported_physical_id`` (default: the event's). ``adopted=True``: the key is not the
+        stack's (``support.binding.adopt_key`` played its adoption), so nothing tags it."""
         url = cfn_server.response_url(request_type.lower())
         event = cfn_event(request_type, properties, url, **kwargs)
         key_id = str(properties.get(contract.PROP_KEY_ID, ""))
-        if not forged:
+        if not forged and not adopted:
             # CloudFormation's record: the key resource is the key, and a Delete is underway.
             stacks.record(
                 event["StackId"], key_logical_id(key_id), key_id, resource_type="AWS::KMS::Key"
@@ -187,7 +189,7 @@ def invoke(
             else "UPDATE_COMPLETE",
         )
         with clients.endpoint_for_tests(endpoint):
-            if not forged and request_type != "Delete":
+            if not forged and not adopted and request_type != "Delete":
                 try:
                     bind_key(
                         backend.kms(),

@@ -8,6 +8,7 @@ tags before the import that depends on it; a forged-event test leaves the tags a
 declared them and sends something else.
 """
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,53 @@ def bind_key(
     )
 
 
+def adopted_metadata(
+    properties: Mapping[str, Any],
+    key_arn: str,
+    *,
+    renew_before_s: int | None = DEFAULT_RENEW_BEFORE_S,
+) -> dict[str, Any]:
+    """The import resource's Metadata the construct writes for a key adopted by ARN: the key's
+    ARN and the tags a key of the stack would carry (the handler's stack and resource pointers
+    aside), as CloudFormation resolves it."""
+    tags = binding_tags(properties, stack_id="", logical_id="", renew_before_s=renew_before_s)
+    declared = {name: tags[name] for name in contract.ADOPTED_DECLARED_TAGS if name in tags}
+    return {
+        contract.METADATA_BINDING: {
+            contract.METADATA_KEY_ARN: key_arn,
+            contract.METADATA_TAGS: declared,
+        }
+    }
+
+
+def adopt_key(
+    kms: "KMSClient",
+    properties: Mapping[str, Any],
+    *,
+    stack_id: str,
+    logical_id: str,
+    stacks: "PlayedStacks | None" = None,
+    owner_consents: bool = True,
+    renew_before_s: int | None = DEFAULT_RENEW_BEFORE_S,
+) -> str:
+    """Play the adoption of a key created outside the stack: its owner tags it for the stack
+    (``owner_consents``), and CloudFormation's record of the import resource holds the
+    construct's Metadata for ``properties``. Returns the key's ARN."""
+    key_id = str(properties[contract.PROP_KEY_ID])
+    key_arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+    if owner_consents:
+        kms.tag_resource(
+            KeyId=key_id,
+            Tags=[{"TagKey": contract.TAG_ADOPTED_BY, "TagValue": stack_id.split("/")[1]}],
+        )
+    (stacks or PLAYED).declare_metadata(
+        stack_id,
+        logical_id,
+        adopted_metadata(properties, key_arn, renew_before_s=renew_before_s),
+    )
+    return key_arn
+
+
 class PlayedStacks:
     """CloudFormation's record of the stacks, as a test plays it: what DescribeStackResource and
     DescribeStacks answer. LocalStack cannot deploy an EXTERNAL key nor hold a resource in
@@ -102,6 +150,7 @@ class PlayedStacks:
 
     def __init__(self) -> None:
         self.resources: dict[tuple[str, str], dict[str, Any]] = {}
+        self.metadata: dict[tuple[str, str], dict[str, Any]] = {}
         self.parents: dict[str, str] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
@@ -124,6 +173,11 @@ class PlayedStacks:
             "ResourceStatus": status,
         }
 
+    def declare_metadata(self, stack_id: str, logical_id: str, metadata: Mapping[str, Any]) -> None:
+        """The resource's Metadata in the stack's template (kept when the resource's status is
+        recorded again), returned by DescribeStackResource as a JSON string."""
+        self.metadata[(stack_id, logical_id)] = dict(metadata)
+
     def nest(self, child_stack_id: str, parent_stack_id: str) -> None:
         self.parents[child_stack_id] = parent_stack_id
 
@@ -133,6 +187,9 @@ class PlayedStacks:
             detail = self.resources.get((params["StackName"], params["LogicalResourceId"]))
             if detail is None:
                 return 400, _error("ValidationError", "Resource does not exist for stack")
+            metadata = self.metadata.get((params["StackName"], params["LogicalResourceId"]))
+            if metadata is not None:
+                detail = {**detail, "Metadata": json.dumps(metadata)}
             return 200, {"StackResourceDetail": detail}
         if operation == "DescribeStacks":
             stack_id = params.get("StackName", "")
