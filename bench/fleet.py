@@ -34,6 +34,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("imported", "plain")
+# Keys that exist already, adopted by ARN (counted, not timed).
+ADOPTED = "adopted"
 LAYOUTS = ("stack", "fleet")
 PAIRS = 5
 STACK = "Fleet"
@@ -63,6 +65,10 @@ def secret_arn(index: int) -> str:
     return f"arn:aws:secretsmanager:eu-west-1:111122223333:secret:fleet/key-{index}-AbCdEf"
 
 
+def adopted_key_arn(index: int) -> str:
+    return f"arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-4000-8000-{index:012d}"
+
+
 def build(kind: str, layout: str, keys: int, outdir: Path, alias: bool = False) -> None:
     """The app of one run (in this process): ``keys`` keys of ``kind`` laid out as ``layout``."""
     sys.path[:0] = [str(REPO / "constructs"), str(REPO / "lambda")]
@@ -77,7 +83,11 @@ def build(kind: str, layout: str, keys: int, outdir: Path, alias: bool = False) 
 
     app = cdk.App(outdir=str(outdir))
     stack = cdk.Stack(app, STACK, env=cdk.Environment(account="111122223333", region="eu-west-1"))
-    if kind not in KINDS or layout not in LAYOUTS:
+    if (
+        kind not in (*KINDS, ADOPTED)
+        or layout not in LAYOUTS
+        or (kind, layout) == (ADOPTED, "fleet")
+    ):
         raise ValueError(f"kind {kind!r} or layout {layout!r}: choose from {KINDS}, {LAYOUTS}")
 
     if layout == "stack":
@@ -89,6 +99,14 @@ def build(kind: str, layout: str, keys: int, outdir: Path, alias: bool = False) 
             key: kms.IKey
             if kind == "imported":
                 key = ImportedKey(stack, f"Key{index}", key_material_secret=secret, alias=name)
+            elif kind == ADOPTED:
+                key = ImportedKey(
+                    stack,
+                    f"Key{index}",
+                    key_material_secret=secret,
+                    alias=name,
+                    existing_key_arn=adopted_key_arn(index),
+                )
             else:
                 key = kms.Key(stack, f"Key{index}", alias=name)
             key.grant_encrypt_decrypt(user)
@@ -264,7 +282,7 @@ def paired_ratios(cases: list[Case], work: Path, cache: Path) -> dict[str, Any]:
 def resources_per_added_key(low: int, high: int, work: Path, cache: Path) -> dict[str, float]:
     """Resources one stack gains per key from ``low`` to ``high`` keys, by kind and alias."""
     per_key: dict[str, float] = {}
-    for kind in KINDS:
+    for kind in (*KINDS, ADOPTED):
         for alias in (False, True):
             counts = []
             for keys in (low, high):
@@ -287,6 +305,11 @@ def fleet_figures(cases: list[Case], work: Path, cache: Path) -> dict[str, Any]:
     }
     figures["handler_policy_by_keys"] = {
         str(case.keys): figures[case.name]["handler_policy"] for case in cases
+    }
+    # Adopted keys add four statements to the handler's policy, once: the same at low and high.
+    figures["handler_policy_with_adopted_keys"] = {
+        str(keys): handler_policies(template_of(work / f"count-{ADOPTED}-{keys}-False"))
+        for keys in (low, high)
     }
     return figures
 
