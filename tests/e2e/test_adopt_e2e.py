@@ -82,6 +82,13 @@ def adopt(kms: "KMSClient", key: Adopted, stacks: PlayedStacks, **kwargs: Any) -
     )
 
 
+def owner_tags(kms: "KMSClient", key_id: str, stack_name: str) -> None:
+    """The key's owner tags it for adoption by ``stack_name`` (nothing else is played)."""
+    kms.tag_resource(
+        KeyId=key_id, Tags=[{"TagKey": contract.TAG_ADOPTED_BY, "TagValue": stack_name}]
+    )
+
+
 def tags_of(kms: "KMSClient", key_id: str) -> dict[str, str]:
     return {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id)["Tags"]}
 
@@ -189,9 +196,7 @@ def test_a_key_adopted_by_another_stack_is_refused(
     invoke: Any, kms: "KMSClient", stacks: PlayedStacks, index_bucket: str, key: Adopted
 ) -> None:
     adopt(kms, key, stacks, owner_consents=False)
-    kms.tag_resource(
-        KeyId=key.key_id, Tags=[{"TagKey": contract.TAG_ADOPTED_BY, "TagValue": "other-stack"}]
-    )
+    owner_tags(kms, key.key_id, "other-stack")
     before = tags_of(kms, key.key_id)
     response = invoke("Create", key.properties, adopted=True)
     assert response["Status"] == "FAILED"
@@ -253,10 +258,7 @@ def test_a_resource_that_adopts_another_key_does_not_reach_this_one(
     # stack) is refused, since CloudFormation's record names the other.
     other = Adopted(kms, secretsmanager)
     adopt(kms, other, stacks)
-    kms.tag_resource(
-        KeyId=key.key_id,
-        Tags=[{"TagKey": contract.TAG_ADOPTED_BY, "TagValue": TEST_STACK_ID.split("/")[1]}],
-    )
+    owner_tags(kms, key.key_id, TEST_STACK_ID.split("/")[1])
     before = tags_of(kms, key.key_id)
     forged = {**other.properties, contract.PROP_KEY_ID: key.key_id}
     response = invoke("Create", forged, adopted=True)
@@ -269,10 +271,7 @@ def test_a_stack_without_the_resource_is_refused(
     invoke: Any, kms: "KMSClient", stacks: PlayedStacks, index_bucket: str, key: Adopted
 ) -> None:
     # The owner consented, but no import resource of the stack declares the key.
-    kms.tag_resource(
-        KeyId=key.key_id,
-        Tags=[{"TagKey": contract.TAG_ADOPTED_BY, "TagValue": TEST_STACK_ID.split("/")[1]}],
-    )
+    owner_tags(kms, key.key_id, TEST_STACK_ID.split("/")[1])
     before = tags_of(kms, key.key_id)
     response = invoke("Create", key.properties, adopted=True)
     assert response["Status"] == "FAILED"
