@@ -228,3 +228,84 @@ def test_recorded_valid_to_reads_the_handlers_tag() -> None:
     for value in (contract.VALID_TO_NEVER, "garbage", "2027-01-01T00:00:00"):
         assert Binding(KEY, {contract.TAG_VALID_TO: value}).recorded_valid_to() is None
     assert timedelta(0) < binding.CLOCK_SKEW
+
+
+# --- an adopted key's record -----------------------------------------------------------------
+
+
+def owner_tagged(kms: Any, *extra: tuple[str, str]) -> None:
+    tags = [{"TagKey": contract.TAG_ADOPTED_BY, "TagValue": "demo"}]
+    tags += [{"TagKey": key, "TagValue": value} for key, value in extra]
+    kms.stub.add_response("list_resource_tags", {"Tags": tags, "Truncated": False}, {"KeyId": KEY})
+
+
+DECLARED = {contract.TAG_HANDLER: "AROATESTIMPORTHANDLER", contract.TAG_SETTINGS: "v2-x"}
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        None,
+        {"Other": {}},
+        {contract.METADATA_BINDING: "not an object"},
+        {contract.METADATA_BINDING: {contract.METADATA_TAGS: DECLARED}},
+        {contract.METADATA_BINDING: {contract.METADATA_KEY_ARN: KEY, contract.METADATA_TAGS: []}},
+    ],
+    ids=["none", "another entry", "not an object", "no key", "tags not an object"],
+)
+def test_an_import_resource_without_a_well_formed_record_adopts_nothing(
+    kms: Any, played_deployment: PlayedStacks, metadata: dict[str, Any] | None
+) -> None:
+    owner_tagged(kms)
+    played_deployment.record(TEST_STACK_ID, "Import", KEY)
+    if metadata is not None:
+        played_deployment.declare_metadata(TEST_STACK_ID, "Import", metadata)
+    with pytest.raises(binding.NotDeclared, match="declares no adopted key"):
+        binding.key_binding_tags(
+            kms.client, played_deployment.client(), KEY, (TEST_STACK_ID, "Import")
+        )
+
+
+def test_an_adopted_key_takes_its_binding_from_the_record_and_only_its_valid_to_from_itself(
+    kms: Any, played_deployment: PlayedStacks
+) -> None:
+    nested = TEST_STACK_ID.replace("/demo/", "/demo-Keys1-ABC/")
+    played_deployment.nest(nested, TEST_STACK_ID)
+    played_deployment.record(nested, "Import", KEY)
+    arn = f"arn:aws:kms:us-east-1:111122223333:key/{KEY}"
+    played_deployment.declare_metadata(
+        nested,
+        "Import",
+        {
+            contract.METADATA_BINDING: {
+                contract.METADATA_KEY_ARN: arn,
+                contract.METADATA_TAGS: {**DECLARED, "imported-key-cdk:unknown": "dropped"},
+            }
+        },
+    )
+    # Tags on the key itself claim other settings: only its ValidTo record is taken.
+    owner_tagged(
+        kms,
+        (contract.TAG_SETTINGS, "v2-forged"),
+        (contract.TAG_VALID_TO, NOW.isoformat()),
+        (contract.TAG_STACK, nested),
+        (contract.TAG_RESOURCE, "Import"),
+    )
+    tags, adopted = binding.key_binding_tags(kms.client, played_deployment.client(), KEY)
+    assert adopted
+    assert tags == {
+        **DECLARED,
+        contract.TAG_STACK: nested,
+        contract.TAG_RESOURCE: "Import",
+        contract.TAG_VALID_TO: NOW.isoformat(),
+    }
+
+
+def test_an_adopted_key_never_imported_has_no_record_to_read(
+    kms: Any, played_deployment: PlayedStacks
+) -> None:
+    owner_tagged(kms)
+    played_deployment.calls.clear()
+    with pytest.raises(ImportFailure, match="never imported by its stack"):
+        binding.key_binding_tags(kms.client, played_deployment.client(), KEY)
+    assert played_deployment.calls == []
