@@ -185,6 +185,7 @@ _EXPECTED_PARAMETERS: dict[str, tuple[str, ...]] = {
     ),
     "delete_imported_key_material": ("self", "context", "key_id", "key_material_id"),
     "rotate_key_on_demand": ("self", "context", "request"),
+    "replicate_key": ("self", "context", "request"),
     "list_key_rotations": (
         "self",
         "context",
@@ -212,6 +213,7 @@ _EXPECTED_EXPANSION = {
     "delete_imported_key_material": True,
     "rotate_key_on_demand": False,
     "list_key_rotations": True,
+    "replicate_key": False,
 }
 # Printed into LocalStack's log so the test harness can tell the shim is really active.
 MARKER = "imported-key-cdk localstack shim: KMS ImportKeyMaterial patched"
@@ -222,6 +224,11 @@ _NEW = "NEW_KEY_MATERIAL"
 _CURRENT = "CURRENT"
 _NON_CURRENT = "NON_CURRENT"
 _PENDING_ROTATION = "PENDING_ROTATION"
+_PENDING_MULTI_REGION = "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"
+# Material imported for an on-demand rotation that has not happened yet: not permanently
+# associated with the key (API, KeyMaterialState).
+_PENDING_STATES = frozenset({_PENDING_ROTATION, _PENDING_MULTI_REGION})
+_REPLICA = "REPLICA"
 _IMPORTED = "IMPORTED"
 _PENDING_IMPORT = "PENDING_IMPORT"
 _ALL_KEY_MATERIAL = "ALL_KEY_MATERIAL"
@@ -304,6 +311,9 @@ class _LocalStack:
         self.invalid_marker = _attribute(_API_MODULE, "InvalidMarkerException")
         self.validation = _attribute(_EXCEPTIONS_MODULE, "ValidationException")
         self.models = _module(_MODELS_MODULE)
+        # Replicas live in the store of their own Region; the shim finds a key's relatives here.
+        self.stores = _attribute(_MODELS_MODULE, "kms_stores")
+        self.crypto_key = _attribute(_MODELS_MODULE, "KmsCryptoKey")
         if not isinstance(getattr(self.models, "ON_DEMAND_ROTATION_LIMIT", None), int):
             _fail(f"{_MODELS_MODULE}.ON_DEMAND_ROTATION_LIMIT is missing")
         kms_key = _attribute(_MODELS_MODULE, "KmsKey")
@@ -339,6 +349,91 @@ def _materials(key: Any) -> list[_Material]:
 
 def _in_state(materials: list[_Material], state: str) -> _Material | None:
     return next((material for material in materials if material.state == state), None)
+
+
+def _pending(materials: list[_Material]) -> _Material | None:
+    """The material imported for a rotation still to come, in either pending state."""
+    return next((material for material in materials if material.state in _PENDING_STATES), None)
+
+
+def _is_replica(key: Any) -> bool:
+    """A multi-Region replica key (LocalStack's ``MultiRegionKeyType`` is a ``StrEnum``)."""
+    configuration = key.metadata.get("MultiRegionConfiguration") or {}
+    return bool(configuration.get("MultiRegionKeyType") == _REPLICA)
+
+
+def _primary_of(stores: Any, replica: Any) -> Any | None:
+    """The primary key of a replica, from its own Region's store (``None`` if it is gone)."""
+    metadata = replica.metadata
+    region = metadata["MultiRegionConfiguration"]["PrimaryKey"]["Region"]
+    return stores[metadata["AWSAccountId"]][region].keys.get(metadata["KeyId"])
+
+
+def _replicas_of(stores: Any, primary: Any) -> list[Any]:
+    metadata = primary.metadata
+    configuration = metadata.get("MultiRegionConfiguration") or {}
+    replicas = []
+    for entry in configuration.get("ReplicaKeys") or []:
+        replica = stores[metadata["AWSAccountId"]][entry["Region"]].keys.get(metadata["KeyId"])
+        if replica is not None:
+            replicas.append(replica)
+    return replicas
+
+
+def _mirror(replica: Any, primary: Any) -> None:
+    """Give a replica the primary's permanently associated materials, by ID, state and rotation
+    date; its own import state, bytes and expiry stay its own (KMS does not copy imported
+    material). A material pending rotation in the primary joins the replica only when it is
+    imported there; once the primary drops it, so does the replica."""
+    theirs = _materials(primary)
+    mine = _materials(replica)
+    own = {material.material_id: material for material in mine}
+    for source in theirs:
+        if source.state in _PENDING_STATES:
+            continue
+        target = own.get(source.material_id)
+        if target is None:
+            target = _Material(source.material_id, b"", source.state, import_state=_PENDING_IMPORT)
+            mine.append(target)
+        target.state = source.state
+        target.rotation_date = source.rotation_date
+    order = {material.material_id: index for index, material in enumerate(theirs)}
+    mine[:] = sorted(
+        (material for material in mine if material.material_id in order),
+        key=lambda material: order[material.material_id],
+    )
+
+
+def _settle(stores: Any, primary: Any) -> None:
+    """After any change to a multi-Region key or one of its relatives: bring every replica in
+    line with the primary, then name the state of the primary's pending material.
+
+    API, KeyMaterialState: PENDING_MULTI_REGION_IMPORT_AND_ROTATION "indicates key material that
+    has been imported into the primary Region key but not all of the replica Region keys. When
+    this key material is imported in to all of the replica Region keys, the key material state
+    will change to PENDING_ROTATION." A primary without replicas goes straight to
+    PENDING_ROTATION, as a single-Region key does.
+    """
+    replicas = _replicas_of(stores, primary)
+    for replica in replicas:
+        if not _may_rotate(replica):
+            continue
+        _mirror(replica, primary)
+        current = _in_state(_materials(replica), _CURRENT)
+        if current is not None and current.import_state == _IMPORTED:
+            replica.crypto_key.load_key_material(current.material)
+        _sync(replica)
+    pending = _pending(_materials(primary))
+    if pending is not None:
+        everywhere = all(
+            any(
+                material.material_id == pending.material_id and material.import_state == _IMPORTED
+                for material in _materials(replica)
+            )
+            for replica in replicas
+        )
+        pending.state = _PENDING_ROTATION if everywhere else _PENDING_MULTI_REGION
+    _sync(primary)
 
 
 def _may_rotate(key: Any) -> bool:
@@ -400,7 +495,7 @@ def _sync(key: Any) -> None:
     associated = [
         material
         for material in materials
-        if material.state != _PENDING_ROTATION and material.import_state == _IMPORTED
+        if material.state not in _PENDING_STATES and material.import_state == _IMPORTED
     ]
     expiring = [
         material.valid_to
@@ -422,7 +517,7 @@ def _sync(key: Any) -> None:
         if material.state == _NON_CURRENT and material.import_state == _IMPORTED
     ]
     awaiting = any(
-        material.import_state == _PENDING_IMPORT and material.state != _PENDING_ROTATION
+        material.import_state == _PENDING_IMPORT and material.state not in _PENDING_STATES
         for material in materials
     )
     if metadata.get("KeyState") == "PendingDeletion":
@@ -440,6 +535,8 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
     original_delete: Callable[..., Any] = provider.delete_imported_key_material
     original_rotate: Callable[..., Any] = provider.rotate_key_on_demand
     original_list_rotations: Callable[..., Any] = provider.list_key_rotations
+    original_replicate: Callable[..., Any] = provider.replicate_key
+    stores = localstack.stores
     import_signature = inspect.signature(original_import)
     delete_signature = inspect.signature(original_delete)
     list_signature = inspect.signature(original_list_rotations)
@@ -453,6 +550,14 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
             enabled_key_allowed=True,
             disabled_key_allowed=True,
         )
+
+    def head(key: Any) -> Any:
+        """The key whose family ``_settle`` brings in line: a replica's primary, else the key."""
+        if _is_replica(key):
+            primary = _primary_of(stores, key)
+            if primary is not None:
+                return primary
+        return key
 
     def plain_import(self: Any, context: Any, key_id: str, call: inspect.BoundArguments) -> Any:
         """LocalStack's import, for keys with one material: only ever that material."""
@@ -476,6 +581,11 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
             )
             fingerprint = _material_id(key, material)
             original = getattr(key, _ORIGINAL_ATTRIBUTE, None)
+            if _is_replica(key):
+                # Only what the primary took; nothing while it took none (KMS copies nothing
+                # to a replica, and a replica takes no new material).
+                primary = _primary_of(stores, key)
+                original = getattr(primary, _ORIGINAL_ATTRIBUTE, None) or "(none yet)"
             if original is not None and original != fingerprint:
                 raise localstack.incorrect_key_material(
                     f"The key material in the request is not the key material of KMS key "
@@ -550,7 +660,30 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
                 )
             materials = _materials(key)
             known = next((m for m in materials if m.material_id == material_id), None)
-            if not materials:  # the first import, whichever the type: it becomes current
+            if _is_replica(key):
+                if import_type == _NEW:
+                    raise localstack.unsupported(
+                        f"{arn} is a multi-Region replica key, which takes no new key material: "
+                        "import new key material into its primary key, then the same material "
+                        f"into the replica with ImportType {_EXISTING}."
+                    )
+                primary = _primary_of(stores, key)
+                theirs = [] if primary is None else _materials(primary)
+                if not any(m.material_id == material_id for m in theirs):
+                    raise localstack.incorrect_key_material(
+                        f"The key material in the request is not key material of the primary "
+                        f"key of multi-Region replica key {arn}: a replica only takes the key "
+                        "material imported into its primary key."
+                    )
+                _mirror(key, primary)
+                known = next((m for m in materials if m.material_id == material_id), None)
+                if known is None:  # pending rotation in the primary: pending here too
+                    target = _Material(material_id, material, _PENDING_ROTATION)
+                    materials.append(target)
+                else:
+                    target = known
+                    target.material = material  # _settle loads it if it is current
+            elif not materials:  # the first import, whichever the type: it becomes current
                 original_import(*call.args, **call.kwargs)
                 target = _Material(material_id, material, _CURRENT)
                 materials.append(target)
@@ -561,11 +694,11 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
                         f"{arn} (key material ID {material_id}); to reimport it, use "
                         f"ImportType {_EXISTING}."
                     )
-                pending = _in_state(materials, _PENDING_ROTATION)
+                pending = _pending(materials)
                 if pending is not None:
                     raise localstack.invalid_state(
                         f"KMS key {arn} already has key material {pending.material_id} in "
-                        f"{_PENDING_ROTATION} state: rotate to it with RotateKeyOnDemand or "
+                        f"{pending.state} state: rotate to it with RotateKeyOnDemand or "
                         "delete it before importing other new key material."
                     )
                 target = _Material(material_id, material, _PENDING_ROTATION)
@@ -585,7 +718,7 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
             target.valid_to = valid_to if expiration_model == _KEY_MATERIAL_EXPIRES else None
             if arguments.get("key_material_description") is not None:
                 target.description = arguments["key_material_description"]
-            _sync(key)
+            _settle(stores, head(key))
             return {"KeyId": arn, "KeyMaterialId": material_id}
 
     @functools.wraps(original_delete)
@@ -601,6 +734,9 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
                 key.metadata.pop("ValidTo", None)
                 return response
             arn = key.metadata["Arn"]
+            family = head(key)
+            if family is not key:  # a replica: first what its primary has associated since
+                _mirror(key, family)
             requested_id = call.arguments.get("key_material_id")
             if requested_id is None:
                 target = _in_state(materials, _CURRENT)
@@ -610,15 +746,17 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
                 raise localstack.not_found(
                     f"Key material ID {requested_id} is not associated with KMS key {arn}."
                 )
-            if target.state == _PENDING_ROTATION:
-                materials.remove(target)  # never part of the key: nothing awaits it
+            if target.state in _PENDING_STATES:
+                # Never part of the key: nothing awaits it. In a primary, the replicas' copies
+                # go too (_settle); in a replica, only its own.
+                materials.remove(target)
             else:
                 if target.state == _CURRENT:  # LocalStack drops it from the crypto key
                     original_delete(*call.args, **call.kwargs)
                 target.import_state = _PENDING_IMPORT
                 target.expiration_model = None
                 target.valid_to = None
-            _sync(key)
+            _settle(stores, family)
             return {"KeyId": arn, "KeyMaterialId": target.material_id}
 
     @functools.wraps(original_rotate)
@@ -629,20 +767,27 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
             if not _may_rotate(key):
                 return original_rotate(self, context, request)
             arn = key.metadata["Arn"]
-            if key.metadata.get("MultiRegion"):
+            if _is_replica(key):
                 raise localstack.unsupported(
-                    f"{arn} is a multi-Region key with imported key material, which does not "
-                    "support on-demand rotation."
+                    f"{arn} is a multi-Region replica key: rotate its primary key on demand, "
+                    "which rotates the replicas with it."
                 )
+            _settle(stores, key)  # a replica added since the import has not imported it yet
             if key.metadata.get("KeyState") == "PendingImport":
                 raise localstack.invalid_state(f"{arn} is pending import.")
             materials = _materials(key)
             current = _in_state(materials, _CURRENT)
-            pending = _in_state(materials, _PENDING_ROTATION)
+            pending = _pending(materials)
             if current is None or pending is None or pending.import_state != _IMPORTED:
                 raise localstack.unsupported(
                     f"{arn} has no imported key material in {_PENDING_ROTATION} state: import "
                     f"new key material with ImportType {_NEW} before rotating it on demand."
+                )
+            if pending.state == _PENDING_MULTI_REGION:
+                raise localstack.unsupported(
+                    f"Key material {pending.material_id} of multi-Region key {arn} is in "
+                    f"{_PENDING_MULTI_REGION} state: import it into every replica key with "
+                    f"ImportType {_EXISTING} before rotating the primary key on demand."
                 )
             if sum(m.rotation_date is not None for m in materials) >= ON_DEMAND_ROTATION_LIMIT:
                 raise localstack.limit_exceeded(  # LocalStack's message for its own keys
@@ -653,7 +798,7 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
             pending.state = _CURRENT
             pending.rotation_date = _now()
             key.crypto_key.load_key_material(pending.material)
-            _sync(key)
+            _settle(stores, key)  # the replicas rotate with the primary
             return {"KeyId": key_id}
 
     @functools.wraps(original_list_rotations)
@@ -666,6 +811,7 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
             )
             if not _may_rotate(key):
                 return original_list_rotations(*call.args, **call.kwargs)
+            _settle(stores, head(key))
             include = arguments.get("include_key_material") or _ROTATIONS_ONLY
             if include not in (_ALL_KEY_MATERIAL, _ROTATIONS_ONLY):
                 raise localstack.validation(
@@ -690,10 +836,44 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
             response.update(NextMarker=str(end), Truncated=True)
         return response
 
+    @functools.wraps(original_replicate)
+    def replicate_key(self: Any, context: Any, request: Any) -> Any:
+        with _LOCK:
+            response = original_replicate(self, context, request)
+            primary = self._get_kms_key(
+                context.account_id, context.region, request["KeyId"], any_key_state_allowed=True
+            )
+            if primary.metadata.get("Origin") != "EXTERNAL":
+                return response
+            region = request["ReplicaRegion"]
+            replica = stores[context.account_id][region].keys[primary.metadata["KeyId"]]
+            _empty_replica(localstack, replica)
+            if _may_rotate(replica):
+                _settle(stores, primary)
+            response["ReplicaKeyMetadata"] = replica.metadata
+            return response
+
     provider.import_key_material = import_key_material
+    provider.replicate_key = replicate_key
     provider.delete_imported_key_material = delete_imported_key_material
     provider.rotate_key_on_demand = rotate_key_on_demand
     provider.list_key_rotations = list_key_rotations
+
+
+def _empty_replica(localstack: _LocalStack, replica: Any) -> None:
+    """Undo what LocalStack's ReplicateKey copied of an EXTERNAL primary (``copy.deepcopy`` of
+    the whole key object): its material, key state, expiry and the shim's record of materials.
+    The replica gets a new crypto key as LocalStack gives any new EXTERNAL key (unusable while
+    the key awaits import), no previous keys, and waits for its own import."""
+    metadata = replica.metadata
+    replica.crypto_key = localstack.crypto_key(metadata["KeySpec"])
+    replica.previous_keys = []
+    setattr(replica, _MATERIALS_ATTRIBUTE, [])
+    setattr(replica, _ORIGINAL_ATTRIBUTE, None)
+    metadata["KeyState"] = "PendingImport"
+    metadata["Enabled"] = False
+    for name in ("ValidTo", "ExpirationModel", "CurrentKeyMaterialId"):
+        metadata.pop(name, None)
 
 
 def _rotations_entry(key: Any, material: _Material) -> dict[str, Any]:

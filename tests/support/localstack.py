@@ -140,11 +140,13 @@ class LocalStack:
     def pid(self) -> int:
         return self.process.pid
 
-    def client(self, service: str) -> Any:
-        """A plain boto3 client for ``service`` pointed at this LocalStack."""
+    def client(self, service: str, region: str = REGION) -> Any:
+        """A plain boto3 client for ``service`` pointed at this LocalStack, signing for
+        ``region``: LocalStack serves every Region on its one endpoint and keeps each Region's
+        resources apart by the Region a request is signed for."""
         return boto3.session.Session().client(
             service,  # type: ignore[call-overload]
-            region_name=REGION,
+            region_name=region,
             endpoint_url=self.endpoint,
             aws_access_key_id="test",
             aws_secret_access_key="test",
@@ -170,8 +172,8 @@ class LocalStack:
         partial.write_text(now.isoformat(), encoding="utf-8")
         os.replace(partial, clock)  # the shim never reads half a time
 
-    def kms(self) -> "KMSClient":
-        client: KMSClient = self.client("kms")
+    def kms(self, region: str = REGION) -> "KMSClient":
+        client: KMSClient = self.client("kms", region)
         return client
 
     def secretsmanager(self) -> "SecretsManagerClient":
