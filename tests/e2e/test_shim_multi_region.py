@@ -294,6 +294,38 @@ def test_replica_takes_nothing_before_its_primary_has_material(
     assert_key_holds(kms_b, key_id, material, CONTEXT)
 
 
+def test_replica_of_a_rotated_primary_needs_every_material(
+    kms: "KMSClient", kms_b: "KMSClient"
+) -> None:
+    """API, ImportKeyMaterial: "For symmetric encryption keys, you will need to import all of
+    the key materials associated with the KMS key to change its state to Enabled." """
+    in_10_days = _days(10)  # fixed once: KMS dates are whole seconds
+    key_id = _primary(kms)
+    old, new = os.urandom(32), os.urandom(32)
+    old_id = _import_material(kms, key_id, old)["KeyMaterialId"]
+    old_blob = _encrypt(kms, key_id, b"written before")
+    new_id = _import_material(kms, key_id, new, ImportType="NEW_KEY_MATERIAL")["KeyMaterialId"]
+    kms.rotate_key_on_demand(KeyId=key_id)
+    _replicate(kms, key_id)
+    assert _states(kms_b, key_id) == {
+        old_id: ("NON_CURRENT", "PENDING_IMPORT"),
+        new_id: ("CURRENT", "PENDING_IMPORT"),
+    }
+    rotation_date = _rotations(kms, key_id)[new_id]["RotationDate"]
+    assert _rotations(kms_b, key_id)[new_id]["RotationDate"] == rotation_date
+
+    _import_material(kms_b, key_id, new)
+    _assert_awaits_import(kms_b, key_id)  # the old material is still missing
+    _import_material(kms_b, key_id, old, in_10_days)
+
+    replica = _describe(kms_b, key_id)
+    assert replica["KeyState"] == "Enabled"
+    assert replica["CurrentKeyMaterialId"] == new_id
+    assert _same_time(replica["ValidTo"], in_10_days)  # the old material's, also non-current
+    assert_key_holds(kms_b, key_id, new, CONTEXT)
+    assert _decrypt(kms_b, old_blob) == b"written before"
+
+
 def test_replica_valid_to_is_judged_on_the_moved_clock(
     kms: "KMSClient", kms_b: "KMSClient", shim_clock: Callable[[datetime], None]
 ) -> None:
@@ -305,8 +337,9 @@ def test_replica_valid_to_is_judged_on_the_moved_clock(
     with pytest.raises(ClientError) as error:  # in the past on the moved clock
         _import_material(kms_b, key_id, material, _days(100))
     assert _error_code(error) == "ValidationException"
-    _import_material(kms_b, key_id, material, _days(500))
-    assert _same_time(_describe(kms_b, key_id)["ValidTo"], _days(500))
+    in_500_days = _days(500)
+    _import_material(kms_b, key_id, material, in_500_days)
+    assert _same_time(_describe(kms_b, key_id)["ValidTo"], in_500_days)
 
 
 def test_hmac_replica_takes_the_primarys_material_only(
@@ -324,11 +357,12 @@ def test_hmac_replica_takes_the_primarys_material_only(
         _import_material(kms_b, key_id, other)
     assert _describe(kms_b, key_id)["KeyState"] == "PendingImport"
 
-    _import_material(kms_b, key_id, material, _days(20))
+    in_20_days = _days(20)
+    _import_material(kms_b, key_id, material, in_20_days)
 
     replica = _describe(kms_b, key_id)
     assert replica["KeyState"] == "Enabled"
-    assert _same_time(replica["ValidTo"], _days(20))
+    assert _same_time(replica["ValidTo"], in_20_days)
     assert "ValidTo" not in _describe(kms, key_id)
     mac = kms.generate_mac(KeyId=key_id, Message=b"message", MacAlgorithm="HMAC_SHA_256")["Mac"]
     verified = kms_b.verify_mac(
@@ -419,6 +453,7 @@ def test_new_material_waits_in_the_primary_until_every_replica_has_it(
     with pytest.raises(kms_b.exceptions.UnsupportedOperationException):
         _import_material(kms_b, key_id, new, ImportType="NEW_KEY_MATERIAL")
 
+    valid_to = _describe(kms_b, key_id)["ValidTo"]
     _import_material(kms_b, key_id, new, _days(90), ImportType="EXISTING_KEY_MATERIAL")
 
     assert _states(kms_b, key_id) == {
@@ -427,7 +462,7 @@ def test_new_material_waits_in_the_primary_until_every_replica_has_it(
     }
     replica = _describe(kms_b, key_id)
     assert replica["CurrentKeyMaterialId"] == old_id
-    assert _same_time(replica["ValidTo"], _days(30))  # pending material is not associated
+    assert replica["ValidTo"] == valid_to  # pending material is not permanently associated
     assert_key_holds(kms_b, key_id, old, CONTEXT)
     assert _states(kms, key_id)[new_id][0] == PENDING_MULTI_REGION  # the third Region lacks it
     with pytest.raises(kms.exceptions.UnsupportedOperationException):

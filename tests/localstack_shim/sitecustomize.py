@@ -50,9 +50,11 @@ Asymmetric and HMAC keys (one material only)
 ``EXTERNAL`` ``SYMMETRIC_DEFAULT`` keys (several materials)
   The key keeps the list of its key materials on the LocalStack key object (attribute
   ``imported_key_cdk_materials``, so it lives and dies with the key): the bytes, the key
-  material ID, the state (``CURRENT`` / ``NON_CURRENT`` / ``PENDING_ROTATION``), the import
+  material ID, the state (``CURRENT`` / ``NON_CURRENT`` / ``PENDING_ROTATION``, and
+  ``PENDING_MULTI_REGION_IMPORT_AND_ROTATION`` for a multi-Region primary, below), the import
   state (``IMPORTED`` / ``PENDING_IMPORT``), and each material's own ``ExpirationModel`` /
-  ``ValidTo`` / description / rotation date.
+  ``ValidTo`` / description / rotation date. Where this section says ``PENDING_ROTATION``,
+  either pending state is meant.
 
   * Key material IDs: ``sha256(key id + material)``, hex. API, ImportKeyMaterial,
     KeyMaterialId: "Whenever you import key material into a symmetric encryption key, KMS
@@ -124,8 +126,97 @@ Asymmetric and HMAC keys (one material only)
     import different key material in its place."). The response carries ``KeyId`` and
     ``KeyMaterialId``.
 
+Multi-Region keys with imported material (an ``EXTERNAL`` primary key and its replicas)
+  LocalStack's ReplicateKey deep-copies the primary key object (``copy.deepcopy``: its crypto
+  key, key state, ExpirationModel, ValidTo, CurrentKeyMaterialId and the shim's
+  ``imported_key_cdk_materials``), so its replica of an EXTERNAL key could encrypt at once, with
+  the primary's material and expiry. The shim undoes that and keeps each Region's key its own.
+  LocalStack serves every Region on one endpoint, one store per Region; a request's Region is
+  the one it is signed for.
+
+  * ReplicateKey of an EXTERNAL primary gives a replica in ``PendingImport`` (``Enabled``
+    false) with no material, no ``ExpirationModel`` and no ``ValidTo``, whether or not the
+    primary has material; it cannot be used until its own import. API, ReplicateKey: "If you
+    replicate a multi-Region primary key with imported key material, the replica key is created
+    with no key material. You must import the same key material that you imported into the
+    primary key." DG, importing key material into multi-Region keys: "AWS KMS does not copy or
+    synchronize the key material from a primary key with imported key material to its replica
+    keys." The replica gets a new LocalStack crypto key, as any new EXTERNAL key does, so
+    nothing of the primary's material is in it.
+  * A symmetric replica knows its primary's permanently associated materials (``CURRENT``,
+    ``NON_CURRENT``) by key material ID, state and rotation date, each ``PENDING_IMPORT`` until
+    imported in the replica's Region, also those the primary takes after the replica was made;
+    it is ``Enabled`` once all of them are imported there. API, ReplicateKey: related
+    multi-Region keys "have the same key ID and key material"; API, ImportKeyMaterial: "For
+    symmetric encryption keys, you will need to import all of the key materials associated
+    with the KMS key to change its state to Enabled." The IDs are the primary's because they
+    derive from the key ID, which replicas share (API, KeyMaterialId: "based on the KMS key ID
+    and the imported key material"). Assumption: that a replica awaiting its import already
+    reports the primary's ``CurrentKeyMaterialId`` and lists the materials (as the shim does
+    for any key awaiting the re-import of deleted material; KMS documents neither way).
+  * ImportKeyMaterial into a replica, with its own Region's GetParametersForImport (LocalStack
+    keeps import tokens per Region): material its primary has is accepted and recorded with
+    the replica's own ExpirationModel, ValidTo and description (the primary's stay as they
+    are); other material, and any material while the primary has none, is refused with
+    ``IncorrectKeyMaterialException`` and changes nothing; ``NEW_KEY_MATERIAL`` is refused with
+    ``UnsupportedOperationException``. API, ImportKeyMaterial: "You cannot directly import new
+    key material into the replica Region keys."; API, ImportType: "The import type for the
+    replica Region key should be EXISTING_KEY_MATERIAL."; DG, importing key material into
+    multi-Region keys: "You must import the same key material into related primary and replica
+    keys." and "You set the expiration model and expiration dates for each key independently
+    when you import the key material." The 365-day ValidTo limit and the shim's clock apply as
+    for every key. HMAC and asymmetric replicas likewise take only the material first imported
+    into their primary, and nothing while it has none. Assumptions: the error code for
+    NEW_KEY_MATERIAL (none documented); that an omitted ImportType means EXISTING_KEY_MATERIAL
+    for a replica's first import too (the API reference's NEW_KEY_MATERIAL default for a key's
+    first import is written for keys that may take new material).
+  * Each Region's key state, material and expiry are its own: DeleteImportedKeyMaterial (and,
+    were it modelled, expiry) in one Region leaves the related keys as they are. DG, importing
+    key material into multi-Region keys: "The key states of related multi-Region keys are
+    independent of each other. For example, if the key material in the primary key expires,
+    its replica keys are unaffected."; API, DeleteImportedKeyMaterial: "If you delete any key
+    material of a replica Region key, the primary Region key and other replica Region keys
+    remain unchanged."
+  * On-demand rotation of a symmetric multi-Region key, in three phases. (1) ImportKeyMaterial
+    with ``NEW_KEY_MATERIAL`` into the primary: the material waits there in
+    ``PENDING_MULTI_REGION_IMPORT_AND_ROTATION`` while any replica lacks it
+    (``PENDING_ROTATION`` at once for a primary without replicas). (2) Imported as
+    ``EXISTING_KEY_MATERIAL`` into a replica, it waits there in ``PENDING_ROTATION`` while the
+    replica keeps encrypting with its current material; once every replica has it, the
+    primary's turns ``PENDING_ROTATION``. (3) RotateKeyOnDemand on the primary makes it
+    ``CURRENT`` in the primary and in every replica, with the primary's rotation date, and the
+    old material ``NON_CURRENT`` (each Region still decrypts with it). RotateKeyOnDemand before
+    phase 2 is complete, or on a replica, is refused with ``UnsupportedOperationException``.
+    API, ImportKeyMaterial: "Call ImportKeyMaterial on the primary Region key with the
+    ImportTypeset to NEW_KEY_MATERIAL. Call ImportKeyMaterial on the replica Region key with the
+    ImportType set to EXISTING_KEY_MATERIAL using the same key material imported to the primary
+    Region key. You must do this for every replica Region key before you can perform the
+    RotateKeyOnDemand operation on the primary Region key." API, KeyMaterialState: "The key
+    material state PENDING_MULTI_REGION_IMPORT_AND_ROTATION is unique to multi-region,
+    symmetric encryption keys with imported key material. It indicates key material that has
+    been imported into the primary Region key but not all of the replica Region keys. When this
+    key material is imported in to all of the replica Region keys, the key material state will
+    change to PENDING_ROTATION." API, RotateKeyOnDemand: "To perform on-demand rotation of a set
+    of related multi-Region keys, import new key material in the primary Region key, import the
+    same key material in each replica Region key, and invoke the on-demand rotation on the
+    primary Region key." Assumptions: the state of a replica's copy (``PENDING_ROTATION``: the
+    API reference defines the multi-Region state for the primary's material only); the error
+    codes; that the primary's state follows its replicas at every moment, so a replica added,
+    or a replica's copy deleted, after phase 2 puts it back in
+    ``PENDING_MULTI_REGION_IMPORT_AND_ROTATION`` (every replica the primary lists counts, also
+    one pending deletion).
+  * DeleteImportedKeyMaterial of the primary's pending material deletes the replicas' copies
+    too; of a replica's copy, only that copy. API, DeleteImportedKeyMaterial: "When you delete
+    the key material of a primary Region key that is in PENDING_ROTATION or
+    PENDING_MULTI_REGION_IMPORT_AND_ROTATIONstate, you'll also be deleting the key materials
+    for the replica Region keys."
+  * LocalStack's own checks stay: which primaries it replicates (it refuses a ``Disabled``
+    one with ``DisabledException``, not checked against KMS), ``AlreadyExistsException`` for a
+    second replica in a Region.
+
 Not modelled (LocalStack gaps that stay): material does not expire at its ValidTo (the
-time-warp test checks ValidTo itself); multi-Region keys; automatic rotation.
+time-warp test checks ValidTo itself); automatic rotation; a new replica's transient
+``Creating`` state; UpdatePrimaryRegion (not implemented in LocalStack).
 
 The shim's clock is the test's: when the file named by ``IMPORTED_KEY_CDK_SHIM_CLOCK`` (set
 by ``tests/support/localstack.py``, one file per LocalStack) holds an ISO 8601 time, the shim
