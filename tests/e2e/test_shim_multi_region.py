@@ -50,13 +50,13 @@ def kms_c(localstack: LocalStack) -> "KMSClient":
 
 
 def _primary(kms: "KMSClient", key_spec: str = "SYMMETRIC_DEFAULT") -> str:
-    usage = "GENERATE_VERIFY_MAC" if key_spec.startswith("HMAC") else "ENCRYPT_DECRYPT"
-    metadata = kms.create_key(
-        Origin="EXTERNAL",
-        KeySpec=key_spec,
-        KeyUsage=usage,
-        MultiRegion=True,  # type: ignore[arg-type]
-    )["KeyMetadata"]
+    request: dict[str, Any] = {
+        "Origin": "EXTERNAL",
+        "KeySpec": key_spec,
+        "KeyUsage": "GENERATE_VERIFY_MAC" if key_spec.startswith("HMAC") else "ENCRYPT_DECRYPT",
+        "MultiRegion": True,
+    }
+    metadata = kms.create_key(**request)["KeyMetadata"]
     assert metadata["KeyId"].startswith("mrk-")
     assert metadata["KeyState"] == "PendingImport"
     return metadata["KeyId"]
@@ -559,3 +559,16 @@ def test_single_region_keys_are_unchanged(kms: "KMSClient") -> None:
         "KeyMaterialId"
     ]
     assert _states(kms, key_id)[new_id][0] == "PENDING_ROTATION"
+
+
+def test_replicas_of_kms_generated_keys_are_localstacks_own(
+    kms: "KMSClient", kms_b: "KMSClient"
+) -> None:
+    """The shim leaves AWS_KMS multi-Region keys to LocalStack: KMS itself shares their
+    material with the replica (API, ReplicateKey: related keys "have the same key ID and key
+    material")."""
+    key_id = kms.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+    blob = _encrypt(kms, key_id, b"written in the primary's Region")
+    replica = _replicate(kms, key_id)
+    assert replica["KeyState"] == "Enabled"
+    assert _decrypt(kms_b, blob) == b"written in the primary's Region"
