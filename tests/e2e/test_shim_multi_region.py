@@ -427,7 +427,7 @@ def test_new_material_waits_in_the_primary_until_every_replica_has_it(
     kms: "KMSClient", kms_b: "KMSClient", kms_c: "KMSClient"
 ) -> None:
     """Phases 1 and 2. API, ImportKeyMaterial: "Call ImportKeyMaterial on the primary Region key
-    with the ImportType set to NEW_KEY_MATERIAL. Call ImportKeyMaterial on the replica Region key
+    with the ImportTypeset to NEW_KEY_MATERIAL. Call ImportKeyMaterial on the replica Region key
     with the ImportType set to EXISTING_KEY_MATERIAL using the same key material imported to the
     primary Region key. You must do this for every replica Region key before you can perform
     the RotateKeyOnDemand operation on the primary Region key." API, KeyMaterialState (quoted in
