@@ -572,3 +572,21 @@ def test_replicas_of_kms_generated_keys_are_localstacks_own(
     replica = _replicate(kms, key_id)
     assert replica["KeyState"] == "Enabled"
     assert _decrypt(kms_b, blob) == b"written in the primary's Region"
+
+
+def test_replica_takes_the_requests_tags_not_the_primarys(
+    kms: "KMSClient", kms_b: "KMSClient"
+) -> None:
+    """API, ReplicateKey, Tags: "Tags are not a shared property of multi-Region keys.\""""
+    key_id = _primary(kms)
+    kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": "primary-only", "TagValue": "x"}])
+    kms.replicate_key(
+        KeyId=key_id,
+        ReplicaRegion=REPLICA_REGION,
+        Tags=[{"TagKey": "replica", "TagValue": "y"}],
+    )
+    tags = kms_b.list_resource_tags(KeyId=key_id)["Tags"]
+    assert tags == [{"TagKey": "replica", "TagValue": "y"}]
+    assert kms.list_resource_tags(KeyId=key_id)["Tags"] == [
+        {"TagKey": "primary-only", "TagValue": "x"}
+    ]

@@ -134,6 +134,11 @@ Multi-Region keys with imported material (an ``EXTERNAL`` primary key and its re
   LocalStack serves every Region on one endpoint, one store per Region; a request's Region is
   the one it is signed for.
 
+  * A replica carries only the tags its ReplicateKey request gives, not the primary's
+    (LocalStack's deep copy took them too). API, ReplicateKey, Tags: "Tags are not a shared
+    property of multi-Region keys. You can specify the same tags or different tags for each key
+    in a set of related multi-Region keys. KMS does not synchronize this property."
+
   * ReplicateKey of an EXTERNAL primary gives a replica in ``PendingImport`` (``Enabled``
     false) with no material, no ``ExpirationModel`` and no ``ValidTo``, whether or not the
     primary has material; it cannot be used until its own import. API, ReplicateKey: "If you
@@ -939,6 +944,8 @@ def _patch(provider: type[Any], localstack: _LocalStack) -> None:
             region = request["ReplicaRegion"]
             replica = stores[context.account_id][region].keys[primary.metadata["KeyId"]]
             _empty_replica(localstack, replica)
+            replica.tags = {}
+            replica.add_tags(request.get("Tags"))
             if _may_rotate(replica):
                 _settle(stores, primary)
             response["ReplicaKeyMetadata"] = replica.metadata
