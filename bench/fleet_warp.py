@@ -109,6 +109,8 @@ class WarpResult:
     renewals_per_day: list[int] = field(default_factory=list)
     pending_minutes: dict[str, float] = field(default_factory=dict)
     pending_minutes_in_outage: dict[str, float] = field(default_factory=dict)
+    # Each stay in PendingImport outside the outage: key, since when (ISO 8601), minutes.
+    pending_outside_outage: list[tuple[str, str, float]] = field(default_factory=list)
     alarm_days: list[int] = field(default_factory=list)
     lost_key: str = ""
     lost_key_first_alarm_day: int | None = None
@@ -259,6 +261,8 @@ def _restored(
     minutes = (restored_at - since).total_seconds() / 60
     book = result.pending_minutes_in_outage if in_outage else result.pending_minutes
     book[key_id] = book.get(key_id, 0.0) + minutes
+    if not in_outage:
+        result.pending_outside_outage.append((key_id, since.isoformat(), minutes))
     if valid_to is not None:
         fleet.valid_to[key_id] = valid_to
 

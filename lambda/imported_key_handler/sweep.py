@@ -136,6 +136,9 @@ def _sweep(
         if entry.due <= started:
             due.append(entry)
     report.due = len(due)
+    # The most urgent first: in a backlog (after an outage) the due order is not the expiry
+    # order, since each key falls due at its own point of its window's first quarter.
+    due.sort(key=lambda entry: entry.valid_to)
     for position, entry in enumerate(due):
         if remaining_s() < RESERVE_S:
             report.left_for_next = len(due) - position

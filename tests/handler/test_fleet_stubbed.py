@@ -309,3 +309,29 @@ def test_an_adopted_key_never_imported_has_no_record_to_read(
     with pytest.raises(ImportFailure, match="never imported by its stack"):
         binding.key_binding_tags(kms.client, played_deployment.client(), KEY)
     assert played_deployment.calls == []
+
+
+# --- the sweep's order ----------------------------------------------------------------------
+
+
+def test_a_backlog_is_renewed_most_urgent_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    # After an outage every key is due at once; each fell due at its own point of its window's
+    # first quarter, so the due order is not the expiry order. Already expired keys come first.
+    index = MemoryIndex()
+    window = timedelta(days=30)
+    valid_tos = {f"key-{n:02d}": NOW + timedelta(hours=5 * n - 20) for n in range(40)}
+    entries = [registry.entry_for(key, valid_to, window) for key, valid_to in valid_tos.items()]
+    assert [e.key_id for e in sorted(entries, key=lambda e: e.due)] != sorted(valid_tos)
+    for entry in entries:
+        registry.put(index, "bucket", entry)  # type: ignore[arg-type]
+    renewed: list[str] = []
+
+    def renew(_fleet: Any, key_id: str, *_: Any, **__: Any) -> Any:
+        renewed.append(key_id)
+        return type("Result", (), {"renewed": True, "valid_to": NOW + timedelta(days=365)})
+
+    monkeypatch.setattr(sweep, "renew_key", renew)
+    fleet: Any = type("Fleet", (), {"s3": index, "bucket": "bucket"})
+    report = sweep._sweep(fleet, remaining_s=lambda: 900.0, now=lambda: NOW + window)
+    assert report.due == len(entries)
+    assert renewed == sorted(valid_tos, key=valid_tos.__getitem__)
