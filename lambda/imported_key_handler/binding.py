@@ -338,8 +338,11 @@ def stack_name(stack_id: str) -> str:
 
 
 def is_adopted(tags: Mapping[str, str]) -> bool:
-    """A key declared by ARN: its owner tagged it for adoption, and no deployment bound it."""
-    return contract.TAG_HANDLER not in tags and contract.TAG_ADOPTED_BY in tags
+    """A key declared by ARN: its owner tagged it for adoption, and no deployment bound it to
+    this handler. (A key retained from another stack of this library still carries that
+    stack's binding, naming another handler: ignored, CloudFormation's record decides.)"""
+    own = os.environ.get(contract.ENV_HANDLER_ROLE_ID, "")
+    return contract.TAG_ADOPTED_BY in tags and tags.get(contract.TAG_HANDLER) != own
 
 
 def adopted_by_this_stack(tags: Mapping[str, str]) -> bool:

@@ -277,3 +277,28 @@ def test_a_stack_without_the_resource_is_refused(
     assert response["Status"] == "FAILED"
     assert "declares no adopted key" in response["Reason"]
     assert_untouched(kms, key, before)
+
+
+def test_a_key_retained_from_another_stack_is_adopted_despite_its_old_binding(
+    invoke: Any,
+    kms: "KMSClient",
+    localstack: LocalStack,
+    stacks: PlayedStacks,
+    index_bucket: str,
+    key: Adopted,
+) -> None:
+    # An ImportedKey of a stack that is gone (its key retained) still carries that stack's
+    # binding: another handler, other settings. Adopted here, only this stack's record counts.
+    stale = {
+        contract.TAG_HANDLER: "AROAGONEHANDLER",
+        contract.TAG_SETTINGS: "v2-stale",
+        contract.TAG_SECRET: "arn:aws:secretsmanager:us-east-1:000000000000:secret:gone-AbCdEf",
+    }
+    kms.tag_resource(
+        KeyId=key.key_id, Tags=[{"TagKey": k, "TagValue": v} for k, v in stale.items()]
+    )
+    adopt(kms, key, stacks)
+    response = invoke("Create", key.properties, adopted=True)
+    assert response["Status"] == "SUCCESS", response["Reason"]
+    assert_key_holds(kms, key.key_id, key.material)
+    assert key.key_id in index(localstack, index_bucket)
