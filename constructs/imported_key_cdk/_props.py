@@ -535,6 +535,12 @@ def renewal_imports_per_second(
     return shared_value
 
 
+# Each key stack's parent, read once per stack rather than once per key (a round trip each).
+_NESTED_STACK_PARENTS: "weakref.WeakKeyDictionary[cdk.Stack, cdk.Stack | None]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def import_handler_stack(
     handler: Construct, handler_stack: cdk.Stack, key_stack: cdk.Stack
 ) -> None:
@@ -542,7 +548,9 @@ def import_handler_stack(
     stacks nested directly in it; a key anywhere else would be refused at deploy time."""
     if handler_stack is key_stack:
         return
-    parent = key_stack.nested_stack_parent
+    if key_stack not in _NESTED_STACK_PARENTS:
+        _NESTED_STACK_PARENTS[key_stack] = key_stack.nested_stack_parent
+    parent = _NESTED_STACK_PARENTS[key_stack]
     if parent is not None and handler_stack is parent:
         return
     raise ValueError(

@@ -277,6 +277,9 @@ class ImportHandler(Construct):
         self._wrapping_algorithms: set[str] = set()
         self._wrapping_key_specs: set[str] = set()
         self._expiration_models: set[str] = set()
+        self._deny_statements: dict[tuple[str, ...], list[iam.PolicyStatement]] = {}
+        # One for every warning the handler gives (each Annotations.of is a round trip).
+        self._annotations = cdk.Annotations.of(self)
         self._grant_fleet(stack)
 
     def _grant_fleet(self, stack: cdk.Stack) -> None:
@@ -584,40 +587,11 @@ class ImportHandler(Construct):
                 key, key_actions, wrapping_algorithm, wrapping_key_spec, expiration_model
             )
         if exclusive:
-            # The exemption names the role by its unique id, not its ARN: the key is retained
-            # when the stack goes, and anyone who may create roles could re-create one with
-            # this name and ARN, but never with this RoleId. For a session of an assumed role
-            # (Lambda's included) aws:userid is "<RoleId>:<session name>", per the principal
-            # table of https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html
-            # No aws:PrincipalArn beside it: two negated conditions in one Deny both have to
-            # hold for it to deny, so a matching ARN alone would exempt the caller again.
-            # The key depends on the role (GetAtt RoleId) as it did on its ARN; the role's
-            # grants on the key live in its separate DefaultPolicy, so there is no cycle.
-            not_handler = {"StringNotLike": {"aws:userid": f"{self.role_id}:*"}}
             # Break-glass principals are matched by ARN (they may live in another account or
-            # be users); every condition of a Deny must hold, so either exemption suffices.
-            break_glass_arns = [_principal_arn(principal) for principal in break_glass]
-            not_break_glass = (
-                {"ArnNotEquals": {"aws:PrincipalArn": break_glass_arns}} if break_glass_arns else {}
-            )
-            for sid, actions, conditions in (
-                ("OnlyTheImportHandlerImports", _perms.IMPORT_ONLY_BY_HANDLER_ACTIONS, not_handler),
-                (
-                    "OnlyTheImportHandlerOrBreakGlassRevokes",
-                    _perms.REVOKE_ONLY_BY_HANDLER_ACTIONS,
-                    {**not_handler, **not_break_glass},
-                ),
-            ):
-                key.add_to_resource_policy(
-                    iam.PolicyStatement(
-                        sid=sid,
-                        effect=iam.Effect.DENY,
-                        principals=[iam.AnyPrincipal()],
-                        actions=actions,
-                        resources=["*"],
-                        conditions=conditions,
-                    )
-                )
+            # be users).
+            break_glass_arns = tuple(_principal_arn(principal) for principal in break_glass)
+            for statement in self._exclusive_statements(break_glass_arns):
+                key.add_to_resource_policy(statement)
         if break_glass:
             key.add_to_resource_policy(
                 iam.PolicyStatement(
@@ -627,6 +601,51 @@ class ImportHandler(Construct):
                     resources=["*"],
                 )
             )
+
+    def _exclusive_statements(self, break_glass_arns: tuple[str, ...]) -> list[iam.PolicyStatement]:
+        """The key policy's Deny statements that leave the import to this handler alone.
+
+        Built once per set of break-glass principals and shared by the keys' policies: a
+        policy document only reads its statements (it freezes them when it renders).
+        """
+        shared = self._deny_statements.get(break_glass_arns)
+        if shared is not None:
+            return shared
+        # The exemption names the role by its unique id, not its ARN: the key is retained
+        # when the stack goes, and anyone who may create roles could re-create one with
+        # this name and ARN, but never with this RoleId. For a session of an assumed role
+        # (Lambda's included) aws:userid is "<RoleId>:<session name>", per the principal
+        # table of https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html
+        # No aws:PrincipalArn beside it: two negated conditions in one Deny both have to
+        # hold for it to deny, so a matching ARN alone would exempt the caller again.
+        # The key depends on the role (GetAtt RoleId) as it did on its ARN; the role's
+        # grants on the key live in its separate DefaultPolicy, so there is no cycle.
+        not_handler = {"StringNotLike": {"aws:userid": f"{self.role_id}:*"}}
+        # Every condition of a Deny must hold, so either exemption suffices.
+        not_break_glass = (
+            {"ArnNotEquals": {"aws:PrincipalArn": list(break_glass_arns)}}
+            if break_glass_arns
+            else {}
+        )
+        shared = self._deny_statements[break_glass_arns] = [
+            iam.PolicyStatement(
+                sid=sid,
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=actions,
+                resources=["*"],
+                conditions=conditions,
+            )
+            for sid, actions, conditions in (
+                ("OnlyTheImportHandlerImports", _perms.IMPORT_ONLY_BY_HANDLER_ACTIONS, not_handler),
+                (
+                    "OnlyTheImportHandlerOrBreakGlassRevokes",
+                    _perms.REVOKE_ONLY_BY_HANDLER_ACTIONS,
+                    {**not_handler, **not_break_glass},
+                ),
+            )
+        ]
+        return shared
 
     def _grant_in_key_policy(
         self,
@@ -677,7 +696,7 @@ class ImportHandler(Construct):
         if isinstance(secret, secretsmanager.Secret):
             cdk.Tags.of(secret).add(contract.SECRET_READER_TAG, self.reader_name)
         else:
-            cdk.Annotations.of(self).add_warning_v2(
+            self._annotations.add_warning_v2(
                 "imported-key-cdk:secret-reader-tag",
                 f"The secret {secret.node.path} was not created by this app, so the stack "
                 "cannot tag it: tag it with "

@@ -389,11 +389,8 @@ class ImportedKey(cdk.Resource):
             cfn_key,
             stack,
         )
-        self._key_arn = self.material_import.get_att_string(contract.ATTR_KEY_ARN)
-        self._key_id = self.material_import.get_att_string(contract.ATTR_KEY_ID)
-        self.valid_to: str = self.material_import.get_att_string(contract.ATTR_VALID_TO)
-        """ISO 8601 time the material expires (empty when it never expires), as of the last
-        deployment."""
+        # The import's attributes, each made when first read (a round trip each).
+        self._attributes: dict[str, str] = {}
 
         self.renewal: FleetRenewal | None = None
         """The handler's sweep, expiry-event rule and fleet alarm, which renew and watch this
@@ -511,15 +508,27 @@ class ImportedKey(cdk.Resource):
 
     # --- kms.IKey ---------------------------------------------------------------------------
 
+    def _import_attribute(self, name: str) -> str:
+        value = self._attributes.get(name)
+        if value is None:
+            value = self._attributes[name] = self.material_import.get_att_string(name)
+        return value
+
     @property
     def key_arn(self) -> str:
         """ARN of the key, resolved once the material is imported."""
-        return self._key_arn
+        return self._import_attribute(contract.ATTR_KEY_ARN)
 
     @property
     def key_id(self) -> str:
         """ID of the key, resolved once the material is imported."""
-        return self._key_id
+        return self._import_attribute(contract.ATTR_KEY_ID)
+
+    @property
+    def valid_to(self) -> str:
+        """ISO 8601 time the material expires (empty when it never expires), as of the last
+        deployment."""
+        return self._import_attribute(contract.ATTR_VALID_TO)
 
     @property
     def key_ref(self) -> kms_refs.KeyReference:
