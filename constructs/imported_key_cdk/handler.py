@@ -100,6 +100,23 @@ def stack_of(scope: IConstruct) -> cdk.Stack:
     return scope if isinstance(scope, cdk.Stack) else cdk.Stack.of(scope)
 
 
+def _add_to_key_policy(key: kms.IKey, statements: list[iam.PolicyStatement]) -> None:
+    """``key.add_to_resource_policy`` for each statement, in order.
+
+    A ``kms.Key``'s own document (its protected ``policy``) takes them all in one jsii round
+    trip, which is what add_to_resource_policy does with each: its returned struct alone costs
+    two more round trips per statement. Any other key goes through add_to_resource_policy.
+    """
+    if not statements:
+        return
+    document = key._policy if isinstance(key, kms.Key) else None
+    if document is None:
+        for statement in statements:
+            key.add_to_resource_policy(statement)
+        return
+    document.add_statements(*statements)
+
+
 def _principal_arn(principal: iam.IPrincipal) -> str:
     """The one IAM ARN a break-glass principal stands for (checked by _props first)."""
     arns = principal.policy_fragment.principal_json.get("AWS", [])
@@ -582,18 +599,18 @@ class ImportHandler(Construct):
             for statement in self._key_read_statements:
                 statement.add_actions(*missing)
         self._let_read(secret)
+        statements: list[iam.PolicyStatement] = []
         if through_key_policy:
-            self._grant_in_key_policy(
-                key, key_actions, wrapping_algorithm, wrapping_key_spec, expiration_model
+            statements += self._key_policy_grants(
+                key_actions, wrapping_algorithm, wrapping_key_spec, expiration_model
             )
         if exclusive:
             # Break-glass principals are matched by ARN (they may live in another account or
             # be users).
             break_glass_arns = tuple(_principal_arn(principal) for principal in break_glass)
-            for statement in self._exclusive_statements(break_glass_arns):
-                key.add_to_resource_policy(statement)
+            statements += self._exclusive_statements(break_glass_arns)
         if break_glass:
-            key.add_to_resource_policy(
+            statements.append(
                 iam.PolicyStatement(
                     sid="BreakGlassRevokesOrDisables",
                     principals=list(break_glass),
@@ -601,6 +618,7 @@ class ImportHandler(Construct):
                     resources=["*"],
                 )
             )
+        _add_to_key_policy(key, statements)
 
     def _exclusive_statements(self, break_glass_arns: tuple[str, ...]) -> list[iam.PolicyStatement]:
         """The key policy's Deny statements that leave the import to this handler alone.
@@ -647,16 +665,15 @@ class ImportHandler(Construct):
         ]
         return shared
 
-    def _grant_in_key_policy(
+    def _key_policy_grants(
         self,
-        key: kms.IKey,
         key_actions: list[str],
         wrapping_algorithm: str,
         wrapping_key_spec: str,
         expiration_model: str,
-    ) -> None:
-        """The role's key statements for this one key, as key policy statements: for a custom
-        key policy, which may not let the account's IAM policies decide."""
+    ) -> list[iam.PolicyStatement]:
+        """The role's key statements for one key, as key policy statements: for a custom key
+        policy, which may not let the account's IAM policies decide."""
         statements: list[tuple[list[str], dict[str, dict[str, object]] | None]] = [
             ([*_perms.HANDLER_KEY_READ_ACTIONS, *key_actions], None),
             (
@@ -680,15 +697,12 @@ class ImportHandler(Construct):
                 {"StringEquals": {"kms:ExpirationModel": expiration_model}},
             ),
         ]
-        for actions, conditions in statements:
-            key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    actions=actions,
-                    principals=[self.role],
-                    resources=["*"],
-                    conditions=conditions,
-                )
+        return [
+            iam.PolicyStatement(
+                actions=actions, principals=[self.role], resources=["*"], conditions=conditions
             )
+            for actions, conditions in statements
+        ]
 
     def _let_read(self, secret: secretsmanager.ISecret) -> None:
         """Let the handler read ``secret``: by its tag, which this stack writes on a secret it

@@ -320,8 +320,8 @@ class ImportedKey(cdk.Resource):
         # The default key policy lets the account's IAM policies decide, so a same-account grant
         # goes to the grantee's policy as kms.Key's does. A custom policy may not say so: then
         # every grant also writes the key policy, rather than silently granting nothing.
-        self.grants = kms.KeyGrants.from_key(self, policy is None)
-        """kms.Key-style grants on the key, whose resource is the import's key ARN."""
+        self._trust_account_identities = policy is None
+        self._grants: kms.KeyGrants | None = None
         if policy is not None:
             # Administration does not wait for the import: on the key resource itself.
             for admin in admins or []:
@@ -507,6 +507,14 @@ class ImportedKey(cdk.Resource):
             tag_manager.set_tag(name, value, _BINDING_TAG_PRIORITY)
 
     # --- kms.IKey ---------------------------------------------------------------------------
+
+    @property
+    def grants(self) -> kms.KeyGrants:
+        """kms.Key-style grants on the key, whose resource is the import's key ARN."""
+        # Made on first use: many keys are never granted anything here.
+        if self._grants is None:
+            self._grants = kms.KeyGrants.from_key(self, self._trust_account_identities)
+        return self._grants
 
     def _import_attribute(self, name: str) -> str:
         value = self._attributes.get(name)
