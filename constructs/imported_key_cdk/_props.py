@@ -27,9 +27,9 @@ from imported_key_handler import contract
 
 from .handler import SUPPORTED_ARCHITECTURES, SUPPORTED_RUNTIMES
 from .renewal import (
-    default_expiry_alarm_threshold,
-    default_renew_before,
-    default_renewal_schedule,
+    default_expiry_alarm_threshold_s,
+    default_interval_s,
+    default_renew_before_s,
     schedule_interval_seconds,
 )
 
@@ -40,6 +40,14 @@ MAX_PENDING_WINDOW_DAYS = 30
 _DAY = 86400
 
 
+def unresolved(value: object) -> bool:
+    """``cdk.Token.is_unresolved``, without the jsii round trip for a string that holds no
+    token marker: aws-cdk-lib tests for the same marker first, so the answer is the same."""
+    if isinstance(value, str) and "Token[" not in value:
+        return False
+    return cdk.Token.is_unresolved(value)
+
+
 def _text(value: object) -> str:
     return str(value.value) if isinstance(value, Enum) else str(value)
 
@@ -48,7 +56,7 @@ def choice(prop: str, value: object, allowed: Sequence[str]) -> str:
     """``value`` (an enum member or a string in any case) as spelled in ``allowed``; tokens are
     returned unchanged."""
     text = _text(value)
-    if cdk.Token.is_unresolved(text):
+    if unresolved(text):
         return text
     for spelling in allowed:
         if text.casefold() == spelling.casefold():
@@ -57,7 +65,7 @@ def choice(prop: str, value: object, allowed: Sequence[str]) -> str:
 
 
 def _days(prop: str, duration: cdk.Duration, low: int, high: int, why: str) -> int:
-    if cdk.Token.is_unresolved(duration.to_string()):
+    if unresolved(duration.to_string()):
         raise ValueError(f"Invalid {prop}: a token. It must be a Duration known at synth.")
     days, remainder = divmod(duration.to_seconds(), _DAY)
     if remainder or not low <= days <= high:
@@ -85,7 +93,7 @@ def validity_days(validity: cdk.Duration) -> int:
 def expiration(expiration_model: str, days: object) -> tuple[str, int | None]:
     """A ``MaterialExpiration``'s model and days, checked against each other."""
     model = choice("expiration_model", expiration_model, contract.EXPIRATION_MODELS)
-    if cdk.Token.is_unresolved(model):
+    if unresolved(model):
         raise ValueError(
             f"Invalid expiration_model: {model!r}. It must be known at synth. Use one of: "
             f"{', '.join(contract.EXPIRATION_MODELS)}."
@@ -127,7 +135,7 @@ def key_spec(value: kms.KeySpec | str) -> contract.KeySpec:
     wrapping, the usage and the handler's permissions)."""
     name = _text(value)
     supported = f"Use one of: {', '.join(contract.KEY_SPECS)}."
-    if cdk.Token.is_unresolved(name):
+    if unresolved(name):
         raise ValueError(
             f"Invalid key_spec: {name!r}. It must be known at synth time, not a token. {supported}"
         )
@@ -159,7 +167,7 @@ _RESERVED_ALIAS_PREFIX = "alias/aws/"
 
 def alias(value: str | None) -> str | None:
     """An alias name as KMS takes it (``alias/`` is added if missing, as aws-kms does)."""
-    if value is None or cdk.Token.is_unresolved(value):
+    if value is None or unresolved(value):
         return value
     name = value if value.startswith("alias/") else f"alias/{value}"
     if name.startswith(_RESERVED_ALIAS_PREFIX) or not _ALIAS.match(name):
@@ -203,7 +211,7 @@ _KEY_ARN = re.compile(
 def existing_key_arn(value: str | None, stack: cdk.Stack) -> str | None:
     """The ARN of a key to adopt: a key's (not an alias's), in the stack's account and Region,
     where the handler can import into it."""
-    if value is None or cdk.Token.is_unresolved(value):
+    if value is None or unresolved(value):
         return value
     found = _KEY_ARN.match(value)
     if found is None:
@@ -212,7 +220,7 @@ def existing_key_arn(value: str | None, stack: cdk.Stack) -> str | None:
             "arn:aws:kms:<region>:<account>:key/<key id> (not its id, nor an alias)."
         )
     for part, own in (("account", stack.account), ("region", stack.region)):
-        if not cdk.Token.is_unresolved(own) and found[part] != own:
+        if not unresolved(own) and found[part] != own:
             raise ValueError(
                 f"Invalid existing_key_arn: {value!r:.120} is in {part} {found[part]}, the "
                 f"stack in {own}. KMS imports material only from the key's own account and "
@@ -267,7 +275,7 @@ def wrapping(
         default_wrapping_key_spec if wrapping_key_spec is None else wrapping_key_spec,
         contract.WRAPPING_KEY_SPECS,
     )
-    if cdk.Token.is_unresolved(chosen_algorithm) or cdk.Token.is_unresolved(chosen_spec):
+    if unresolved(chosen_algorithm) or unresolved(chosen_spec):
         return chosen_algorithm, chosen_spec
     refusal = contract.wrapping_refusal(spec, chosen_algorithm, chosen_spec)
     if refusal is not None:
@@ -290,7 +298,7 @@ def material_encoding(spec: contract.KeySpec, value: object, json_field: str | N
             f"{spec.name} material is a secret key of raw bytes; use one of: "
             f"{', '.join(e for e in contract.MATERIAL_ENCODINGS if e != 'pem')}."
         )
-    if json_field is not None and not cdk.Token.is_unresolved(json_field):
+    if json_field is not None and not unresolved(json_field):
         if not json_field:
             raise ValueError(
                 "Invalid json_field: ''. Name the SecretString field that holds the material, "
@@ -307,7 +315,7 @@ def material_encoding(spec: contract.KeySpec, value: object, json_field: str | N
 
 
 def material_version_id(value: str | None) -> str | None:
-    if value is None or cdk.Token.is_unresolved(value):
+    if value is None or unresolved(value):
         return value
     if not value.strip() or value != value.strip():
         raise ValueError(
@@ -335,18 +343,18 @@ def _code_signing_name(config: lambda_.ICodeSigningConfig | None) -> str:
     if config is None:
         return "None"
     arn = config.code_signing_config_arn
-    return repr(config.node.path) if cdk.Token.is_unresolved(arn) else repr(arn)
+    return repr(config.node.path) if unresolved(arn) else repr(arn)
 
 
 def handler_code_signing_config(
     value: lambda_.ICodeSigningConfig | None,
-    shared_handler: str | None,
+    shared_handler: Construct | None,
     shared_config: lambda_.ICodeSigningConfig | None,
 ) -> None:
     """The handler is shared per stack, runtime and architecture, and so is its code signing.
 
-    ``shared_handler`` is the path of the handler already built for this ImportedKey's runtime
-    and architecture (None: this ImportedKey creates it, with ``value``). Not naming a
+    ``shared_handler`` is the handler already built for this ImportedKey's runtime and
+    architecture (None: this ImportedKey creates it, with ``value``). Not naming a
     configuration is a choice too: a key that asks for signed code must not get a handler
     built without it, and the other way round.
     """
@@ -358,7 +366,7 @@ def handler_code_signing_config(
             return
     raise ValueError(
         f"Invalid handler_code_signing_config: {_code_signing_name(value)}. The handler "
-        f"{shared_handler!r} is shared by every ImportedKey in the stack with the same "
+        f"{shared_handler.node.path!r} is shared by every ImportedKey in the stack with the same "
         "handler_runtime and handler_architecture, and was created with "
         f"{_code_signing_name(shared_config)}; name that one (or give this key another "
         "handler_runtime or handler_architecture)."
@@ -370,11 +378,17 @@ def handler_code_signing_config(
 
 @dataclass(frozen=True)
 class Renewal:
-    """Checked renewal settings of a key whose material expires."""
+    """Checked renewal settings of a key whose material expires, in seconds."""
 
-    schedule: events.Schedule
-    renew_before: cdk.Duration
-    expiry_alarm_threshold: cdk.Duration
+    interval_s: int
+    """The longest the sweep may wait between two runs for this key."""
+    renew_before_s: int
+    expiry_alarm_threshold_s: float
+
+
+def _human(given: cdk.Duration | None, seconds: float) -> str:
+    """A window or threshold as its message names it (a default is plain seconds)."""
+    return (given or cdk.Duration.seconds(seconds)).to_human_string()
 
 
 def renewal(
@@ -386,7 +400,8 @@ def renewal(
     """The renewal settings with their defaults filled in; None when nothing expires.
 
     The window must fit inside the validity, the schedule fire at least twice inside the window
-    (the default one fires four times), and the alarm threshold fall inside the window.
+    (the default one fires four times), and the alarm threshold fall inside the window. The
+    defaults are worked out in plain seconds; only given Durations and schedules go to jsii.
     """
     if validity is None:
         if any(p is not None for p in (schedule, renew_before, expiry_alarm_threshold)):
@@ -395,43 +410,56 @@ def renewal(
                 "never expires (MaterialExpiration.never()), so there is nothing to renew."
             )
         return None
-    window = renew_before or default_renew_before(validity)
-    seconds = window.to_seconds()
+    seconds = (
+        default_renew_before_s(validity) if renew_before is None else renew_before.to_seconds()
+    )
     if seconds <= 0 or seconds >= validity * _DAY:
         raise ValueError(
-            f"Invalid renew_before: {window.to_human_string()}. It must be longer than "
+            f"Invalid renew_before: {_human(renew_before, seconds)}. It must be longer than "
             f"zero and shorter than the material's validity ({validity} days)."
         )
-    derived = schedule is None
     if schedule is None:
-        schedule = default_renewal_schedule(window)
-    interval = schedule_interval_seconds(schedule)
-    if derived and (interval is None or 2 * interval > seconds):
-        # The schedule was derived from the window, so the window is what to change.
+        interval = default_interval_s(int(seconds))
+        if 2 * interval > seconds:
+            # The schedule was derived from the window, so the window is what to change.
+            raise ValueError(
+                f"Invalid renew_before: {_human(renew_before, seconds)}. It is too short for "
+                "a renewal to run twice inside it; use at least 2 minutes."
+            )
+    else:
+        interval = _schedule_interval(schedule, renew_before, seconds)
+    threshold = (
+        default_expiry_alarm_threshold_s(int(seconds))
+        if expiry_alarm_threshold is None
+        else expiry_alarm_threshold.to_seconds()
+    )
+    if not 0 < threshold < seconds:
         raise ValueError(
-            f"Invalid renew_before: {window.to_human_string()}. It is too short for a "
-            "renewal to run twice inside it; use at least 2 minutes."
+            f"Invalid expiry_alarm_threshold: {_human(expiry_alarm_threshold, threshold)}. It "
+            f"must be shorter than the renewal window ({_human(renew_before, seconds)}), or the "
+            "alarm fires before every renewal."
         )
+    return Renewal(interval, int(seconds), threshold)
+
+
+def _schedule_interval(
+    schedule: events.Schedule, renew_before: cdk.Duration | None, window_s: float
+) -> int:
+    """How often a given ``renewal_schedule`` fires; it must fire twice inside the window."""
+    interval = schedule_interval_seconds(schedule)
     if interval is None:
         raise ValueError(
             f"Invalid renewal_schedule: {schedule.expression_string!r}. Cannot tell how often it "
             "fires; use events.Schedule.rate(...) or a daily/hourly cron."
         )
-    if 2 * interval > seconds:
+    if 2 * interval > window_s:
         raise ValueError(
             f"Invalid renewal_schedule: {schedule.expression_string!r} fires every "
             f"{interval // 3600} h {interval % 3600 // 60} min, so not twice inside the renewal "
-            f"window of {window.to_human_string()}. Use a rate of at most half the window "
+            f"window of {_human(renew_before, window_s)}. Use a rate of at most half the window "
             "or a longer renew_before."
         )
-    threshold = expiry_alarm_threshold or default_expiry_alarm_threshold(window)
-    if not 0 < threshold.to_seconds() < seconds:
-        raise ValueError(
-            f"Invalid expiry_alarm_threshold: {threshold.to_human_string()}. It must be "
-            f"shorter than the renewal window ({window.to_human_string()}), or the "
-            "alarm fires before every renewal."
-        )
-    return Renewal(schedule, window, threshold)
+    return interval
 
 
 def break_glass_principals(
@@ -443,9 +471,7 @@ def break_glass_principals(
         fragment = principal.policy_fragment
         arns = fragment.principal_json.get("AWS", [])
         others = sorted(name for name in fragment.principal_json if name != "AWS")
-        named = len(arns) == 1 and (
-            cdk.Token.is_unresolved(arns[0]) or str(arns[0]).startswith("arn:")
-        )
+        named = len(arns) == 1 and (unresolved(arns[0]) or str(arns[0]).startswith("arn:"))
         if not named or others or fragment.conditions:
             raise ValueError(
                 f"Invalid break_glass_principals entry: {principal}. Give IAM roles or users "
@@ -458,7 +484,7 @@ def break_glass_principals(
 
 def binding_literal(prop: str, value: str | None) -> None:
     """The key's binding digests this setting at synth, so it must be known then."""
-    if value is not None and cdk.Token.is_unresolved(value):
+    if value is not None and unresolved(value):
         raise ValueError(
             f"Invalid {prop}: {value!r} is a token. The import handler's binding digests it "
             "at synth (see README, trust model): give a literal string."
@@ -466,7 +492,7 @@ def binding_literal(prop: str, value: str | None) -> None:
 
 
 def secret_arn_tag(secret_arn: str) -> None:
-    if not cdk.Token.is_unresolved(secret_arn) and len(secret_arn) > MAX_TAG_VALUE_LENGTH:
+    if not unresolved(secret_arn) and len(secret_arn) > MAX_TAG_VALUE_LENGTH:
         raise ValueError(
             f"Invalid key_material_secret: its ARN {secret_arn[:60]!r}... is {len(secret_arn)} "
             f"characters; the key's binding tag holds at most {MAX_TAG_VALUE_LENGTH}. Use a "
@@ -486,7 +512,7 @@ def json_field_length(value: str | None) -> None:
 
 
 def renewal_imports_per_second(
-    value: float | None, shared_handler: str | None, shared_value: float | None
+    value: float | None, shared_handler: Construct | None, shared_value: float | None
 ) -> float:
     """The sweep's share of GetParametersForImport's quota: one per handler, so keys agree."""
     if value is not None and (
@@ -501,20 +527,31 @@ def renewal_imports_per_second(
         return float(value) if value is not None else contract.DEFAULT_IMPORTS_PER_SECOND
     if value is not None and float(value) != shared_value:
         raise ValueError(
-            f"Invalid renewal_imports_per_second: {value!r}. The handler {shared_handler!r} is "
+            f"Invalid renewal_imports_per_second: {value!r}. The handler "
+            f"{shared_handler.node.path!r} is "
             f"shared by every ImportedKey in the stack with the same handler_runtime and "
             f"handler_architecture, and sweeps at {shared_value}; give that (or leave it unset)."
         )
     return shared_value
 
 
-def import_handler_stack(handler: Construct, scope: Construct) -> None:
+# Each key stack's parent, read once per stack rather than once per key (a round trip each).
+_NESTED_STACK_PARENTS: "weakref.WeakKeyDictionary[cdk.Stack, cdk.Stack | None]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def import_handler_stack(
+    handler: Construct, handler_stack: cdk.Stack, key_stack: cdk.Stack
+) -> None:
     """The handler confirms a key through CloudFormation's record of its own stack and of the
     stacks nested directly in it; a key anywhere else would be refused at deploy time."""
-    key_stack = cdk.Stack.of(scope)
-    handler_stack = cdk.Stack.of(handler)
-    parent = key_stack.nested_stack_parent
-    if handler_stack is key_stack or (parent is not None and handler_stack is parent):
+    if handler_stack is key_stack:
+        return
+    if key_stack not in _NESTED_STACK_PARENTS:
+        _NESTED_STACK_PARENTS[key_stack] = key_stack.nested_stack_parent
+    parent = _NESTED_STACK_PARENTS[key_stack]
+    if parent is not None and handler_stack is parent:
         return
     raise ValueError(
         f"Invalid import_handler: {handler.node.path!r} is in stack {handler_stack.node.path!r}; "

@@ -20,6 +20,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from imported_key_handler import contract
+
 from . import _props
 from .handler import ImportHandler
 from .imported_key import ImportedKey
@@ -147,10 +149,11 @@ class ImportedKeyFleet(Construct):
                 alias=entry.alias,
                 description=entry.description,
                 key_spec=entry.key_spec,
+                # Whole days already (fleet_entry checked them): no Duration to convert.
                 expiration=(
                     MaterialExpiration.never()
                     if entry.validity_days is None
-                    else MaterialExpiration.after(cdk.Duration.days(entry.validity_days))
+                    else MaterialExpiration(contract.KEY_MATERIAL_EXPIRES, entry.validity_days)
                 ),
                 removal_policy=cdk.RemovalPolicy.RETAIN if entry.key_arn else removal_policy,
                 alarm_topic=alarm_topic,

@@ -3,6 +3,7 @@ its function, role, dead-letter queue and alarms, and the permissions it gets on
 
 import importlib.resources
 import re
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
@@ -20,7 +21,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from imported_key_handler import contract
 
@@ -94,6 +95,28 @@ class _Sorted:
         return sorted(self._values)
 
 
+def stack_of(scope: IConstruct) -> cdk.Stack:
+    """``cdk.Stack.of(scope)``, without the jsii round trip when ``scope`` is the stack."""
+    return scope if isinstance(scope, cdk.Stack) else cdk.Stack.of(scope)
+
+
+def _add_to_key_policy(key: kms.IKey, statements: list[iam.PolicyStatement]) -> None:
+    """``key.add_to_resource_policy`` for each statement, in order.
+
+    A ``kms.Key``'s own document (its protected ``policy``) takes them all in one jsii round
+    trip, which is what add_to_resource_policy does with each: its returned struct alone costs
+    two more round trips per statement. Any other key goes through add_to_resource_policy.
+    """
+    if not statements:
+        return
+    document = key._policy if isinstance(key, kms.Key) else None
+    if document is None:
+        for statement in statements:
+            key.add_to_resource_policy(statement)
+        return
+    document.add_statements(*statements)
+
+
 def _principal_arn(principal: iam.IPrincipal) -> str:
     """The one IAM ARN a break-glass principal stands for (checked by _props first)."""
     arns = principal.policy_fragment.principal_json.get("AWS", [])
@@ -117,6 +140,10 @@ class ImportHandler(Construct):
         imports_per_second: float = contract.DEFAULT_IMPORTS_PER_SECOND,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.runtime = runtime
+        """The runtime the handler was built for."""
+        self.architecture = architecture
+        """The architecture the handler was built for."""
         self.imports_per_second = imports_per_second
         """The share of GetParametersForImport's quota (1 request/s) the sweep uses."""
         self.code_signing_config = code_signing_config
@@ -137,7 +164,12 @@ class ImportHandler(Construct):
         log_group.grant_write(role)
         self.role = role
         """The handler's role: the only principal a restricted key lets import."""
+        # Read once: every key's binding and key policy name it (a round trip per read).
+        self.role_id = role.role_id
+        """The role's RoleId, which names the handler in its keys' binding and key policies."""
         stack = cdk.Stack.of(self)
+        self.stack = stack
+        """The stack the handler is in."""
         self.fleet_name = f"{stack.stack_name}/{construct_id}"
         """Names the fleet in its metrics."""
         self.reader_name = stack.stack_name
@@ -159,7 +191,7 @@ class ImportHandler(Construct):
         environment = {
             # The handler serves the keys whose binding tag names this RoleId (see
             # imported_key_handler.binding); a re-created role of the same name has another.
-            contract.ENV_HANDLER_ROLE_ID: role.role_id,
+            contract.ENV_HANDLER_ROLE_ID: self.role_id,
             contract.ENV_HANDLER_STACK_ID: stack.stack_id,
             contract.ENV_REGISTRY_BUCKET: self.registry.bucket_name,
             contract.ENV_IMPORTS_PER_SECOND: str(imports_per_second),
@@ -195,6 +227,8 @@ class ImportHandler(Construct):
             HANDLER_TIMEOUT,
         )
         """The handler function (CloudFormation's requests)."""
+        self.service_token = self.function.function_arn
+        """The function's ARN, the service token of every key's import (read once)."""
         # A sweep renews keys while it has time and leaves the rest due for the next one.
         self.sweep_function = new_function(
             "SweepFunction",
@@ -260,6 +294,9 @@ class ImportHandler(Construct):
         self._wrapping_algorithms: set[str] = set()
         self._wrapping_key_specs: set[str] = set()
         self._expiration_models: set[str] = set()
+        self._deny_statements: dict[tuple[str, ...], list[iam.PolicyStatement]] = {}
+        # One for every warning the handler gives (each Annotations.of is a round trip).
+        self._annotations = cdk.Annotations.of(self)
         self._grant_fleet(stack)
 
     def _grant_fleet(self, stack: cdk.Stack) -> None:
@@ -271,8 +308,10 @@ class ImportHandler(Construct):
         it reads a secret (``require_in_stack``, ``key_binding_tags``).
         On secrets: those tagged ``SECRET_READER_TAG`` = ``reader_name``.
         """
-        mine = {f"aws:ResourceTag/{contract.TAG_HANDLER}": self.role.role_id}
+        mine = {f"aws:ResourceTag/{contract.TAG_HANDLER}": self.role_id}
         self._key_read_statements: list[iam.PolicyStatement] = []
+        # The actions of every read statement, kept here: reading them back is a round trip.
+        self._key_read_actions = set(_perms.HANDLER_KEY_READ_ACTIONS)
         self._adopting = False
         statements = [
             *self._key_statements(mine, [contract.TAG_VALID_TO]),
@@ -333,7 +372,7 @@ class ImportHandler(Construct):
                 principals=[iam.AnyPrincipal()],
                 actions=["s3:PutObject", "s3:DeleteObject"],
                 resources=[self.registry.arn_for_objects("*")],
-                conditions={"StringNotLike": {"aws:userid": f"{self.role.role_id}:*"}},
+                conditions={"StringNotLike": {"aws:userid": f"{self.role_id}:*"}},
             )
         )
 
@@ -554,65 +593,66 @@ class ImportHandler(Construct):
             key_actions += _perms.HANDLER_ROTATE_ACTIONS
         if revoke:
             key_actions += _perms.HANDLER_REVOKE_ACTIONS
-        missing = sorted(set(key_actions) - set(self._key_read_statements[0].actions))
+        missing = sorted(set(key_actions) - self._key_read_actions)
         if missing:
+            self._key_read_actions.update(missing)
             for statement in self._key_read_statements:
                 statement.add_actions(*missing)
         self._let_read(secret)
-        key_statements = [
-            iam.PolicyStatement(
-                actions=[*_perms.HANDLER_KEY_READ_ACTIONS, *key_actions], resources=["*"]
-            ),
-            iam.PolicyStatement(
-                actions=_perms.HANDLER_RECORD_ACTIONS,
-                resources=["*"],
-                conditions={
-                    "ForAllValues:StringEquals": {"aws:TagKeys": [contract.TAG_VALID_TO]},
-                    "Null": {"aws:TagKeys": "false"},
-                },
-            ),
-            iam.PolicyStatement(
-                actions=_perms.HANDLER_GET_PARAMETERS_ACTIONS,
-                resources=["*"],
-                conditions={
-                    "StringEquals": {
-                        "kms:WrappingAlgorithm": wrapping_algorithm,
-                        "kms:WrappingKeySpec": wrapping_key_spec,
-                    }
-                },
-            ),
-            iam.PolicyStatement(
-                actions=_perms.HANDLER_IMPORT_ACTIONS,
-                resources=["*"],
-                conditions={"StringEquals": {"kms:ExpirationModel": expiration_model}},
-            ),
-        ]
+        statements: list[iam.PolicyStatement] = []
         if through_key_policy:
-            for statement in key_statements:
-                key.add_to_resource_policy(
-                    iam.PolicyStatement(
-                        actions=statement.actions,
-                        principals=[self.role],
-                        resources=statement.resources,
-                        conditions=statement.conditions or None,
-                    )
-                )
+            statements += self._key_policy_grants(
+                key_actions, wrapping_algorithm, wrapping_key_spec, expiration_model
+            )
         if exclusive:
-            # The exemption names the role by its unique id, not its ARN: the key is retained
-            # when the stack goes, and anyone who may create roles could re-create one with
-            # this name and ARN, but never with this RoleId. For a session of an assumed role
-            # (Lambda's included) aws:userid is "<RoleId>:<session name>", per the principal
-            # table of https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html
-            # No aws:PrincipalArn beside it: two negated conditions in one Deny both have to
-            # hold for it to deny, so a matching ARN alone would exempt the caller again.
-            # The key depends on the role (GetAtt RoleId) as it did on its ARN; the role's
-            # grants on the key live in its separate DefaultPolicy, so there is no cycle.
-            not_handler = {"StringNotLike": {"aws:userid": f"{self.role.role_id}:*"}}
             # Break-glass principals are matched by ARN (they may live in another account or
-            # be users); every condition of a Deny must hold, so either exemption suffices.
-            break_glass_arns = [_principal_arn(principal) for principal in break_glass]
-            not_break_glass = (
-                {"ArnNotEquals": {"aws:PrincipalArn": break_glass_arns}} if break_glass_arns else {}
+            # be users).
+            break_glass_arns = tuple(_principal_arn(principal) for principal in break_glass)
+            statements += self._exclusive_statements(break_glass_arns)
+        if break_glass:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="BreakGlassRevokesOrDisables",
+                    principals=list(break_glass),
+                    actions=_perms.BREAK_GLASS_ACTIONS,
+                    resources=["*"],
+                )
+            )
+        _add_to_key_policy(key, statements)
+
+    def _exclusive_statements(self, break_glass_arns: tuple[str, ...]) -> list[iam.PolicyStatement]:
+        """The key policy's Deny statements that leave the import to this handler alone.
+
+        Built once per set of break-glass principals and shared by the keys' policies: a
+        policy document only reads its statements (it freezes them when it renders).
+        """
+        shared = self._deny_statements.get(break_glass_arns)
+        if shared is not None:
+            return shared
+        # The exemption names the role by its unique id, not its ARN: the key is retained
+        # when the stack goes, and anyone who may create roles could re-create one with
+        # this name and ARN, but never with this RoleId. For a session of an assumed role
+        # (Lambda's included) aws:userid is "<RoleId>:<session name>", per the principal
+        # table of https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html
+        # No aws:PrincipalArn beside it: two negated conditions in one Deny both have to
+        # hold for it to deny, so a matching ARN alone would exempt the caller again.
+        # The key depends on the role (GetAtt RoleId) as it did on its ARN; the role's
+        # grants on the key live in its separate DefaultPolicy, so there is no cycle.
+        not_handler = {"StringNotLike": {"aws:userid": f"{self.role_id}:*"}}
+        # Every condition of a Deny must hold, so either exemption suffices.
+        not_break_glass = (
+            {"ArnNotEquals": {"aws:PrincipalArn": list(break_glass_arns)}}
+            if break_glass_arns
+            else {}
+        )
+        shared = self._deny_statements[break_glass_arns] = [
+            iam.PolicyStatement(
+                sid=sid,
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=actions,
+                resources=["*"],
+                conditions=conditions,
             )
             for sid, actions, conditions in (
                 ("OnlyTheImportHandlerImports", _perms.IMPORT_ONLY_BY_HANDLER_ACTIONS, not_handler),
@@ -621,26 +661,48 @@ class ImportHandler(Construct):
                     _perms.REVOKE_ONLY_BY_HANDLER_ACTIONS,
                     {**not_handler, **not_break_glass},
                 ),
-            ):
-                key.add_to_resource_policy(
-                    iam.PolicyStatement(
-                        sid=sid,
-                        effect=iam.Effect.DENY,
-                        principals=[iam.AnyPrincipal()],
-                        actions=actions,
-                        resources=["*"],
-                        conditions=conditions,
-                    )
-                )
-        if break_glass:
-            key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid="BreakGlassRevokesOrDisables",
-                    principals=list(break_glass),
-                    actions=_perms.BREAK_GLASS_ACTIONS,
-                    resources=["*"],
-                )
             )
+        ]
+        return shared
+
+    def _key_policy_grants(
+        self,
+        key_actions: list[str],
+        wrapping_algorithm: str,
+        wrapping_key_spec: str,
+        expiration_model: str,
+    ) -> list[iam.PolicyStatement]:
+        """The role's key statements for one key, as key policy statements: for a custom key
+        policy, which may not let the account's IAM policies decide."""
+        statements: list[tuple[list[str], dict[str, dict[str, object]] | None]] = [
+            ([*_perms.HANDLER_KEY_READ_ACTIONS, *key_actions], None),
+            (
+                _perms.HANDLER_RECORD_ACTIONS,
+                {
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [contract.TAG_VALID_TO]},
+                    "Null": {"aws:TagKeys": "false"},
+                },
+            ),
+            (
+                _perms.HANDLER_GET_PARAMETERS_ACTIONS,
+                {
+                    "StringEquals": {
+                        "kms:WrappingAlgorithm": wrapping_algorithm,
+                        "kms:WrappingKeySpec": wrapping_key_spec,
+                    }
+                },
+            ),
+            (
+                _perms.HANDLER_IMPORT_ACTIONS,
+                {"StringEquals": {"kms:ExpirationModel": expiration_model}},
+            ),
+        ]
+        return [
+            iam.PolicyStatement(
+                actions=actions, principals=[self.role], resources=["*"], conditions=conditions
+            )
+            for actions, conditions in statements
+        ]
 
     def _let_read(self, secret: secretsmanager.ISecret) -> None:
         """Let the handler read ``secret``: by its tag, which this stack writes on a secret it
@@ -648,7 +710,7 @@ class ImportHandler(Construct):
         if isinstance(secret, secretsmanager.Secret):
             cdk.Tags.of(secret).add(contract.SECRET_READER_TAG, self.reader_name)
         else:
-            cdk.Annotations.of(self).add_warning_v2(
+            self._annotations.add_warning_v2(
                 "imported-key-cdk:secret-reader-tag",
                 f"The secret {secret.node.path} was not created by this app, so the stack "
                 "cannot tag it: tag it with "
@@ -682,9 +744,23 @@ class ImportHandler(Construct):
     def find(
         cls, scope: Construct, runtime: lambda_.Runtime, architecture: lambda_.Architecture
     ) -> "ImportHandler | None":
-        """The stack's handler for this runtime and architecture, if one exists already."""
-        existing = cdk.Stack.of(scope).node.try_find_child(cls._construct_id(runtime, architecture))
-        return existing if isinstance(existing, cls) else None
+        """The stack's handler for this runtime and architecture, if one exists already.
+
+        Keys mostly pass the very same runtime and architecture objects (the parameters'
+        defaults): the handler last found for them is remembered per stack, and only other
+        objects are looked up by name in the construct tree (five jsii round trips).
+        """
+        stack = stack_of(scope)
+        seen = _SEEN_HANDLERS.setdefault(stack, {})
+        for seen_runtime, seen_architecture, handler in seen.values():
+            if seen_runtime is runtime and seen_architecture is architecture:
+                return handler
+        construct_id = cls._construct_id(runtime, architecture)
+        existing = stack.node.try_find_child(construct_id)
+        if not isinstance(existing, cls):
+            return None
+        seen[construct_id] = (runtime, architecture, existing)
+        return existing
 
     @classmethod
     def of(
@@ -703,8 +779,16 @@ class ImportHandler(Construct):
         existing = cls.find(scope, runtime, architecture)
         if existing is not None:
             return existing
-        stack = cdk.Stack.of(scope)
+        stack = stack_of(scope)
         construct_id = cls._construct_id(runtime, architecture)
         return cls(
             stack, construct_id, runtime, architecture, code_signing_config, imports_per_second
         )
+
+
+_Seen = tuple[lambda_.Runtime, lambda_.Architecture, ImportHandler]
+# Per stack, by construct id: each handler with the runtime and architecture objects it was last
+# found for (ImportHandler.find). Weak: it goes with the stack.
+_SEEN_HANDLERS: "weakref.WeakKeyDictionary[cdk.Stack, dict[str, _Seen]]" = (
+    weakref.WeakKeyDictionary()
+)

@@ -5,6 +5,7 @@ import, so everything that uses the key is created after the key holds its mater
 """
 
 import re
+import weakref
 from collections.abc import Sequence
 from typing import cast
 
@@ -23,12 +24,22 @@ from constructs import Construct
 from imported_key_handler import contract
 
 from . import _nag, _props
-from .handler import ImportHandler
+from .handler import ImportHandler, stack_of
 from .options import MaterialEncoding, MaterialExpiration, WrappingAlgorithm, WrappingKeySpec
 from .renewal import FleetRenewal, KeyExpiryAlarm
 
-DEFAULT_VALIDITY = cdk.Duration.days(365)
+DEFAULT_VALIDITY_DAYS = 365
 _BINDING_TAG_PRIORITY = 1000
+# Each stack's StackId, read once: the binding of every key of the stack names it (the token is
+# a new one, and a jsii round trip, at each read). Weak: it goes with the stack.
+_STACK_IDS: "weakref.WeakKeyDictionary[cdk.Stack, str]" = weakref.WeakKeyDictionary()
+
+
+def _stack_id(stack: cdk.Stack) -> str:
+    stack_id = _STACK_IDS.get(stack)
+    if stack_id is None:
+        stack_id = _STACK_IDS[stack] = stack.stack_id
+    return stack_id
 
 
 @jsii.implements(kms.IKey)
@@ -217,7 +228,8 @@ class ImportedKey(cdk.Resource):
         # Every prop is checked before the construct joins the tree, so a bad value leaves the
         # scope as it was (no half-built ImportedKey holding the id).
         _props.enable_key_rotation(enable_key_rotation)
-        adopted_arn = _props.existing_key_arn(existing_key_arn, cdk.Stack.of(scope))
+        stack = stack_of(scope)
+        adopted_arn = _props.existing_key_arn(existing_key_arn, stack)
         _props.adopted_key_props(
             adopted_arn is not None,
             {
@@ -242,30 +254,42 @@ class ImportedKey(cdk.Resource):
         version_id = _props.material_version_id(material_version_id)
         _props.binding_literal("json_field", json_field)
         _props.json_field_length(json_field)
-        _props.secret_arn_tag(key_material_secret.secret_arn)
+        # Read once: each read of an imported secret's attribute is two jsii round trips.
+        secret_arn = key_material_secret.secret_arn
+        _props.secret_arn_tag(secret_arn)
         break_glass = _props.break_glass_principals(break_glass_principals)
         rotate = _props.rotation_on_material_change(spec, rotation_on_material_change)
-        _props.handler_platform(handler_runtime, handler_architecture)
         shared_handler = import_handler or ImportHandler.find(
-            scope, handler_runtime, handler_architecture
+            stack, handler_runtime, handler_architecture
         )
+        if shared_handler is None or not (
+            shared_handler.runtime is handler_runtime
+            and shared_handler.architecture is handler_architecture
+        ):
+            # A handler built for these very objects was built with them checked.
+            _props.handler_platform(handler_runtime, handler_architecture)
         if import_handler is not None:
-            _props.import_handler_stack(import_handler, scope)
-        _props.secret_reader(key_material_secret, cdk.Stack.of(import_handler or scope).stack_name)
+            _props.import_handler_stack(import_handler, import_handler.stack, stack)
+        _props.secret_reader(
+            key_material_secret,
+            shared_handler.reader_name if shared_handler else stack.stack_name,
+        )
         _props.handler_code_signing_config(
             import_handler.code_signing_config
             if import_handler is not None
             else handler_code_signing_config,
-            shared_handler.node.path if shared_handler else None,
+            shared_handler,
             shared_handler.code_signing_config if shared_handler else None,
         )
         imports_per_second = _props.renewal_imports_per_second(
             renewal_imports_per_second,
-            shared_handler.node.path if shared_handler else None,
+            shared_handler,
             shared_handler.imports_per_second if shared_handler else None,
         )
         _props.expiration_prop(expiration)
-        material_expiration = expiration or MaterialExpiration.after(DEFAULT_VALIDITY)
+        material_expiration = expiration or MaterialExpiration(
+            contract.KEY_MATERIAL_EXPIRES, DEFAULT_VALIDITY_DAYS
+        )
         renewal = _props.renewal(
             material_expiration.validity_days,
             renewal_schedule,
@@ -284,26 +308,27 @@ class ImportedKey(cdk.Resource):
         self.external_key: kms.IKey
         """The key itself: the resource, PendingImport until the import has run, or a reference
         to an adopted key. Its references do not wait for the import: use the ImportedKey."""
+        cfn_key: kms.CfnKey | None = None
         if adopted_arn is not None:
             self.external_key = kms.Key.from_key_arn(self, "Key", adopted_arn)
             if key_alias is not None:
                 kms.Alias(self, "Alias", alias_name=key_alias, target_key=self.external_key)
         else:
-            self.external_key = self._new_key(
+            self.external_key, cfn_key = self._new_key(
                 key_alias, description, admins, policy, removal_policy, waiting_period, spec, usage
             )
         # The default key policy lets the account's IAM policies decide, so a same-account grant
         # goes to the grantee's policy as kms.Key's does. A custom policy may not say so: then
         # every grant also writes the key policy, rather than silently granting nothing.
-        self.grants = kms.KeyGrants.from_key(self, policy is None)
-        """kms.Key-style grants on the key, whose resource is the import's key ARN."""
+        self._trust_account_identities = policy is None
+        self._grants: kms.KeyGrants | None = None
         if policy is not None:
             # Administration does not wait for the import: on the key resource itself.
             for admin in admins or []:
                 kms.KeyGrants.from_key(self.external_key, False).admin(admin)
 
-        import_handler = import_handler or ImportHandler.of(
-            self,
+        import_handler = shared_handler or ImportHandler.of(
+            stack,
             handler_runtime,
             handler_architecture,
             handler_code_signing_config,
@@ -329,7 +354,7 @@ class ImportedKey(cdk.Resource):
 
         properties: dict[str, str] = {
             contract.PROP_KEY_ID: self.external_key.key_id,
-            contract.PROP_SECRET_ARN: key_material_secret.secret_arn,
+            contract.PROP_SECRET_ARN: secret_arn,
             contract.PROP_KEY_SPEC: spec.name,
             contract.PROP_KEY_USAGE: usage,
             contract.PROP_MATERIAL_ENCODING: encoding,
@@ -348,13 +373,11 @@ class ImportedKey(cdk.Resource):
         if version_id is not None:
             properties[contract.PROP_MATERIAL_VERSION_ID] = version_id
         if renewal is not None:
-            properties[contract.PROP_RENEW_BEFORE_SECONDS] = str(
-                int(renewal.renew_before.to_seconds())
-            )
+            properties[contract.PROP_RENEW_BEFORE_SECONDS] = str(renewal.renew_before_s)
         self.material_import = cdk.CustomResource(
             self,
             "MaterialImport",
-            service_token=self.handler.function_arn,
+            service_token=import_handler.service_token,
             resource_type=contract.RESOURCE_TYPE,
             properties=properties,
         )
@@ -362,13 +385,12 @@ class ImportedKey(cdk.Resource):
         self._bind(
             import_handler,
             properties,
-            int(renewal.renew_before.to_seconds()) if renewal is not None else None,
+            renewal.renew_before_s if renewal is not None else None,
+            cfn_key,
+            stack,
         )
-        self._key_arn = self.material_import.get_att_string(contract.ATTR_KEY_ARN)
-        self._key_id = self.material_import.get_att_string(contract.ATTR_KEY_ID)
-        self.valid_to: str = self.material_import.get_att_string(contract.ATTR_VALID_TO)
-        """ISO 8601 time the material expires (empty when it never expires), as of the last
-        deployment."""
+        # The import's attributes, each made when first read (a round trip each).
+        self._attributes: dict[str, str] = {}
 
         self.renewal: FleetRenewal | None = None
         """The handler's sweep, expiry-event rule and fleet alarm, which renew and watch this
@@ -377,13 +399,13 @@ class ImportedKey(cdk.Resource):
         """The key's own expiry alarm, with ``per_key_expiry_alarm`` (else None)."""
         if renewal is not None:
             self.renewal = FleetRenewal.of(import_handler)
-            self.renewal.add_key(renewal.schedule, renewal.expiry_alarm_threshold)
+            self.renewal.add_key(renewal.interval_s, renewal.expiry_alarm_threshold_s)
             if per_key_expiry_alarm:
                 self.key_expiry_alarm = KeyExpiryAlarm(
                     self,
                     "Renewal",
                     key=self.external_key,
-                    expiry_alarm_threshold=renewal.expiry_alarm_threshold,
+                    expiry_alarm_threshold=cdk.Duration.seconds(renewal.expiry_alarm_threshold_s),
                 )
         self.handler_errors_alarm: cloudwatch.Alarm = import_handler.errors_alarm
         """In alarm when the shared handler fails (shared by the stack's ImportedKeys)."""
@@ -406,7 +428,7 @@ class ImportedKey(cdk.Resource):
         waiting_period: cdk.Duration | None,
         spec: contract.KeySpec,
         usage: str,
-    ) -> kms.Key:
+    ) -> tuple[kms.Key, kms.CfnKey]:
         key = kms.Key(
             self,
             "Key",
@@ -419,22 +441,25 @@ class ImportedKey(cdk.Resource):
             key_spec=kms.KeySpec(spec.name),
             key_usage=kms.KeyUsage(usage),
         )
-        cast(kms.CfnKey, key.node.default_child).origin = "EXTERNAL"
+        cfn_key = cast(kms.CfnKey, key.node.default_child)
+        cfn_key.origin = "EXTERNAL"
         _nag.acknowledge(
-            key,
+            cfn_key,
             {
                 rule: "KMS refuses automatic rotation for keys with imported material; "
                 "rotation_on_material_change rotates it on demand."
                 for rule in ("AwsSolutions-KMS5", "NIST.800.53.R5-KMSBackingKeyRotationEnabled")
             },
         )
-        return key
+        return key, cfn_key
 
     def _bind(
         self,
         import_handler: ImportHandler,
         properties: dict[str, str],
         renew_before_seconds: int | None,
+        cfn_key: kms.CfnKey | None,
+        stack: cdk.Stack,
     ) -> None:
         """Write what the stack declared for the key where only a deployment writes: the
         handler acts on nothing else.
@@ -448,14 +473,14 @@ class ImportedKey(cdk.Resource):
         version = properties.get(contract.PROP_MATERIAL_VERSION_ID)
         import_resource = cast(cdk.CfnResource, self.material_import.node.default_child)
         declared = {
-            contract.TAG_HANDLER: import_handler.role.role_id,
+            contract.TAG_HANDLER: import_handler.role_id,
             contract.TAG_SECRET: properties[contract.PROP_SECRET_ARN],
             contract.TAG_SETTINGS: contract.settings_digest(properties),
             contract.TAG_DECLARED: contract.declared_settings(properties, renew_before_seconds),
         }
         if version is not None:
             declared[contract.TAG_MATERIAL_VERSION] = version
-        if self.existing_key_arn is not None:
+        if cfn_key is None:  # an adopted key
             record = {
                 contract.METADATA_KEY_ARN: self.existing_key_arn,
                 contract.METADATA_TAGS: declared,
@@ -470,28 +495,48 @@ class ImportedKey(cdk.Resource):
                 "the import is refused.",
             )
             return
-        cfn_key = cast(kms.CfnKey, self.external_key.node.default_child)
         tags = {
             **declared,
-            contract.TAG_STACK: cdk.Stack.of(self).stack_id,
+            contract.TAG_STACK: _stack_id(stack),
             contract.TAG_RESOURCE: import_resource.logical_id,
             contract.TAG_KEY_RESOURCE: cfn_key.logical_id,
         }
+        tag_manager = cfn_key.tags
         for name, value in tags.items():
             # Above any Tags.of(...) aspect: the binding is not a tag users may override.
-            cfn_key.tags.set_tag(name, value, _BINDING_TAG_PRIORITY)
+            tag_manager.set_tag(name, value, _BINDING_TAG_PRIORITY)
 
     # --- kms.IKey ---------------------------------------------------------------------------
 
     @property
+    def grants(self) -> kms.KeyGrants:
+        """kms.Key-style grants on the key, whose resource is the import's key ARN."""
+        # Made on first use: many keys are never granted anything here.
+        if self._grants is None:
+            self._grants = kms.KeyGrants.from_key(self, self._trust_account_identities)
+        return self._grants
+
+    def _import_attribute(self, name: str) -> str:
+        value = self._attributes.get(name)
+        if value is None:
+            value = self._attributes[name] = self.material_import.get_att_string(name)
+        return value
+
+    @property
     def key_arn(self) -> str:
         """ARN of the key, resolved once the material is imported."""
-        return self._key_arn
+        return self._import_attribute(contract.ATTR_KEY_ARN)
 
     @property
     def key_id(self) -> str:
         """ID of the key, resolved once the material is imported."""
-        return self._key_id
+        return self._import_attribute(contract.ATTR_KEY_ID)
+
+    @property
+    def valid_to(self) -> str:
+        """ISO 8601 time the material expires (empty when it never expires), as of the last
+        deployment."""
+        return self._import_attribute(contract.ATTR_VALID_TO)
 
     @property
     def key_ref(self) -> kms_refs.KeyReference:
@@ -506,7 +551,7 @@ class ImportedKey(cdk.Resource):
     def add_alias(self, alias: str) -> kms.Alias:
         """Define an alias for the key; it points at the key once the material is imported."""
         name = _props.alias(alias) or alias
-        suffix = "" if cdk.Token.is_unresolved(name) else re.sub(r"\W", "", name)
+        suffix = "" if _props.unresolved(name) else re.sub(r"\W", "", name)
         construct_id = f"Alias{suffix or len(self.node.children)}"
         return kms.Alias(self, construct_id, alias_name=name, target_key=self)
 

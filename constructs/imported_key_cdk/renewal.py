@@ -4,6 +4,7 @@ per-key alarm."""
 
 import itertools
 import re
+import weakref
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -22,12 +23,14 @@ from imported_key_handler import contract
 from . import _nag
 from .handler import ImportHandler
 
-MAX_RENEW_BEFORE = cdk.Duration.days(30)
+# The renewal defaults are plain seconds: worked out per key, through jsii each Duration
+# operation is a round trip to Node.js.
+MAX_RENEW_BEFORE_S = 30 * 86400
 # The default schedule fires this many times inside the renewal window (at most daily), so one
 # failed or throttled run leaves several more before the material expires.
 DEFAULT_FIRINGS_IN_WINDOW = 4
 MAX_DEFAULT_INTERVAL_MINUTES = 24 * 60
-DEFAULT_EXPIRY_ALARM_THRESHOLD = cdk.Duration.days(14)
+DEFAULT_EXPIRY_ALARM_THRESHOLD_S = 14 * 86400
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -70,26 +73,27 @@ def schedule_interval_seconds(schedule: events.Schedule) -> int | None:
     return None
 
 
-def default_renew_before(validity_days: int) -> cdk.Duration:
-    """30 days, or a third of the validity period when that is shorter."""
+def default_renew_before_s(validity_days: int) -> int:
+    """30 days, or a third of the validity period (in whole hours) when that is shorter."""
     third_in_hours = validity_days * 24 // 3
-    return cdk.Duration.hours(min(MAX_RENEW_BEFORE.to_hours(), third_in_hours))
+    return min(MAX_RENEW_BEFORE_S, third_in_hours * 3600)
 
 
-def default_renewal_schedule(renew_before: cdk.Duration) -> events.Schedule:
-    """Daily, or often enough to fire four times inside a shorter renewal window."""
-    minutes = int(renew_before.to_seconds()) // 60 // DEFAULT_FIRINGS_IN_WINDOW
-    minutes = max(1, min(MAX_DEFAULT_INTERVAL_MINUTES, minutes))
-    if minutes % 60 == 0:
-        return events.Schedule.rate(cdk.Duration.hours(minutes // 60))
-    return events.Schedule.rate(cdk.Duration.minutes(minutes))
+def default_renew_before(validity_days: int) -> cdk.Duration:
+    """``default_renew_before_s`` as a Duration."""
+    return cdk.Duration.hours(default_renew_before_s(validity_days) // 3600)
 
 
-def default_expiry_alarm_threshold(renew_before: cdk.Duration) -> cdk.Duration:
+def default_interval_s(renew_before_s: int) -> int:
+    """Daily, or often enough to fire four times inside a shorter renewal window (whole
+    minutes): how often the default schedule fires."""
+    minutes = renew_before_s // 60 // DEFAULT_FIRINGS_IN_WINDOW
+    return max(1, min(MAX_DEFAULT_INTERVAL_MINUTES, minutes)) * 60
+
+
+def default_expiry_alarm_threshold_s(renew_before_s: int) -> int:
     """14 days, or half the renewal window when that is shorter."""
-    return cdk.Duration.seconds(
-        min(DEFAULT_EXPIRY_ALARM_THRESHOLD.to_seconds(), renew_before.to_seconds() // 2)
-    )
+    return min(DEFAULT_EXPIRY_ALARM_THRESHOLD_S, renew_before_s // 2)
 
 
 # The sweep runs at least this often, whatever the keys' windows allow: an idle sweep costs one
@@ -118,7 +122,7 @@ class FleetRenewal(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, handler: ImportHandler) -> None:
         super().__init__(scope, construct_id)
         self._intervals_s: list[int] = []
-        self._thresholds_s: list[float] = []
+        self._threshold_s: float | None = None
         self._topic_arns: set[str] = set()
 
         def target(event: dict[str, Any] | None) -> targets.LambdaFunction:
@@ -177,6 +181,7 @@ class FleetRenewal(Construct):
         )
         """In alarm when a key of the fleet expires within the tightest threshold, or when the
         sweep stops reporting."""
+        self._cfn_alarm = cast(cloudwatch.CfnAlarm, self.expiry_alarm.node.default_child)
         _nag.acknowledge(
             self.expiry_alarm, {"NIST.800.53.R5-CloudWatchAlarmAction": _nag.NO_ALARM_ACTION}
         )
@@ -189,14 +194,13 @@ class FleetRenewal(Construct):
             return f"rate({hours} hour{'s' if hours > 1 else ''})"
         return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
 
-    def add_key(self, schedule: events.Schedule, expiry_alarm_threshold: cdk.Duration) -> None:
-        """Sweep at least as often as ``schedule``; alarm at the tightest threshold."""
-        interval = schedule_interval_seconds(schedule)
-        if interval is not None:
-            self._intervals_s.append(interval)
-        self._thresholds_s.append(expiry_alarm_threshold.to_seconds())
-        cfn_alarm = cast(cloudwatch.CfnAlarm, self.expiry_alarm.node.default_child)
-        cfn_alarm.threshold = min(self._thresholds_s)
+    def add_key(self, interval_s: int, expiry_alarm_threshold_s: float) -> None:
+        """Sweep at least every ``interval_s`` seconds; alarm at the tightest threshold."""
+        self._intervals_s.append(interval_s)
+        # Written only when it tightens: each write is a jsii round trip, per key.
+        if self._threshold_s is None or expiry_alarm_threshold_s < self._threshold_s:
+            self._threshold_s = expiry_alarm_threshold_s
+            self._cfn_alarm.threshold = expiry_alarm_threshold_s
 
     def notify(self, topic: sns.ITopic) -> None:
         """Send the fleet alarm to ``topic`` (once, however many keys name it)."""
@@ -209,10 +213,17 @@ class FleetRenewal(Construct):
     @classmethod
     def of(cls, handler: ImportHandler) -> "FleetRenewal":
         """The handler's renewal, created with its first expiring key."""
-        existing = handler.node.try_find_child("Renewal")
-        if isinstance(existing, cls):
-            return existing
-        return cls(handler, "Renewal", handler=handler)
+        existing = _RENEWALS.get(handler)
+        if existing is None:
+            found = handler.node.try_find_child("Renewal")
+            existing = found if isinstance(found, cls) else cls(handler, "Renewal", handler=handler)
+            _RENEWALS[handler] = existing
+        return existing
+
+
+# Each handler's renewal, kept here rather than looked up in the construct tree for each key.
+# Weak: it goes with the handler.
+_RENEWALS: "weakref.WeakKeyDictionary[ImportHandler, FleetRenewal]" = weakref.WeakKeyDictionary()
 
 
 class KeyExpiryAlarm(Construct):
