@@ -256,6 +256,98 @@ def adopted_removal_policy(existing_key_arn: str | None, policy: cdk.RemovalPoli
         )
 
 
+# --- multi-Region keys ---------------------------------------------------------------------
+
+_MULTI_REGION_KEY_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/mrk-[0-9a-f]{32}$"
+)
+
+
+def multi_region(
+    primary: bool, replica_of: object, existing_key_arn: str | None, rotate: bool
+) -> None:
+    if not primary and replica_of is None:
+        return
+    prop = "multi_region" if primary else "replica_of"
+    if primary and replica_of is not None:
+        raise ValueError(
+            "Invalid multi_region=True with replica_of: a replica belongs to its primary's "
+            "multi-Region key; declare multi_region on the primary only."
+        )
+    if existing_key_arn is not None:
+        raise ValueError(
+            f"Invalid {prop} with existing_key_arn: an adopted key exists already, primary or "
+            "replica; adopt each Region's key by its own ARN."
+        )
+    if rotate:
+        raise ValueError(
+            f"Invalid rotation_on_material_change with {prop}: rotating a multi-Region key "
+            "across its Regions is not supported yet. Leave it False."
+        )
+
+
+def _region_of(stack: cdk.Stack, what: str) -> str:
+    region = stack.region
+    if unresolved(region):
+        raise ValueError(
+            f"Invalid replica_of: {what} has no concrete Region (stack {stack.stack_name}). "
+            "Give each Region's stack an env with its region."
+        )
+    return region
+
+
+def replica_of(replica: object, stack: cdk.Stack, spec: str, usage: str) -> str | None:
+    """The primary's ARN for a replica in ``stack``: another Region, the same spec and usage,
+    the only replica of that Region."""
+    if replica is None:
+        return None
+    region = _region_of(stack, "the replica's stack")
+    if isinstance(replica, str):
+        if unresolved(replica):
+            return replica
+        found = _MULTI_REGION_KEY_ARN.match(replica)
+        if found is None:
+            raise ValueError(
+                f"Invalid replica_of: {replica!r:.120} is not the ARN of a multi-Region key "
+                "(arn:aws:kms:<region>:<account>:key/mrk-<32 hex digits>)."
+            )
+        if found["region"] == region:
+            raise ValueError(
+                f"Invalid replica_of: {replica!r:.120} is in {region}, this stack's own Region; "
+                "a replica lives in another Region."
+            )
+        return replica
+    path = replica.node.path  # type: ignore[attr-defined]
+    if not getattr(replica, "multi_region", False):
+        raise ValueError(
+            f"Invalid replica_of: {path} is not a multi-Region key; declare it with "
+            "multi_region=True (KMS replicates only multi-Region primaries)."
+        )
+    primary_region = _region_of(cdk.Stack.of(replica), path)  # type: ignore[arg-type]
+    regions: dict[str, str] = replica.replica_regions  # type: ignore[attr-defined]
+    if region == primary_region or region in regions:
+        holder = path if region == primary_region else regions[region]
+        raise ValueError(
+            f"Invalid replica_of: Region {region} is listed twice for {path} (it already holds "
+            f"{holder}); one key per Region."
+        )
+    for prop, mine, primary_value in (
+        ("key_spec", spec, replica.key_spec_name),  # type: ignore[attr-defined]
+        ("key_usage", usage, replica.key_usage_name),  # type: ignore[attr-defined]
+    ):
+        if mine != primary_value:
+            raise ValueError(
+                f"Invalid {prop} for a replica of {path}: {mine}, but the primary is "
+                f"{primary_value}. A replica has its primary's {prop}: give {primary_value}."
+            )
+    return str(replica.key_arn)  # type: ignore[attr-defined]
+
+
+def register_replica(primary: object, stack: cdk.Stack, path: str) -> None:
+    if primary is not None and not isinstance(primary, str):
+        primary.replica_regions[stack.region] = path  # type: ignore[attr-defined]
+
+
 # --- the import -----------------------------------------------------------------------------
 
 

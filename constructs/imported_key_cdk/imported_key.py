@@ -65,6 +65,8 @@ class ImportedKey(cdk.Resource):
         *,
         key_material_secret: secretsmanager.ISecret,
         existing_key_arn: str | None = None,
+        multi_region: bool = False,
+        replica_of: "ImportedKey | str | None" = None,
         alias: str | None = None,
         description: str | None = None,
         admins: Sequence[iam.IPrincipal] | None = None,
@@ -112,6 +114,18 @@ class ImportedKey(cdk.Resource):
             resource (``description``, ``admins``, ``policy``, ``removal_policy``,
             ``pending_window``, ``restrict_import_to_handler``, ``break_glass_principals``)
             are refused with it. Default: the stack creates the key.
+        :param multi_region: Create a multi-Region primary key. KMS copies no imported
+            material to replicas: each replica (``replica_of``) imports the same bytes in its
+            own Region, with its own ValidTo. Not with ``existing_key_arn`` or
+            ``rotation_on_material_change`` (rotation across Regions is not supported yet).
+            Default: False.
+        :param replica_of: Create this key as a replica, in this stack's Region, of a
+            multi-Region primary: an ``ImportedKey`` with ``multi_region=True`` in another
+            Region's stack (that stack's ARN then crosses Regions: give this stack
+            ``cross_region_references=True``), or the primary's key ARN. This Region's handler
+            imports the same material from ``key_material_secret``, a secret in this Region.
+            ``key_spec`` and ``key_usage`` must be the primary's; one replica per Region.
+            Default: not a replica.
         :param alias: Alias for the key (``alias/`` is added if missing). Default: no alias.
         :param description: Description of the key. Default: no description.
         :param admins: Principals allowed to administer the key (not to use it or import into
@@ -249,6 +263,8 @@ class ImportedKey(cdk.Resource):
             restrict = adopted_arn is None
         spec = _props.key_spec(key_spec)
         usage = _props.key_usage(spec, key_usage)
+        _props.multi_region(multi_region, replica_of, adopted_arn, rotation_on_material_change)
+        primary_arn = _props.replica_of(replica_of, stack, spec.name, usage)
         algorithm, wrapping_spec = _props.wrapping(spec, wrapping_algorithm, wrapping_key_spec)
         encoding = _props.material_encoding(spec, material_encoding, json_field)
         version_id = _props.material_version_id(material_version_id)
@@ -305,18 +321,37 @@ class ImportedKey(cdk.Resource):
 
         self.existing_key_arn = adopted_arn
         """The adopted key's ARN (``existing_key_arn``), or None when the stack created it."""
+        self.multi_region = multi_region
+        """A multi-Region primary (``multi_region``)."""
+        self.key_spec_name = spec.name
+        """The key's spec, as KMS names it."""
+        self.key_usage_name = usage
+        """The key's usage, as KMS names it."""
+        self.replica_regions: dict[str, str] = {}
+        """The Regions of this primary's replicas declared in the app, with their paths."""
+        self._replica_policy: iam.PolicyDocument | None = None
+        self._replica_key: kms.CfnReplicaKey | None = None
         self.external_key: kms.IKey
         """The key itself: the resource, PendingImport until the import has run, or a reference
         to an adopted key. Its references do not wait for the import: use the ImportedKey."""
-        cfn_key: kms.CfnKey | None = None
+        cfn_key: kms.CfnKey | kms.CfnReplicaKey | None = None
         if adopted_arn is not None:
             self.external_key = kms.Key.from_key_arn(self, "Key", adopted_arn)
-            if key_alias is not None:
-                kms.Alias(self, "Alias", alias_name=key_alias, target_key=self.external_key)
+        elif primary_arn is not None:
+            cfn_key = self._new_replica(
+                primary_arn, description, policy, removal_policy, waiting_period
+            )
+            self.external_key = kms.Key.from_key_arn(self, "KeyRef", cfn_key.attr_arn)
+            _props.register_replica(replica_of, stack, self.node.path)
         else:
             self.external_key, cfn_key = self._new_key(
                 key_alias, description, admins, policy, removal_policy, waiting_period, spec, usage
             )
+        if key_alias is not None and not isinstance(cfn_key, kms.CfnKey):
+            kms.Alias(self, "Alias", alias_name=key_alias, target_key=self.external_key)
+        # Where the key policy is written: kms.Key's own, a replica's document (through this
+        # construct's add_to_resource_policy), or nowhere for an adopted key.
+        policy_holder: kms.IKey = self if self._replica_policy is not None else self.external_key
         # The default key policy lets the account's IAM policies decide, so a same-account grant
         # goes to the grantee's policy as kms.Key's does. A custom policy may not say so: then
         # every grant also writes the key policy, rather than silently granting nothing.
@@ -325,7 +360,10 @@ class ImportedKey(cdk.Resource):
         if policy is not None:
             # Administration does not wait for the import: on the key resource itself.
             for admin in admins or []:
-                kms.KeyGrants.from_key(self.external_key, False).admin(admin)
+                kms.KeyGrants.from_key(policy_holder, False).admin(admin)
+        elif self._replica_policy is not None:
+            for admin in admins or []:
+                kms.KeyGrants.from_key(policy_holder, False).admin(admin)
 
         import_handler = shared_handler or ImportHandler.of(
             stack,
@@ -339,7 +377,7 @@ class ImportedKey(cdk.Resource):
         if adopted_arn is not None:
             import_handler.adopt()
         import_handler.grant_import(
-            self.external_key,
+            policy_holder,
             key_material_secret,
             spec=spec,
             wrapping_algorithm=algorithm,
@@ -440,6 +478,7 @@ class ImportedKey(cdk.Resource):
             pending_window=waiting_period,
             key_spec=kms.KeySpec(spec.name),
             key_usage=kms.KeyUsage(usage),
+            multi_region=self.multi_region or None,
         )
         cfn_key = cast(kms.CfnKey, key.node.default_child)
         cfn_key.origin = "EXTERNAL"
@@ -453,12 +492,42 @@ class ImportedKey(cdk.Resource):
         )
         return key, cfn_key
 
+    def _new_replica(
+        self,
+        primary_arn: str,
+        description: str | None,
+        policy: iam.PolicyDocument | None,
+        removal_policy: cdk.RemovalPolicy,
+        waiting_period: cdk.Duration | None,
+    ) -> kms.CfnReplicaKey:
+        """A replica of the primary, PendingImport until this Region's handler imports into it.
+        A replica's key policy is its own (KMS shares none): by default kms.Key's default, the
+        account's IAM policies decide."""
+        self._replica_policy = policy or iam.PolicyDocument(
+            statements=[
+                iam.PolicyStatement(
+                    actions=["kms:*"], principals=[iam.AccountRootPrincipal()], resources=["*"]
+                )
+            ]
+        )
+        replica = kms.CfnReplicaKey(
+            self,
+            "Key",
+            primary_key_arn=primary_arn,
+            key_policy=self._replica_policy,
+            description=description,
+            pending_window_in_days=waiting_period.to_days() if waiting_period else None,
+        )
+        replica.apply_removal_policy(removal_policy)
+        self._replica_key = replica
+        return replica
+
     def _bind(
         self,
         import_handler: ImportHandler,
         properties: dict[str, str],
         renew_before_seconds: int | None,
-        cfn_key: kms.CfnKey | None,
+        cfn_key: kms.CfnKey | kms.CfnReplicaKey | None,
         stack: cdk.Stack,
     ) -> None:
         """Write what the stack declared for the key where only a deployment writes: the
@@ -559,11 +628,17 @@ class ImportedKey(cdk.Resource):
         self, statement: iam.PolicyStatement, allow_no_op: bool | None = None
     ) -> iam.AddToResourcePolicyResult:
         """Add ``statement`` to the key policy."""
+        if self._replica_policy is not None:
+            self._replica_policy.add_statements(statement)
+            return iam.AddToResourcePolicyResult(statement_added=True)
         return self.external_key.add_to_resource_policy(statement, allow_no_op)
 
     def apply_removal_policy(self, policy: cdk.RemovalPolicy) -> None:
         """What happens to the key when it leaves the stack."""
         _props.adopted_removal_policy(self.existing_key_arn, policy)
+        if self._replica_key is not None:
+            self._replica_key.apply_removal_policy(policy)
+            return
         self.external_key.apply_removal_policy(policy)
 
     def grant(self, grantee: iam.IGrantable, *actions: str) -> iam.Grant:

@@ -1,0 +1,179 @@
+"""Multi-Region keys at synth: a primary, its replicas in other Regions' stacks, and refusals.
+
+KMS copies no imported material to a replica, so each replica is a key of its own Region's
+stack, bound and imported by that Region's handler like any ImportedKey
+(``tests/e2e/test_multi_region_e2e.py`` plays the imports on LocalStack).
+"""
+
+import json
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk.assertions import Template
+from stacks import NO_BUNDLING, tags_of
+
+from imported_key_cdk import ImportedKey
+from imported_key_handler import contract
+
+ACCOUNT = "111122223333"
+PRIMARY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/mrk-{'0' * 32}"
+
+
+def region_stacks(*regions: str) -> list[cdk.Stack]:
+    """One stack per Region, all named alike (so one reader tag serves a replicated secret)."""
+    app = cdk.App(context=NO_BUNDLING)
+    return [
+        cdk.Stack(
+            app,
+            f"Keys-{region}",
+            stack_name="byok-keys",
+            env=cdk.Environment(account=ACCOUNT, region=region),
+            cross_region_references=True,
+        )
+        for region in regions
+    ]
+
+
+def key(stack: cdk.Stack, construct_id: str = "Key", **props: Any) -> ImportedKey:
+    secret = secretsmanager.Secret(stack, f"{construct_id}Material")
+    return ImportedKey(stack, construct_id, key_material_secret=secret, **props)
+
+
+def only(template: Template, resource_type: str) -> tuple[str, dict[str, Any]]:
+    ((name, resource),) = template.find_resources(resource_type).items()
+    return name, resource
+
+
+def test_a_primary_and_a_replica_are_each_bound_and_imported_in_their_own_region() -> None:
+    east, west = region_stacks("us-east-1", "eu-west-1")
+    primary = key(east, multi_region=True)
+    replica = key(west, replica_of=primary, alias="payments")
+    _, primary_key = only(Template.from_stack(east), "AWS::KMS::Key")
+    assert primary_key["Properties"]["MultiRegion"] is True
+    assert primary.replica_regions == {"eu-west-1": replica.node.path}
+
+    template = Template.from_stack(west)
+    assert template.find_resources("AWS::KMS::Key") == {}
+    replica_id, resource = only(template, "AWS::KMS::ReplicaKey")
+    assert resource["DeletionPolicy"] == "Retain"
+    # The primary's ARN, through its import (so the primary holds material first), across
+    # Regions by CDK's cross-Region references.
+    assert "ExportsReader" in json.dumps(resource["Properties"]["PrimaryKeyArn"])
+    import_id, material_import = only(template, contract.RESOURCE_TYPE)
+    properties = material_import["Properties"]
+    assert replica_id in json.dumps(properties[contract.PROP_KEY_ID])
+    tags = tags_of(resource)
+    assert tags[contract.TAG_KEY_RESOURCE] == replica_id
+    assert tags[contract.TAG_RESOURCE] == import_id
+    assert tags[contract.TAG_SETTINGS] == contract.settings_digest(properties)
+    # Its own key policy: the account's IAM policies decide, and only the handler imports.
+    statements = resource["Properties"]["KeyPolicy"]["Statement"]
+    assert {s.get("Sid") for s in statements} >= {
+        "OnlyTheImportHandlerImports",
+        "OnlyTheImportHandlerOrBreakGlassRevokes",
+    }
+    alias = template.find_resources("AWS::KMS::Alias")
+    assert [a["Properties"]["TargetKeyId"] for a in alias.values()] == [
+        {"Fn::GetAtt": [replica_id, "Arn"]}
+    ]
+
+
+def test_grants_on_a_replica_go_to_the_grantee_or_to_the_replicas_key_policy() -> None:
+    east, west = region_stacks("us-east-1", "eu-west-1")
+    replica = key(west, replica_of=key(east, multi_region=True))
+    role = iam.Role(west, "App", assumed_by=iam.AccountRootPrincipal())
+    replica.grant_encrypt_decrypt(role)
+    replica.grant_decrypt(iam.ServicePrincipal("logs.eu-west-1.amazonaws.com"))
+    template = Template.from_stack(west)
+    _, resource = only(template, "AWS::KMS::ReplicaKey")
+    principals = [s["Principal"] for s in resource["Properties"]["KeyPolicy"]["Statement"]]
+    assert {"Service": "logs.eu-west-1.amazonaws.com"} in principals
+    (app_policy,) = [
+        p for n, p in template.find_resources("AWS::IAM::Policy").items() if n.startswith("App")
+    ]
+    assert "kms:Encrypt" in json.dumps(app_policy)
+
+
+def test_a_replica_of_a_primary_known_by_arn() -> None:
+    (west,) = region_stacks("eu-west-1")
+    key(west, replica_of=PRIMARY_ARN)
+    _, resource = only(Template.from_stack(west), "AWS::KMS::ReplicaKey")
+    assert resource["Properties"]["PrimaryKeyArn"] == PRIMARY_ARN
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda east, west: key(west, replica_of=key(east)),
+            "is not a multi-Region key; declare it with multi_region=True",
+        ),
+        (
+            lambda east, west: key(east, "Twin", replica_of=key(east, multi_region=True)),
+            "Region us-east-1 is listed twice",
+        ),
+        (
+            lambda east, west: (
+                key(west, replica_of=(primary := key(east, multi_region=True))),
+                key(west, "Second", replica_of=primary),
+            ),
+            "Region eu-west-1 is listed twice",
+        ),
+        (
+            lambda east, west: key(
+                west, replica_of=key(east, multi_region=True), key_spec="HMAC_256"
+            ),
+            "Invalid key_spec for a replica of",
+        ),
+        (
+            lambda east, west: key(east, multi_region=True, rotation_on_material_change=True),
+            "rotating a multi-Region key across its Regions is not supported yet",
+        ),
+        (
+            lambda east, west: key(west, multi_region=True, replica_of=PRIMARY_ARN),
+            "declare multi_region on the primary only",
+        ),
+        (
+            lambda east, west: key(west, replica_of=PRIMARY_ARN.replace("mrk-", "")),
+            "is not the ARN of a multi-Region key",
+        ),
+        (
+            lambda east, west: key(east, replica_of=PRIMARY_ARN),
+            "this stack's own Region",
+        ),
+        (
+            lambda east, west: key(
+                west,
+                replica_of=PRIMARY_ARN,
+                existing_key_arn=f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/mrk-{'1' * 32}",
+            ),
+            "Invalid replica_of with existing_key_arn",
+        ),
+    ],
+    ids=[
+        "primary not multi-Region",
+        "replica in the primary's Region",
+        "two replicas in one Region",
+        "mismatched key spec",
+        "rotation",
+        "both primary and replica",
+        "not a multi-Region ARN",
+        "ARN in this Region",
+        "adopted",
+    ],
+)
+def test_bad_multi_region_declarations_are_refused_at_synth(build: Any, message: str) -> None:
+    east, west = region_stacks("us-east-1", "eu-west-1")
+    with pytest.raises(ValueError, match="Invalid") as refused:
+        build(east, west)
+    assert message in str(refused.value)
+
+
+def test_a_replica_needs_a_stack_with_a_region() -> None:
+    app = cdk.App(context=NO_BUNDLING)
+    agnostic = cdk.Stack(app, "Agnostic")
+    with pytest.raises(ValueError, match="has no concrete Region"):
+        key(agnostic, replica_of=PRIMARY_ARN)
