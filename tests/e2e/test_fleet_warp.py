@@ -1,7 +1,10 @@
 """A small fleet for five months on a simulated clock, behind the KMS quota proxy, with every
 fault of bench/fleet_warp.py injected (make bench runs a thousand keys for five years)."""
 
+import fcntl
+import json
 import sys
+from dataclasses import asdict
 
 import pytest
 from support.localstack import LocalStack
@@ -20,7 +23,24 @@ THRESHOLD = 7
 
 
 @pytest.fixture(scope="module")
-def warp(localstack: LocalStack) -> WarpResult:
+def warp(
+    localstack: LocalStack, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> WarpResult:
+    """One run for the whole test session: xdist's work stealing may hand this module's tests
+    to several workers, and each would run its own warp (half a minute of CPU) without this."""
+    if worker_id == "master":
+        return _run(localstack)
+    shared = tmp_path_factory.getbasetemp().parent / "fleet_warp.json"
+    with (shared.parent / "fleet_warp.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if shared.exists():
+            return WarpResult(**json.loads(shared.read_text()))
+        result = _run(localstack)
+        shared.write_text(json.dumps(asdict(result)))
+        return result
+
+
+def _run(localstack: LocalStack) -> WarpResult:
     return run(
         localstack,
         keys=KEYS,
