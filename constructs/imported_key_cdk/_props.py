@@ -316,6 +316,7 @@ def replica_of(replica: object, stack: cdk.Stack, spec: str, usage: str) -> str 
                 f"Invalid replica_of: {replica!r:.120} is in {region}, this stack's own Region; "
                 "a replica lives in another Region."
             )
+        _same_account(found["account"], stack.account, replica)
         return replica
     path = replica.node.path  # type: ignore[attr-defined]
     if not getattr(replica, "multi_region", False):
@@ -323,7 +324,9 @@ def replica_of(replica: object, stack: cdk.Stack, spec: str, usage: str) -> str 
             f"Invalid replica_of: {path} is not a multi-Region key; declare it with "
             "multi_region=True (KMS replicates only multi-Region primaries)."
         )
-    primary_region = _region_of(cdk.Stack.of(replica), path)  # type: ignore[arg-type]
+    primary_stack = cdk.Stack.of(replica)  # type: ignore[arg-type]
+    primary_region = _region_of(primary_stack, path)
+    _same_account(primary_stack.account, stack.account, path)
     regions: dict[str, str] = replica.replica_regions  # type: ignore[attr-defined]
     if region == primary_region or region in regions:
         holder = path if region == primary_region else regions[region]
@@ -341,6 +344,14 @@ def replica_of(replica: object, stack: cdk.Stack, spec: str, usage: str) -> str 
                 f"{primary_value}. A replica has its primary's {prop}: give {primary_value}."
             )
     return str(replica.key_arn)  # type: ignore[attr-defined]
+
+
+def _same_account(primary: str, replica: str, what: str) -> None:
+    if not unresolved(primary) and not unresolved(replica) and primary != replica:
+        raise ValueError(
+            f"Invalid replica_of: {what:.120} is in account {primary}, this stack in {replica}. "
+            "A multi-Region key's replicas live in its own account."
+        )
 
 
 def register_replica(primary: object, stack: cdk.Stack, path: str) -> None:

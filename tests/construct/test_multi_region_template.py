@@ -172,6 +172,12 @@ def test_bad_multi_region_declarations_are_refused_at_synth(build: Any, message:
     assert message in str(refused.value)
 
 
+def test_a_replica_in_another_account_is_refused() -> None:
+    (west,) = region_stacks("eu-west-1")
+    with pytest.raises(ValueError, match="is in account 444455556666, this stack in"):
+        key(west, replica_of=PRIMARY_ARN.replace(ACCOUNT, "444455556666"))
+
+
 def test_a_replica_needs_a_stack_with_a_region() -> None:
     app = cdk.App(context=NO_BUNDLING)
     agnostic = cdk.Stack(app, "Agnostic")
