@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
@@ -21,7 +21,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
-from constructs import Construct
+from constructs import Construct, Node
 
 from imported_key_handler import contract
 
@@ -296,9 +296,26 @@ def _region_of(stack: cdk.Stack, what: str) -> str:
     return region
 
 
-def replica_of(replica: object, stack: cdk.Stack, spec: str, usage: str) -> str | None:
-    """The primary's ARN for a replica in ``stack``: another Region, the same spec and usage,
-    the only replica of that Region."""
+class Primary(Protocol):
+    """What a replica reads of its primary ImportedKey (``_props`` cannot import the class)."""
+
+    @property
+    def node(self) -> Node: ...
+
+    multi_region: bool
+    replica_regions: dict[str, str]
+    key_spec_name: str
+    key_usage_name: str
+
+    @property
+    def key_arn(self) -> str: ...
+
+
+def replica_of(
+    replica: "Primary | str | None", stack: cdk.Stack, spec: str, usage: str
+) -> str | None:
+    """The primary's ARN for a replica in ``stack``: same account, another Region, the same
+    spec and usage, the only replica of that Region."""
     if replica is None:
         return None
     region = _region_of(stack, "the replica's stack")
@@ -318,32 +335,31 @@ def replica_of(replica: object, stack: cdk.Stack, spec: str, usage: str) -> str 
             )
         _same_account(found["account"], stack.account, replica)
         return replica
-    path = replica.node.path  # type: ignore[attr-defined]
-    if not getattr(replica, "multi_region", False):
+    path = replica.node.path
+    if not replica.multi_region:
         raise ValueError(
             f"Invalid replica_of: {path} is not a multi-Region key; declare it with "
             "multi_region=True (KMS replicates only multi-Region primaries)."
         )
-    primary_stack = cdk.Stack.of(replica)  # type: ignore[arg-type]
+    primary_stack = cdk.Stack.of(replica.node.scope or stack)
     primary_region = _region_of(primary_stack, path)
     _same_account(primary_stack.account, stack.account, path)
-    regions: dict[str, str] = replica.replica_regions  # type: ignore[attr-defined]
-    if region == primary_region or region in regions:
-        holder = path if region == primary_region else regions[region]
+    if region == primary_region or region in replica.replica_regions:
+        holder = path if region == primary_region else replica.replica_regions[region]
         raise ValueError(
             f"Invalid replica_of: Region {region} is listed twice for {path} (it already holds "
             f"{holder}); one key per Region."
         )
     for prop, mine, primary_value in (
-        ("key_spec", spec, replica.key_spec_name),  # type: ignore[attr-defined]
-        ("key_usage", usage, replica.key_usage_name),  # type: ignore[attr-defined]
+        ("key_spec", spec, replica.key_spec_name),
+        ("key_usage", usage, replica.key_usage_name),
     ):
         if mine != primary_value:
             raise ValueError(
                 f"Invalid {prop} for a replica of {path}: {mine}, but the primary is "
                 f"{primary_value}. A replica has its primary's {prop}: give {primary_value}."
             )
-    return str(replica.key_arn)  # type: ignore[attr-defined]
+    return replica.key_arn
 
 
 def _same_account(primary: str, replica: str, what: str) -> None:
@@ -354,9 +370,9 @@ def _same_account(primary: str, replica: str, what: str) -> None:
         )
 
 
-def register_replica(primary: object, stack: cdk.Stack, path: str) -> None:
+def register_replica(primary: "Primary | str | None", stack: cdk.Stack, path: str) -> None:
     if primary is not None and not isinstance(primary, str):
-        primary.replica_regions[stack.region] = path  # type: ignore[attr-defined]
+        primary.replica_regions[stack.region] = path
 
 
 # --- the import -----------------------------------------------------------------------------
