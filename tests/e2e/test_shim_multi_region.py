@@ -14,17 +14,15 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 from botocore.exceptions import ClientError
 from support.keys import assert_key_holds
+from support.keys import import_material as _import_material
 from support.kms_blob import decrypt_localstack_ciphertext, make_localstack_ciphertext
 from support.localstack import REGION, LocalStack
-
-from imported_key_handler.wrapping import wrap_key_material
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
 
 pytestmark = pytest.mark.localstack
 
-WRAPPING_ALGORITHM: Final = "RSAES_OAEP_SHA_256"
 REPLICA_REGION: Final = "eu-west-1"
 THIRD_REGION: Final = "ap-southeast-2"
 CONTEXT: Final = {"purpose": "selfcheck", "app": "imported-key-cdk"}
@@ -64,35 +62,6 @@ def _primary(kms: "KMSClient", key_spec: str = "SYMMETRIC_DEFAULT") -> str:
 
 def _replicate(kms: "KMSClient", key_id: str, region: str = REPLICA_REGION) -> dict[str, Any]:
     return dict(kms.replicate_key(KeyId=key_id, ReplicaRegion=region)["ReplicaKeyMetadata"])
-
-
-def _import_material(
-    kms: "KMSClient",
-    key_id: str,
-    material: bytes,
-    valid_to: datetime | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """Import with this Region's own GetParametersForImport (a quick RSA_2048 wrapping key);
-    ``extra``: ImportType, KeyMaterialId."""
-    parameters = kms.get_parameters_for_import(
-        KeyId=key_id, WrappingAlgorithm=WRAPPING_ALGORITHM, WrappingKeySpec="RSA_2048"
-    )
-    expiry: dict[str, Any] = (
-        {"ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}
-        if valid_to is None
-        else {"ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": valid_to}
-    )
-    response = kms.import_key_material(
-        KeyId=key_id,
-        ImportToken=parameters["ImportToken"],
-        EncryptedKeyMaterial=wrap_key_material(
-            material, parameters["PublicKey"], WRAPPING_ALGORITHM
-        ),
-        **expiry,
-        **extra,
-    )
-    return dict(response)
 
 
 def _describe(kms: "KMSClient", key_id: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from support import localstack as localstack_support
 from support.cfn_server import CfnResponseServer
 from support.events import SERVICE_TOKEN, cfn_event
 from support.keys import assert_key_holds
+from support.keys import import_material as _import_material
 from support.kms_blob import (
     decrypt_localstack_ciphertext,
     make_localstack_ciphertext,
@@ -215,34 +216,6 @@ def test_shim_follows_the_expiration_model_and_material_deletion(kms: "KMSClient
 
 MATERIAL_ID = re.compile(r"[0-9a-f]{64}")
 ALL_KEY_MATERIAL: Final = "ALL_KEY_MATERIAL"
-
-
-def _import_material(
-    kms: "KMSClient",
-    key_id: str,
-    material: bytes,
-    valid_to: datetime | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """Import with a quick RSA_2048 wrapping key; ``extra``: ImportType, KeyMaterialId."""
-    parameters = kms.get_parameters_for_import(
-        KeyId=key_id, WrappingAlgorithm=WRAPPING_ALGORITHM, WrappingKeySpec="RSA_2048"
-    )
-    expiry: dict[str, Any] = (
-        {"ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}
-        if valid_to is None
-        else {"ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": valid_to}
-    )
-    response = kms.import_key_material(
-        KeyId=key_id,
-        ImportToken=parameters["ImportToken"],
-        EncryptedKeyMaterial=wrap_key_material(
-            material, parameters["PublicKey"], WRAPPING_ALGORITHM
-        ),
-        **expiry,
-        **extra,
-    )
-    return dict(response)
 
 
 def _rotations(

@@ -2,7 +2,8 @@
 
 import os
 import uuid
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from support.kms_blob import decrypt_localstack_ciphertext, make_localstack_ciphertext
@@ -17,6 +18,36 @@ def external_key(kms: "KMSClient") -> str:
     metadata = kms.create_key(Origin="EXTERNAL", KeySpec="SYMMETRIC_DEFAULT")["KeyMetadata"]
     assert metadata["KeyState"] == "PendingImport"
     return metadata["KeyId"]
+
+
+def import_material(
+    kms: "KMSClient",
+    key_id: str,
+    material: bytes,
+    valid_to: datetime | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Import as a client would, with a quick RSA_2048 wrapping key and the key's own Region's
+    import parameters; ``extra``: ImportType, KeyMaterialId. The shim's self-checks use it."""
+    from imported_key_handler.wrapping import wrap_key_material
+
+    algorithm: Final = "RSAES_OAEP_SHA_256"
+    parameters = kms.get_parameters_for_import(
+        KeyId=key_id, WrappingAlgorithm=algorithm, WrappingKeySpec="RSA_2048"
+    )
+    expiry: dict[str, Any] = (
+        {"ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}
+        if valid_to is None
+        else {"ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": valid_to}
+    )
+    response = kms.import_key_material(
+        KeyId=key_id,
+        ImportToken=parameters["ImportToken"],
+        EncryptedKeyMaterial=wrap_key_material(material, parameters["PublicKey"], algorithm),
+        **expiry,
+        **extra,
+    )
+    return dict(response)
 
 
 def new_secret(secrets: "SecretsManagerClient", **value: Any) -> str:
