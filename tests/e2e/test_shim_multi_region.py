@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 from botocore.exceptions import ClientError
-from support.keys import assert_key_holds
-from support.keys import import_material as _import_material
+from support.keys import (
+    assert_key_holds,
+    days_ahead,
+    error_code,
+    import_material,
+    materials_by_id,
+    same_time,
+)
 from support.kms_blob import decrypt_localstack_ciphertext, make_localstack_ciphertext
 from support.localstack import REGION, LocalStack
 
@@ -68,30 +74,12 @@ def _describe(kms: "KMSClient", key_id: str) -> dict[str, Any]:
     return dict(kms.describe_key(KeyId=key_id)["KeyMetadata"])
 
 
-def _rotations(kms: "KMSClient", key_id: str) -> dict[str, dict[str, Any]]:
-    """ListKeyRotations (ALL_KEY_MATERIAL) entries by KeyMaterialId."""
-    entries = kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
-    return {str(entry["KeyMaterialId"]): dict(entry) for entry in entries["Rotations"]}
-
-
 def _states(kms: "KMSClient", key_id: str) -> dict[str, tuple[str, str]]:
     """(KeyMaterialState, ImportState) by KeyMaterialId."""
     return {
         material_id: (entry["KeyMaterialState"], entry["ImportState"])
-        for material_id, entry in _rotations(kms, key_id).items()
+        for material_id, entry in materials_by_id(kms, key_id).items()
     }
-
-
-def _days(days: int) -> datetime:
-    return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
-
-
-def _same_time(reported: Any, expected: datetime) -> bool:
-    return isinstance(reported, datetime) and abs((reported - expected).total_seconds()) < 1
-
-
-def _error_code(error: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(error.value.response["Error"]["Code"])
 
 
 def _encrypt(kms: "KMSClient", key_id: str, plaintext: bytes) -> bytes:
@@ -121,11 +109,11 @@ def _never_imported(kms: "KMSClient", key_id: str, material: bytes) -> None:
 
 
 def _imported(kms: "KMSClient", key_id: str, material: bytes) -> None:
-    _import_material(kms, key_id, material, _days(30))
+    import_material(kms, key_id, material, days_ahead(30))
 
 
 def _imported_then_deleted(kms: "KMSClient", key_id: str, material: bytes) -> None:
-    _import_material(kms, key_id, material, _days(30))
+    import_material(kms, key_id, material, days_ahead(30))
     kms.delete_imported_key_material(KeyId=key_id)
 
 
@@ -182,24 +170,24 @@ def test_replica_takes_the_primarys_material_only_with_its_own_valid_to(
     """DG, importing key material into multi-Region keys: KMS "does not copy or synchronize the
     key material"; "You must import the same key material into related primary and replica
     keys"; "You set the expiration model and expiration dates for each key independently"."""
-    in_30_days, in_60_days = _days(30), _days(60)
+    in_30_days, in_60_days = days_ahead(30), days_ahead(60)
     key_id = _primary(kms)
     material, other = os.urandom(32), os.urandom(32)
-    material_id = _import_material(kms, key_id, material, in_30_days)["KeyMaterialId"]
+    material_id = import_material(kms, key_id, material, in_30_days)["KeyMaterialId"]
     replica_arn = _replicate(kms, key_id)["Arn"]
 
     with pytest.raises(kms_b.exceptions.IncorrectKeyMaterialException):
-        _import_material(kms_b, key_id, other, in_60_days)
+        import_material(kms_b, key_id, other, in_60_days)
     with pytest.raises(kms_b.exceptions.UnsupportedOperationException):  # no new material here
-        _import_material(kms_b, key_id, material, in_60_days, ImportType="NEW_KEY_MATERIAL")
+        import_material(kms_b, key_id, material, in_60_days, ImportType="NEW_KEY_MATERIAL")
     with pytest.raises(ClientError) as error:  # the 365-day limit holds in every Region
-        _import_material(kms_b, key_id, material, _days(366))
-    assert _error_code(error) == "ValidationException"
+        import_material(kms_b, key_id, material, days_ahead(366))
+    assert error_code(error) == "ValidationException"
     # None of the refusals touched the replica.
     _assert_awaits_import(kms_b, key_id)
     assert _states(kms_b, key_id) == {material_id: ("CURRENT", "PENDING_IMPORT")}
 
-    response = _import_material(
+    response = import_material(
         kms_b,
         key_id,
         material,
@@ -216,11 +204,11 @@ def test_replica_takes_the_primarys_material_only_with_its_own_valid_to(
     assert replica["Enabled"] is True
     assert replica["CurrentKeyMaterialId"] == material_id
     assert replica["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
-    assert _same_time(replica["ValidTo"], in_60_days)
-    assert _same_time(_rotations(kms_b, key_id)[material_id]["ValidTo"], in_60_days)
+    assert same_time(replica["ValidTo"], in_60_days)
+    assert same_time(materials_by_id(kms_b, key_id)[material_id]["ValidTo"], in_60_days)
     primary = _describe(kms, key_id)
-    assert _same_time(primary["ValidTo"], in_30_days)
-    assert _same_time(_rotations(kms, key_id)[material_id]["ValidTo"], in_30_days)
+    assert same_time(primary["ValidTo"], in_30_days)
+    assert same_time(materials_by_id(kms, key_id)[material_id]["ValidTo"], in_30_days)
     assert_key_holds(kms_b, key_id, material, CONTEXT)
 
     # Interoperable: what one Region encrypts, the other decrypts.
@@ -231,7 +219,7 @@ def test_replica_takes_the_primarys_material_only_with_its_own_valid_to(
 
     # Other material is refused after the import too, and changes nothing.
     with pytest.raises(kms_b.exceptions.IncorrectKeyMaterialException):
-        _import_material(kms_b, key_id, other)
+        import_material(kms_b, key_id, other)
     assert _describe(kms_b, key_id) == replica
     assert_key_holds(kms_b, key_id, material, CONTEXT)
 
@@ -246,16 +234,16 @@ def test_replica_takes_nothing_before_its_primary_has_material(
     material = os.urandom(32)
 
     with pytest.raises(kms_b.exceptions.IncorrectKeyMaterialException):
-        _import_material(kms_b, key_id, material)
+        import_material(kms_b, key_id, material)
     _assert_awaits_import(kms_b, key_id)
     assert _states(kms_b, key_id) == {}
 
-    material_id = _import_material(kms, key_id, material)["KeyMaterialId"]
+    material_id = import_material(kms, key_id, material)["KeyMaterialId"]
     # The replica now knows the material, which still awaits its import there.
     assert _describe(kms_b, key_id)["CurrentKeyMaterialId"] == material_id
     _assert_awaits_import(kms_b, key_id)
 
-    assert _import_material(kms_b, key_id, material)["KeyMaterialId"] == material_id
+    assert import_material(kms_b, key_id, material)["KeyMaterialId"] == material_id
     replica = _describe(kms_b, key_id)
     assert replica["KeyState"] == "Enabled"
     assert replica["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
@@ -268,29 +256,29 @@ def test_replica_of_a_rotated_primary_needs_every_material(
 ) -> None:
     """API, ImportKeyMaterial: "For symmetric encryption keys, you will need to import all of
     the key materials associated with the KMS key to change its state to Enabled." """
-    in_10_days = _days(10)  # fixed once: KMS dates are whole seconds
+    in_10_days = days_ahead(10)  # fixed once: KMS dates are whole seconds
     key_id = _primary(kms)
     old, new = os.urandom(32), os.urandom(32)
-    old_id = _import_material(kms, key_id, old)["KeyMaterialId"]
+    old_id = import_material(kms, key_id, old)["KeyMaterialId"]
     old_blob = _encrypt(kms, key_id, b"written before")
-    new_id = _import_material(kms, key_id, new, ImportType="NEW_KEY_MATERIAL")["KeyMaterialId"]
+    new_id = import_material(kms, key_id, new, ImportType="NEW_KEY_MATERIAL")["KeyMaterialId"]
     kms.rotate_key_on_demand(KeyId=key_id)
     _replicate(kms, key_id)
     assert _states(kms_b, key_id) == {
         old_id: ("NON_CURRENT", "PENDING_IMPORT"),
         new_id: ("CURRENT", "PENDING_IMPORT"),
     }
-    rotation_date = _rotations(kms, key_id)[new_id]["RotationDate"]
-    assert _rotations(kms_b, key_id)[new_id]["RotationDate"] == rotation_date
+    rotation_date = materials_by_id(kms, key_id)[new_id]["RotationDate"]
+    assert materials_by_id(kms_b, key_id)[new_id]["RotationDate"] == rotation_date
 
-    _import_material(kms_b, key_id, new)
+    import_material(kms_b, key_id, new)
     _assert_awaits_import(kms_b, key_id)  # the old material is still missing
-    _import_material(kms_b, key_id, old, in_10_days)
+    import_material(kms_b, key_id, old, in_10_days)
 
     replica = _describe(kms_b, key_id)
     assert replica["KeyState"] == "Enabled"
     assert replica["CurrentKeyMaterialId"] == new_id
-    assert _same_time(replica["ValidTo"], in_10_days)  # the old material's, also non-current
+    assert same_time(replica["ValidTo"], in_10_days)  # the old material's, also non-current
     assert_key_holds(kms_b, key_id, new, CONTEXT)
     assert _decrypt(kms_b, old_blob) == b"written before"
 
@@ -300,15 +288,15 @@ def test_replica_valid_to_is_judged_on_the_moved_clock(
 ) -> None:
     key_id = _primary(kms)
     material = os.urandom(32)
-    _import_material(kms, key_id, material)
+    import_material(kms, key_id, material)
     _replicate(kms, key_id)
     shim_clock(datetime.now(UTC) + timedelta(days=200))
     with pytest.raises(ClientError) as error:  # in the past on the moved clock
-        _import_material(kms_b, key_id, material, _days(100))
-    assert _error_code(error) == "ValidationException"
-    in_500_days = _days(500)
-    _import_material(kms_b, key_id, material, in_500_days)
-    assert _same_time(_describe(kms_b, key_id)["ValidTo"], in_500_days)
+        import_material(kms_b, key_id, material, days_ahead(100))
+    assert error_code(error) == "ValidationException"
+    in_500_days = days_ahead(500)
+    import_material(kms_b, key_id, material, in_500_days)
+    assert same_time(_describe(kms_b, key_id)["ValidTo"], in_500_days)
 
 
 def test_hmac_replica_takes_the_primarys_material_only(
@@ -320,18 +308,18 @@ def test_hmac_replica_takes_the_primarys_material_only(
     material, other = os.urandom(32), os.urandom(32)
     _replicate(kms, key_id)
     with pytest.raises(kms_b.exceptions.IncorrectKeyMaterialException):  # primary has none
-        _import_material(kms_b, key_id, material)
-    _import_material(kms, key_id, material)
+        import_material(kms_b, key_id, material)
+    import_material(kms, key_id, material)
     with pytest.raises(kms_b.exceptions.IncorrectKeyMaterialException):
-        _import_material(kms_b, key_id, other)
+        import_material(kms_b, key_id, other)
     assert _describe(kms_b, key_id)["KeyState"] == "PendingImport"
 
-    in_20_days = _days(20)
-    _import_material(kms_b, key_id, material, in_20_days)
+    in_20_days = days_ahead(20)
+    import_material(kms_b, key_id, material, in_20_days)
 
     replica = _describe(kms_b, key_id)
     assert replica["KeyState"] == "Enabled"
-    assert _same_time(replica["ValidTo"], in_20_days)
+    assert same_time(replica["ValidTo"], in_20_days)
     assert "ValidTo" not in _describe(kms, key_id)
     mac = kms.generate_mac(KeyId=key_id, Message=b"message", MacAlgorithm="HMAC_SHA_256")["Mac"]
     verified = kms_b.verify_mac(
@@ -351,12 +339,12 @@ def test_deleting_material_affects_only_that_regions_key(
     primary key expires, its replica keys are unaffected." API, DeleteImportedKeyMaterial: "If
     you delete any key material of a replica Region key, the primary Region key and other
     replica Region keys remain unchanged." """
-    in_30_days, in_60_days = _days(30), _days(60)
+    in_30_days, in_60_days = days_ahead(30), days_ahead(60)
     key_id = _primary(kms)
     material = os.urandom(32)
-    material_id = _import_material(kms, key_id, material, in_30_days)["KeyMaterialId"]
+    material_id = import_material(kms, key_id, material, in_30_days)["KeyMaterialId"]
     _replicate(kms, key_id)
-    _import_material(kms_b, key_id, material, in_60_days)
+    import_material(kms_b, key_id, material, in_60_days)
     primary = _describe(kms, key_id)
 
     deleted = kms_b.delete_imported_key_material(KeyId=key_id)
@@ -367,14 +355,14 @@ def test_deleting_material_affects_only_that_regions_key(
     assert _describe(kms, key_id) == primary
     assert_key_holds(kms, key_id, material, CONTEXT)
 
-    _import_material(kms_b, key_id, material, in_60_days)
+    import_material(kms_b, key_id, material, in_60_days)
     assert _describe(kms_b, key_id)["KeyState"] == "Enabled"
     kms.delete_imported_key_material(KeyId=key_id)
 
     _assert_awaits_import(kms, key_id)
     replica = _describe(kms_b, key_id)
     assert replica["KeyState"] == "Enabled"
-    assert _same_time(replica["ValidTo"], in_60_days)
+    assert same_time(replica["ValidTo"], in_60_days)
     assert_key_holds(kms_b, key_id, material, CONTEXT)
 
 
@@ -385,10 +373,10 @@ def _replicated_pair(kms: "KMSClient", *replica_clients: "KMSClient") -> tuple[s
     """A primary with imported material and a replica, material imported, per client."""
     key_id = _primary(kms)
     material = os.urandom(32)
-    material_id = _import_material(kms, key_id, material, _days(30))["KeyMaterialId"]
+    material_id = import_material(kms, key_id, material, days_ahead(30))["KeyMaterialId"]
     for client in replica_clients:
         _replicate(kms, key_id, client.meta.region_name)
-        _import_material(client, key_id, material, _days(30))
+        import_material(client, key_id, material, days_ahead(30))
     return key_id, material, material_id
 
 
@@ -404,7 +392,7 @@ def test_new_material_waits_in_the_primary_until_every_replica_has_it(
     key_id, old, old_id = _replicated_pair(kms, kms_b, kms_c)
     new = os.urandom(32)
 
-    new_id = _import_material(kms, key_id, new, _days(60), ImportType="NEW_KEY_MATERIAL")[
+    new_id = import_material(kms, key_id, new, days_ahead(60), ImportType="NEW_KEY_MATERIAL")[
         "KeyMaterialId"
     ]
 
@@ -417,13 +405,13 @@ def test_new_material_waits_in_the_primary_until_every_replica_has_it(
     with pytest.raises(kms.exceptions.UnsupportedOperationException):
         kms.rotate_key_on_demand(KeyId=key_id)
     with pytest.raises(kms.exceptions.KMSInvalidStateException):  # one pending at a time
-        _import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+        import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
     assert _states(kms_b, key_id) == {old_id: ("CURRENT", "IMPORTED")}  # not imported there
     with pytest.raises(kms_b.exceptions.UnsupportedOperationException):
-        _import_material(kms_b, key_id, new, ImportType="NEW_KEY_MATERIAL")
+        import_material(kms_b, key_id, new, ImportType="NEW_KEY_MATERIAL")
 
     valid_to = _describe(kms_b, key_id)["ValidTo"]
-    _import_material(kms_b, key_id, new, _days(90), ImportType="EXISTING_KEY_MATERIAL")
+    import_material(kms_b, key_id, new, days_ahead(90), ImportType="EXISTING_KEY_MATERIAL")
 
     assert _states(kms_b, key_id) == {
         old_id: ("CURRENT", "IMPORTED"),
@@ -437,7 +425,7 @@ def test_new_material_waits_in_the_primary_until_every_replica_has_it(
     with pytest.raises(kms.exceptions.UnsupportedOperationException):
         kms.rotate_key_on_demand(KeyId=key_id)
 
-    _import_material(kms_c, key_id, new, ImportType="EXISTING_KEY_MATERIAL")
+    import_material(kms_c, key_id, new, ImportType="EXISTING_KEY_MATERIAL")
 
     assert _states(kms, key_id)[new_id] == ("PENDING_ROTATION", "IMPORTED")
     assert _states(kms_c, key_id)[new_id] == ("PENDING_ROTATION", "IMPORTED")
@@ -457,21 +445,21 @@ def test_rotating_the_primary_rotates_every_replica(
     key_id, old, old_id = _replicated_pair(kms, kms_b, kms_c)
     blobs = {client: _encrypt(client, key_id, b"written before") for client in (kms, kms_b, kms_c)}
     new = os.urandom(32)
-    new_id = _import_material(kms, key_id, new, ImportType="NEW_KEY_MATERIAL")["KeyMaterialId"]
+    new_id = import_material(kms, key_id, new, ImportType="NEW_KEY_MATERIAL")["KeyMaterialId"]
     for client in (kms_b, kms_c):
-        _import_material(client, key_id, new, ImportType="EXISTING_KEY_MATERIAL")
+        import_material(client, key_id, new, ImportType="EXISTING_KEY_MATERIAL")
     with pytest.raises(kms_b.exceptions.UnsupportedOperationException):  # only the primary
         kms_b.rotate_key_on_demand(KeyId=key_id)
 
     kms.rotate_key_on_demand(KeyId=key_id)
 
-    rotation_date = _rotations(kms, key_id)[new_id]["RotationDate"]
+    rotation_date = materials_by_id(kms, key_id)[new_id]["RotationDate"]
     for client in (kms, kms_b, kms_c):
         assert _states(client, key_id) == {
             old_id: ("NON_CURRENT", "IMPORTED"),
             new_id: ("CURRENT", "IMPORTED"),
         }
-        entry = _rotations(client, key_id)[new_id]
+        entry = materials_by_id(client, key_id)[new_id]
         assert entry["RotationDate"] == rotation_date
         assert entry["RotationType"] == "ON_DEMAND"
         metadata = _describe(client, key_id)
@@ -496,9 +484,9 @@ def test_deleting_pending_material_of_the_primary_deletes_the_replicas_copies(
     be deleting the key materials for the replica Region keys." """
     key_id, old, old_id = _replicated_pair(kms, kms_b, kms_c)
     new = os.urandom(32)
-    new_id = _import_material(kms, key_id, new, ImportType="NEW_KEY_MATERIAL")["KeyMaterialId"]
+    new_id = import_material(kms, key_id, new, ImportType="NEW_KEY_MATERIAL")["KeyMaterialId"]
     for client in (kms_b, kms_c):
-        _import_material(client, key_id, new, ImportType="EXISTING_KEY_MATERIAL")
+        import_material(client, key_id, new, ImportType="EXISTING_KEY_MATERIAL")
     assert _states(kms, key_id)[new_id][0] == "PENDING_ROTATION"
 
     # A replica's own copy: only that Region's goes; the primary waits for it again.
@@ -514,17 +502,17 @@ def test_deleting_pending_material_of_the_primary_deletes_the_replicas_copies(
         assert _describe(client, key_id)["KeyState"] == "Enabled"
         assert_key_holds(client, key_id, old, CONTEXT)
     with pytest.raises(kms_b.exceptions.IncorrectKeyMaterialException):  # no longer the key's
-        _import_material(kms_b, key_id, new, ImportType="EXISTING_KEY_MATERIAL")
+        import_material(kms_b, key_id, new, ImportType="EXISTING_KEY_MATERIAL")
 
 
 def test_single_region_keys_are_unchanged(kms: "KMSClient") -> None:
     """Replicas are only for multi-Region keys (LocalStack's own refusal), and a single-Region
     key's new material goes straight to PENDING_ROTATION."""
     key_id = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
-    _import_material(kms, key_id, os.urandom(32))
+    import_material(kms, key_id, os.urandom(32))
     with pytest.raises(kms.exceptions.UnsupportedOperationException):
         kms.replicate_key(KeyId=key_id, ReplicaRegion=REPLICA_REGION)
-    new_id = _import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")[
+    new_id = import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")[
         "KeyMaterialId"
     ]
     assert _states(kms, key_id)[new_id][0] == "PENDING_ROTATION"

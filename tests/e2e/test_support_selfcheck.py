@@ -29,8 +29,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from support import localstack as localstack_support
 from support.cfn_server import CfnResponseServer
 from support.events import SERVICE_TOKEN, cfn_event
-from support.keys import assert_key_holds
-from support.keys import import_material as _import_material
+from support.keys import (
+    assert_key_holds,
+    days_ahead,
+    error_code,
+    import_material,
+    materials_by_id,
+    same_time,
+)
 from support.kms_blob import (
     decrypt_localstack_ciphertext,
     make_localstack_ciphertext,
@@ -215,39 +221,17 @@ def test_shim_follows_the_expiration_model_and_material_deletion(kms: "KMSClient
 # --- the shim's key materials (EXTERNAL symmetric keys) ----------------------------------------
 
 MATERIAL_ID = re.compile(r"[0-9a-f]{64}")
-ALL_KEY_MATERIAL: Final = "ALL_KEY_MATERIAL"
-
-
-def _rotations(
-    kms: "KMSClient", key_id: str, include: str | None = ALL_KEY_MATERIAL
-) -> dict[str, dict[str, Any]]:
-    """ListKeyRotations entries by KeyMaterialId."""
-    extra = {} if include is None else {"IncludeKeyMaterial": include}
-    entries = kms.list_key_rotations(KeyId=key_id, **extra)["Rotations"]  # type: ignore[arg-type]
-    return {str(entry["KeyMaterialId"]): dict(entry) for entry in entries}
-
-
-def _days(days: int) -> datetime:
-    return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
-
-
-def _same_time(reported: Any, expected: datetime) -> bool:
-    return isinstance(reported, datetime) and abs((reported - expected).total_seconds()) < 1
-
-
-def _error_code(error: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(error.value.response["Error"]["Code"])
 
 
 @pytest.mark.localstack
 def test_shim_names_key_material_and_refuses_other_material(kms: "KMSClient") -> None:
     # Fixed once: KMS dates are whole seconds, and a test may cross a second.
-    in_30_days, in_40_days = _days(30), _days(40)
+    in_30_days, in_40_days = days_ahead(30), days_ahead(40)
     key_id = _pending_key(kms)
     arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
     material, other = os.urandom(32), os.urandom(32)
 
-    response = _import_material(kms, key_id, material, in_30_days)
+    response = import_material(kms, key_id, material, in_30_days)
     material_id = response["KeyMaterialId"]
     assert MATERIAL_ID.fullmatch(material_id)
     assert response["KeyId"] == arn
@@ -256,7 +240,7 @@ def test_shim_names_key_material_and_refuses_other_material(kms: "KMSClient") ->
     assert metadata["KeyState"] == "Enabled"
 
     # The same material again, by default or named by its ID: the same ID, a new ValidTo.
-    again = _import_material(
+    again = import_material(
         kms,
         key_id,
         material,
@@ -265,47 +249,47 @@ def test_shim_names_key_material_and_refuses_other_material(kms: "KMSClient") ->
         KeyMaterialId=material_id,
     )
     assert again["KeyMaterialId"] == material_id
-    assert _same_time(kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"], in_40_days)
-    assert _import_material(kms, key_id, material)["KeyMaterialId"] == material_id
+    assert same_time(kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"], in_40_days)
+    assert import_material(kms, key_id, material)["KeyMaterialId"] == material_id
 
     # The ID depends on the key as well as on the material.
-    elsewhere = _import_material(kms, _pending_key(kms), material)["KeyMaterialId"]
+    elsewhere = import_material(kms, _pending_key(kms), material)["KeyMaterialId"]
     assert MATERIAL_ID.fullmatch(elsewhere)
     assert elsewhere != material_id
 
     with pytest.raises(kms.exceptions.IncorrectKeyMaterialException):
-        _import_material(kms, key_id, other)  # unknown material, EXISTING by default
+        import_material(kms, key_id, other)  # unknown material, EXISTING by default
     with pytest.raises(kms.exceptions.IncorrectKeyMaterialException):
-        _import_material(kms, key_id, material, KeyMaterialId=elsewhere)  # ID of other material
+        import_material(kms, key_id, material, KeyMaterialId=elsewhere)  # ID of other material
     with pytest.raises(kms.exceptions.IncorrectKeyMaterialException):
-        _import_material(kms, key_id, material, ImportType="NEW_KEY_MATERIAL")  # not new
+        import_material(kms, key_id, material, ImportType="NEW_KEY_MATERIAL")  # not new
     with pytest.raises(ClientError) as error:
-        _import_material(
+        import_material(
             kms, key_id, other, ImportType="NEW_KEY_MATERIAL", KeyMaterialId=material_id
         )
-    assert _error_code(error) == "ValidationException"
+    assert error_code(error) == "ValidationException"
 
     # None of the refusals touched the key.
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["CurrentKeyMaterialId"] == material_id
     assert metadata["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
     assert "ValidTo" not in metadata
-    assert list(_rotations(kms, key_id)) == [material_id]
+    assert list(materials_by_id(kms, key_id)) == [material_id]
     assert_key_holds(kms, key_id, material, CONTEXT)
 
 
 @pytest.mark.localstack
 def test_shim_rotates_to_new_material_and_keeps_the_old_one(kms: "KMSClient") -> None:
     # Fixed once: KMS dates are whole seconds, and a test may cross a second.
-    in_30_days, in_60_days, in_90_days = _days(30), _days(60), _days(90)
+    in_30_days, in_60_days, in_90_days = days_ahead(30), days_ahead(60), days_ahead(90)
     key_id = _pending_key(kms)
     old, new = os.urandom(32), os.urandom(32)
-    old_id = _import_material(kms, key_id, old, in_30_days)["KeyMaterialId"]
+    old_id = import_material(kms, key_id, old, in_30_days)["KeyMaterialId"]
     old_blob = kms.encrypt(KeyId=key_id, Plaintext=b"written before", EncryptionContext=CONTEXT)[
         "CiphertextBlob"
     ]
 
-    new_id = _import_material(kms, key_id, new, in_60_days, ImportType="NEW_KEY_MATERIAL")[
+    new_id = import_material(kms, key_id, new, in_60_days, ImportType="NEW_KEY_MATERIAL")[
         "KeyMaterialId"
     ]
     assert MATERIAL_ID.fullmatch(new_id)
@@ -313,15 +297,15 @@ def test_shim_rotates_to_new_material_and_keeps_the_old_one(kms: "KMSClient") ->
     # Pending material is not used yet: the key still encrypts with, and reports, the old one.
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["CurrentKeyMaterialId"] == old_id
-    assert _same_time(metadata["ValidTo"], in_30_days)
+    assert same_time(metadata["ValidTo"], in_30_days)
     assert_key_holds(kms, key_id, old, CONTEXT)
-    rotations = _rotations(kms, key_id)
+    rotations = materials_by_id(kms, key_id)
     assert rotations[old_id]["KeyMaterialState"] == "CURRENT"
     assert rotations[new_id]["KeyMaterialState"] == "PENDING_ROTATION"
     assert rotations[new_id]["ImportState"] == "IMPORTED"
-    assert _rotations(kms, key_id, include=None) == {}  # ROTATIONS_ONLY: nothing rotated yet
+    assert materials_by_id(kms, key_id, include=None) == {}  # ROTATIONS_ONLY: nothing rotated yet
     with pytest.raises(kms.exceptions.KMSInvalidStateException):  # one pending at a time
-        _import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+        import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
 
     before = datetime.now(UTC) - timedelta(seconds=5)
     kms.rotate_key_on_demand(KeyId=key_id)
@@ -330,7 +314,7 @@ def test_shim_rotates_to_new_material_and_keeps_the_old_one(kms: "KMSClient") ->
     assert metadata["CurrentKeyMaterialId"] == new_id
     assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
     # The earliest ValidTo of the key's materials: the old one's, not the current one's.
-    assert _same_time(metadata["ValidTo"], in_30_days)
+    assert same_time(metadata["ValidTo"], in_30_days)
     decrypted = kms.decrypt(CiphertextBlob=old_blob, EncryptionContext=CONTEXT)
     assert decrypted["Plaintext"] == b"written before"
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"written after", EncryptionContext=CONTEXT)[
@@ -339,45 +323,45 @@ def test_shim_rotates_to_new_material_and_keeps_the_old_one(kms: "KMSClient") ->
     assert decrypt_localstack_ciphertext(blob, new, CONTEXT) == b"written after"
     with pytest.raises(InvalidTag):
         decrypt_localstack_ciphertext(blob, old, CONTEXT)
-    rotations = _rotations(kms, key_id)
+    rotations = materials_by_id(kms, key_id)
     assert set(rotations) == {old_id, new_id}
     assert rotations[old_id]["KeyMaterialState"] == "NON_CURRENT"
     assert rotations[old_id]["ImportState"] == "IMPORTED"
-    assert _same_time(rotations[old_id]["ValidTo"], in_30_days)
+    assert same_time(rotations[old_id]["ValidTo"], in_30_days)
     assert "RotationDate" not in rotations[old_id]
     assert rotations[new_id]["KeyMaterialState"] == "CURRENT"
     assert rotations[new_id]["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
-    assert _same_time(rotations[new_id]["ValidTo"], in_60_days)
+    assert same_time(rotations[new_id]["ValidTo"], in_60_days)
     assert rotations[new_id]["RotationType"] == "ON_DEMAND"
     assert before <= rotations[new_id]["RotationDate"] <= datetime.now(UTC) + timedelta(seconds=5)
-    assert set(_rotations(kms, key_id, include="ROTATIONS_ONLY")) == {new_id}
-    assert set(_rotations(kms, key_id, include=None)) == {new_id}
+    assert set(materials_by_id(kms, key_id, include="ROTATIONS_ONLY")) == {new_id}
+    assert set(materials_by_id(kms, key_id, include=None)) == {new_id}
     with pytest.raises(kms.exceptions.UnsupportedOperationException):  # nothing pending
         kms.rotate_key_on_demand(KeyId=key_id)
 
     # Re-importing the old material renews its ValidTo and nothing else.
-    assert _import_material(kms, key_id, old, in_90_days)["KeyMaterialId"] == old_id
-    rotations = _rotations(kms, key_id)
+    assert import_material(kms, key_id, old, in_90_days)["KeyMaterialId"] == old_id
+    rotations = materials_by_id(kms, key_id)
     assert rotations[old_id]["KeyMaterialState"] == "NON_CURRENT"
-    assert _same_time(rotations[old_id]["ValidTo"], in_90_days)
-    assert _same_time(rotations[new_id]["ValidTo"], in_60_days)
+    assert same_time(rotations[old_id]["ValidTo"], in_90_days)
+    assert same_time(rotations[new_id]["ValidTo"], in_60_days)
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["CurrentKeyMaterialId"] == new_id
-    assert _same_time(metadata["ValidTo"], in_60_days)
+    assert same_time(metadata["ValidTo"], in_60_days)
     assert_key_holds(kms, key_id, new, CONTEXT)
 
 
 @pytest.mark.localstack
 def test_shim_deletes_one_material_at_a_time(kms: "KMSClient") -> None:
     # Fixed once: KMS dates are whole seconds, and a test may cross a second.
-    in_10_days, in_30_days, in_45_days = _days(10), _days(30), _days(45)
+    in_10_days, in_30_days, in_45_days = days_ahead(10), days_ahead(30), days_ahead(45)
     key_id = _pending_key(kms)
     old, new = os.urandom(32), os.urandom(32)
-    old_id = _import_material(kms, key_id, old, in_30_days)["KeyMaterialId"]
+    old_id = import_material(kms, key_id, old, in_30_days)["KeyMaterialId"]
     old_blob = kms.encrypt(KeyId=key_id, Plaintext=b"old", EncryptionContext=CONTEXT)[
         "CiphertextBlob"
     ]
-    new_id = _import_material(kms, key_id, new, ImportType="NEW_KEY_MATERIAL")["KeyMaterialId"]
+    new_id = import_material(kms, key_id, new, ImportType="NEW_KEY_MATERIAL")["KeyMaterialId"]
     kms.rotate_key_on_demand(KeyId=key_id)
 
     # A non-current material: the key waits for it, the current material stays reported.
@@ -386,13 +370,13 @@ def test_shim_deletes_one_material_at_a_time(kms: "KMSClient") -> None:
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["KeyState"] == "PendingImport"
     assert metadata["CurrentKeyMaterialId"] == new_id
-    assert _rotations(kms, key_id)[old_id]["ImportState"] == "PENDING_IMPORT"
-    assert "ValidTo" not in _rotations(kms, key_id)[old_id]
+    assert materials_by_id(kms, key_id)[old_id]["ImportState"] == "PENDING_IMPORT"
+    assert "ValidTo" not in materials_by_id(kms, key_id)[old_id]
     with pytest.raises(kms.exceptions.KMSInvalidStateException):
         kms.decrypt(CiphertextBlob=old_blob, EncryptionContext=CONTEXT)
     with pytest.raises(kms.exceptions.IncorrectKeyMaterialException):
-        _import_material(kms, key_id, os.urandom(32), in_30_days)  # still only known material
-    assert _import_material(kms, key_id, old, in_45_days)["KeyMaterialId"] == old_id
+        import_material(kms, key_id, os.urandom(32), in_30_days)  # still only known material
+    assert import_material(kms, key_id, old, in_45_days)["KeyMaterialId"] == old_id
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["KeyState"] == "Enabled"
     assert metadata["CurrentKeyMaterialId"] == new_id
@@ -404,23 +388,23 @@ def test_shim_deletes_one_material_at_a_time(kms: "KMSClient") -> None:
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["KeyState"] == "PendingImport"
     assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
-    assert _same_time(metadata["ValidTo"], in_45_days)
-    assert _rotations(kms, key_id)[new_id]["ImportState"] == "PENDING_IMPORT"
-    assert _import_material(kms, key_id, new, in_10_days)["KeyMaterialId"] == new_id
+    assert same_time(metadata["ValidTo"], in_45_days)
+    assert materials_by_id(kms, key_id)[new_id]["ImportState"] == "PENDING_IMPORT"
+    assert import_material(kms, key_id, new, in_10_days)["KeyMaterialId"] == new_id
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["KeyState"] == "Enabled"
-    assert _same_time(metadata["ValidTo"], in_10_days)
+    assert same_time(metadata["ValidTo"], in_10_days)
     assert kms.decrypt(CiphertextBlob=old_blob, EncryptionContext=CONTEXT)["Plaintext"] == b"old"
     assert_key_holds(kms, key_id, new, CONTEXT)
 
     # Pending material is not part of the key yet: deleting it drops it, the key stays usable.
-    pending_id = _import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")[
+    pending_id = import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")[
         "KeyMaterialId"
     ]
     kms.delete_imported_key_material(KeyId=key_id, KeyMaterialId=pending_id)
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
-    assert set(_rotations(kms, key_id)) == {old_id, new_id}
-    _import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")  # room again
+    assert set(materials_by_id(kms, key_id)) == {old_id, new_id}
+    import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")  # room again
     with pytest.raises(kms.exceptions.NotFoundException):
         kms.delete_imported_key_material(KeyId=key_id, KeyMaterialId="0" * 64)
 
@@ -428,34 +412,34 @@ def test_shim_deletes_one_material_at_a_time(kms: "KMSClient") -> None:
 @pytest.mark.localstack
 def test_shim_reports_the_earliest_valid_to_of_the_permanent_materials(kms: "KMSClient") -> None:
     # Fixed once: KMS dates are whole seconds, and a test may cross a second.
-    in_5_days, in_10_days, in_30_days = _days(5), _days(10), _days(30)
+    in_5_days, in_10_days, in_30_days = days_ahead(5), days_ahead(10), days_ahead(30)
     key_id = _pending_key(kms)
     first = os.urandom(32)
-    _import_material(kms, key_id, first, in_30_days)
+    import_material(kms, key_id, first, in_30_days)
 
     # Pending material is not permanently associated with the key: its ValidTo does not count.
-    pending_id = _import_material(
+    pending_id = import_material(
         kms, key_id, os.urandom(32), in_10_days, ImportType="NEW_KEY_MATERIAL"
     )["KeyMaterialId"]
-    assert _same_time(kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"], in_30_days)
+    assert same_time(kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"], in_30_days)
 
     # Once rotated in it is: now it is the earliest, and current.
     kms.rotate_key_on_demand(KeyId=key_id)
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["CurrentKeyMaterialId"] == pending_id
-    assert _same_time(metadata["ValidTo"], in_10_days)
+    assert same_time(metadata["ValidTo"], in_10_days)
 
     # Renewing the first material for less time makes it the earliest, though not current.
-    _import_material(kms, key_id, first, in_5_days)
+    import_material(kms, key_id, first, in_5_days)
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["CurrentKeyMaterialId"] == pending_id
-    assert _same_time(metadata["ValidTo"], in_5_days)
+    assert same_time(metadata["ValidTo"], in_5_days)
 
     # A material that does not expire does not hide one that does.
-    _import_material(kms, key_id, first)
+    import_material(kms, key_id, first)
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert metadata["ExpirationModel"] == "KEY_MATERIAL_EXPIRES"
-    assert _same_time(metadata["ValidTo"], in_10_days)
+    assert same_time(metadata["ValidTo"], in_10_days)
 
 
 def _external_key(kms: "KMSClient", key_spec: str) -> str:
@@ -482,11 +466,11 @@ def test_valid_to_more_than_365_days_ahead_is_refused(kms: "KMSClient", key_spec
     )
     for valid_to in refused:
         with pytest.raises(ClientError) as error:
-            _import_material(kms, key_id, material, valid_to)
-        assert _error_code(error) == "ValidationException"
+            import_material(kms, key_id, material, valid_to)
+        assert error_code(error) == "ValidationException"
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingImport"
 
-    _import_material(kms, key_id, material, now + timedelta(days=365) - timedelta(minutes=5))
+    import_material(kms, key_id, material, now + timedelta(days=365) - timedelta(minutes=5))
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
 
 
@@ -496,37 +480,37 @@ def test_shim_judges_valid_to_on_the_moved_clock(kms: "KMSClient", shim_clock: A
     material = os.urandom(32)
     now = datetime.now(UTC).replace(microsecond=0)
     with pytest.raises(ClientError) as error:
-        _import_material(kms, key_id, material, now + timedelta(days=366))
+        import_material(kms, key_id, material, now + timedelta(days=366))
     assert "at most 365 days from the request date" in error.value.response["Error"]["Message"]
 
     # With the clock moved, the limit moves with it: a year after the moved day, not today.
     later = now + timedelta(days=400)
     shim_clock(later)
-    _import_material(kms, key_id, material, later + timedelta(days=365))
+    import_material(kms, key_id, material, later + timedelta(days=365))
     with pytest.raises(ClientError) as error:
-        _import_material(kms, key_id, material, later + timedelta(days=365, seconds=1))
-    assert _error_code(error) == "ValidationException"
+        import_material(kms, key_id, material, later + timedelta(days=365, seconds=1))
+    assert error_code(error) == "ValidationException"
     with pytest.raises(ClientError) as error:
-        _import_material(kms, key_id, material, now + timedelta(days=30))  # past, moved clock
-    assert _error_code(error) == "ValidationException"
+        import_material(kms, key_id, material, now + timedelta(days=30))  # past, moved clock
+    assert error_code(error) == "ValidationException"
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-    assert _same_time(metadata["ValidTo"], later + timedelta(days=365))
+    assert same_time(metadata["ValidTo"], later + timedelta(days=365))
 
 
 @pytest.mark.localstack
 def test_shim_allows_25_on_demand_rotations_of_a_key(kms: "KMSClient") -> None:
     key_id = _pending_key(kms)
-    _import_material(kms, key_id, os.urandom(32))
+    import_material(kms, key_id, os.urandom(32))
     for _ in range(25):
-        _import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+        import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
         kms.rotate_key_on_demand(KeyId=key_id)
-    last = _import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+    last = import_material(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
     with pytest.raises(kms.exceptions.LimitExceededException):
         kms.rotate_key_on_demand(KeyId=key_id)
-    rotations = _rotations(kms, key_id)
+    rotations = materials_by_id(kms, key_id)
     assert len(rotations) == 27
     assert rotations[last["KeyMaterialId"]]["KeyMaterialState"] == "PENDING_ROTATION"
-    assert len(_rotations(kms, key_id, include=None)) == 25
+    assert len(materials_by_id(kms, key_id, include=None)) == 25
 
     # LocalStack's own keys (material it made) get KMS's limit too, not LocalStack's 10.
     own = kms.create_key()["KeyMetadata"]["KeyId"]
@@ -605,7 +589,7 @@ def test_shim_refuses_other_material_for_every_key_spec(
     for extra in ({"ImportType": "EXISTING_KEY_MATERIAL"}, {"KeyMaterialId": "0" * 64}):
         with pytest.raises(ClientError) as error:
             _import_one(kms, key_id, material, algorithm, **extra)
-        assert _error_code(error) == "ValidationException"
+        assert error_code(error) == "ValidationException"
 
 
 def _proof(kms: "KMSClient", key_id: str, key_spec: str) -> bytes:

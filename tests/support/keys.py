@@ -2,13 +2,15 @@
 
 import os
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from support.kms_blob import decrypt_localstack_ciphertext, make_localstack_ciphertext
 
 if TYPE_CHECKING:
+    import pytest
+    from botocore.exceptions import ClientError
     from mypy_boto3_kms.client import KMSClient
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
@@ -48,6 +50,31 @@ def import_material(
         **extra,
     )
     return dict(response)
+
+
+ALL_KEY_MATERIAL: Final = "ALL_KEY_MATERIAL"
+
+
+def materials_by_id(
+    kms: "KMSClient", key_id: str, include: str | None = ALL_KEY_MATERIAL
+) -> dict[str, dict[str, Any]]:
+    """ListKeyRotations entries by KeyMaterialId (every material, unless ``include`` says)."""
+    extra = {} if include is None else {"IncludeKeyMaterial": include}
+    entries = kms.list_key_rotations(KeyId=key_id, **extra)["Rotations"]  # type: ignore[arg-type]
+    return {str(entry["KeyMaterialId"]): dict(entry) for entry in entries}
+
+
+def days_ahead(days: int) -> datetime:
+    """A ValidTo ``days`` from now, in whole seconds as KMS keeps it."""
+    return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
+
+
+def same_time(reported: Any, expected: datetime) -> bool:
+    return isinstance(reported, datetime) and abs((reported - expected).total_seconds()) < 1
+
+
+def error_code(error: "pytest.ExceptionInfo[ClientError]") -> str:
+    return str(error.value.response["Error"]["Code"])
 
 
 def new_secret(secrets: "SecretsManagerClient", **value: Any) -> str:
