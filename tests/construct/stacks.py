@@ -119,5 +119,26 @@ def mine(template: Template) -> dict[str, Any]:
     return {f"aws:ResourceTag/{contract.TAG_HANDLER}": {"Fn::GetAtt": [role_id, "RoleId"]}}
 
 
+def binding_of(
+    template: Template,
+    properties: dict[str, Any],
+    import_id: str,
+    key_id: str,
+    **more: Any,
+) -> dict[str, Any]:
+    """The binding tags a key of the stack carries for its import's ``properties`` (the
+    default 30-day window), plus ``more``."""
+    return {
+        contract.TAG_HANDLER: {"Fn::GetAtt": [handler_role_id(template), "RoleId"]},
+        contract.TAG_SECRET: properties[contract.PROP_SECRET_ARN],
+        contract.TAG_SETTINGS: contract.settings_digest(properties),
+        contract.TAG_DECLARED: contract.declared_settings(properties, 30 * 86400),
+        contract.TAG_STACK: {"Ref": "AWS::StackId"},
+        contract.TAG_RESOURCE: import_id,
+        contract.TAG_KEY_RESOURCE: key_id,
+        **more,
+    }
+
+
 def tags_of(key: dict[str, Any]) -> dict[str, Any]:
     return {tag["Key"]: tag["Value"] for tag in key["Properties"].get("Tags", [])}

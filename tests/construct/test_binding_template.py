@@ -15,7 +15,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
 from stacks import (
     SECRET_ARN,
-    handler_role_id,
+    binding_of,
     handler_statements,
     key_in,
     mine,
@@ -45,16 +45,9 @@ def test_the_key_carries_exactly_what_the_import_declares() -> None:
     template = Template.from_stack(stack)
     ((key, import_id, properties),) = keys_and_imports(template)
     (key_id,) = template.find_resources("AWS::KMS::Key")
-    assert tags_of(key) == {
-        contract.TAG_HANDLER: {"Fn::GetAtt": [handler_role_id(template), "RoleId"]},
-        contract.TAG_SECRET: properties[contract.PROP_SECRET_ARN],
-        contract.TAG_SETTINGS: contract.settings_digest(properties),
-        contract.TAG_DECLARED: contract.declared_settings(properties, 30 * 86400),
-        contract.TAG_STACK: {"Ref": "AWS::StackId"},
-        contract.TAG_RESOURCE: import_id,
-        contract.TAG_KEY_RESOURCE: key_id,
-        contract.TAG_MATERIAL_VERSION: "v-1",
-    }
+    assert tags_of(key) == binding_of(
+        template, properties, import_id, key_id, **{contract.TAG_MATERIAL_VERSION: "v-1"}
+    )
     assert properties[contract.PROP_SECRET_ARN] == SECRET_ARN
     # The declared settings, read back, are the import's own (bar key, secret and version,
     # which have tags of their own) and the renewal window.

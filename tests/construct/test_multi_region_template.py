@@ -13,7 +13,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
-from stacks import NO_BUNDLING, handler_role_id, tags_of
+from stacks import NO_BUNDLING, binding_of, tags_of
 
 from imported_key_cdk import ImportedKey
 from imported_key_handler import contract
@@ -66,15 +66,7 @@ def test_a_primary_and_a_replica_are_each_bound_and_imported_in_their_own_region
     properties = material_import["Properties"]
     assert replica_id in json.dumps(properties[contract.PROP_KEY_ID])
     # Exactly the binding of any key of the stack (what the end-to-end tests play).
-    assert tags_of(resource) == {
-        contract.TAG_HANDLER: {"Fn::GetAtt": [handler_role_id(template), "RoleId"]},
-        contract.TAG_SECRET: properties[contract.PROP_SECRET_ARN],
-        contract.TAG_SETTINGS: contract.settings_digest(properties),
-        contract.TAG_DECLARED: contract.declared_settings(properties, 30 * 86400),
-        contract.TAG_STACK: {"Ref": "AWS::StackId"},
-        contract.TAG_RESOURCE: import_id,
-        contract.TAG_KEY_RESOURCE: replica_id,
-    }
+    assert tags_of(resource) == binding_of(template, properties, import_id, replica_id)
     # Its own key policy: the account's IAM policies decide, and only the handler imports.
     statements = resource["Properties"]["KeyPolicy"]["Statement"]
     assert {s.get("Sid") for s in statements} >= {
