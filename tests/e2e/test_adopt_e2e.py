@@ -11,17 +11,18 @@ refusal leaves the key as it was.
 import os
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from support.binding import TEST_STACK_ID, PlayedStacks, adopt_key
-from support.events import LOGICAL_ID, import_properties
+from support.events import LOGICAL_ID, frozen_at, import_properties, kms_expiration_event
 from support.keys import assert_key_holds, external_key, new_secret
 from support.lambda_context import FakeLambdaContext
 from support.localstack import LocalStack
 
 from imported_key_handler import clients, contract, entry, registry, renewal
+from imported_key_handler.binding import stack_name
 from imported_key_handler.renewal import FleetClients
 from imported_key_handler.sweep import sweep
 
@@ -144,19 +145,8 @@ def test_an_adopted_key_is_imported_renewed_by_the_sweep_and_restored_after_expi
     expired_at = renewed.valid_to + timedelta(minutes=5)
     shim_clock(expired_at)
     kms.delete_imported_key_material(KeyId=key.key_id)
-    frozen = type(
-        "Frozen",
-        (datetime,),
-        {"now": classmethod(lambda cls, tz=None: expired_at.astimezone(tz or UTC))},
-    )
-    monkeypatch.setattr(renewal, "datetime", frozen)
-    event = {
-        "version": "0",
-        "source": "aws.kms",
-        "detail-type": contract.KMS_EXPIRATION_EVENT,
-        "resources": [kms.describe_key(KeyId=key.key_id)["KeyMetadata"]["Arn"]],
-        "detail": {},
-    }
+    monkeypatch.setattr(renewal, "datetime", frozen_at(expired_at))
+    event = kms_expiration_event(kms.describe_key(KeyId=key.key_id)["KeyMetadata"]["Arn"])
     with clients.endpoint_for_tests(localstack.endpoint):
         restored = entry.handler(event, FakeLambdaContext(900))
     assert restored["Renewed"] is True
@@ -258,7 +248,7 @@ def test_a_resource_that_adopts_another_key_does_not_reach_this_one(
     # stack) is refused, since CloudFormation's record names the other.
     other = Adopted(kms, secretsmanager)
     adopt(kms, other, stacks)
-    owner_tags(kms, key.key_id, TEST_STACK_ID.split("/")[1])
+    owner_tags(kms, key.key_id, stack_name(TEST_STACK_ID))
     before = tags_of(kms, key.key_id)
     forged = {**other.properties, contract.PROP_KEY_ID: key.key_id}
     response = invoke("Create", forged, adopted=True)
@@ -271,7 +261,7 @@ def test_a_stack_without_the_resource_is_refused(
     invoke: Any, kms: "KMSClient", stacks: PlayedStacks, index_bucket: str, key: Adopted
 ) -> None:
     # The owner consented, but no import resource of the stack declares the key.
-    owner_tags(kms, key.key_id, TEST_STACK_ID.split("/")[1])
+    owner_tags(kms, key.key_id, stack_name(TEST_STACK_ID))
     before = tags_of(kms, key.key_id)
     response = invoke("Create", key.properties, adopted=True)
     assert response["Status"] == "FAILED"

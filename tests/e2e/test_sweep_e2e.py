@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from support.binding import TEST_HANDLER_ROLE_ID, TEST_STACK_ID, PlayedStacks, bind_key
 from support.calls import CallCounter
-from support.events import LOGICAL_ID, import_properties
+from support.events import LOGICAL_ID, frozen_at, import_properties, kms_expiration_event
 from support.keys import assert_key_holds, external_key, new_secret
 from support.localstack import LocalStack
 
@@ -89,17 +89,6 @@ def fleet(
         assert renew_key(clients, key_id, contract.TRIGGER_SCHEDULE, now=START).renewed
         keys[key_id] = material
     return Fleet(clients, keys, secrets, CallCounter(kms), CallCounter(s3))
-
-
-def frozen_at(moment: datetime) -> type[datetime]:
-    """``datetime`` for the handler's modules, with ``now()`` at the moved clock."""
-
-    class Frozen(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> "Frozen":
-            return moment.astimezone(tz) if tz else moment.replace(tzinfo=None)  # type: ignore[return-value]
-
-    return Frozen
 
 
 def index(fleet: Fleet) -> dict[str, registry.Entry]:
@@ -258,14 +247,7 @@ def test_kms_expiration_events_restore_the_fleets_keys_and_ignore_others(
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
     def expiration(key_id: str) -> dict[str, Any]:
-        arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
-        return {
-            "version": "0",
-            "source": "aws.kms",
-            "detail-type": contract.KMS_EXPIRATION_EVENT,
-            "resources": [arn],
-            "detail": {},
-        }
+        return kms_expiration_event(kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"])
 
     with clients.endpoint_for_tests(localstack.endpoint):
         ignored = entry.handler(expiration(foreign), FakeLambdaContext(900))

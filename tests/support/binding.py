@@ -20,6 +20,7 @@ from botocore.compat import HTTPHeaders
 from botocore.validate import ParamValidator
 
 from imported_key_handler import contract
+from imported_key_handler.binding import stack_name
 from support.events import stack_id_for
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def adopt_key(
     if owner_consents:
         kms.tag_resource(
             KeyId=key_id,
-            Tags=[{"TagKey": contract.TAG_ADOPTED_BY, "TagValue": stack_id.split("/")[1]}],
+            Tags=[{"TagKey": contract.TAG_ADOPTED_BY, "TagValue": stack_name(stack_id)}],
         )
     (stacks or PLAYED).declare_metadata(
         stack_id,
@@ -164,7 +165,7 @@ class PlayedStacks:
         resource_type: str = contract.RESOURCE_TYPE,
     ) -> None:
         self.resources[(stack_id, logical_id)] = {
-            "StackName": stack_id.split("/")[1] if "/" in stack_id else stack_id,
+            "StackName": stack_name(stack_id),
             "StackId": stack_id,
             "LogicalResourceId": logical_id,
             "PhysicalResourceId": physical_id,
@@ -198,7 +199,7 @@ class PlayedStacks:
                 return 400, _error("ValidationError", f"Stack with id {stack_id} does not exist")
             stack: dict[str, Any] = {
                 "StackId": stack_id,
-                "StackName": stack_id.split("/")[1] if "/" in stack_id else stack_id,
+                "StackName": stack_name(stack_id),
                 "CreationTime": datetime.now(UTC),
                 "StackStatus": "UPDATE_COMPLETE",
             }

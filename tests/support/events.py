@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 REGION = "us-east-1"
@@ -106,3 +107,27 @@ def import_properties(key_id: str, secret_arn: str, **overrides: str) -> dict[st
     if properties[contract.PROP_EXPIRATION_MODEL] == contract.KEY_MATERIAL_DOES_NOT_EXPIRE:
         del properties[contract.PROP_VALIDITY_DAYS]
     return properties
+
+
+def kms_expiration_event(key_arn: str) -> dict[str, Any]:
+    """KMS's "material expired" event, as the expiration rule delivers it to the handler."""
+    from imported_key_handler import contract
+
+    return {
+        "version": "0",
+        "source": "aws.kms",
+        "detail-type": contract.KMS_EXPIRATION_EVENT,
+        "resources": [key_arn],
+        "detail": {},
+    }
+
+
+def frozen_at(moment: datetime) -> type[datetime]:
+    """``datetime`` for the handler's modules, with ``now()`` at a moved clock."""
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> "Frozen":
+            return moment.astimezone(tz) if tz else moment.replace(tzinfo=None)  # type: ignore[return-value]
+
+    return Frozen
