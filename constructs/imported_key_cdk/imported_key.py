@@ -357,11 +357,9 @@ class ImportedKey(cdk.Resource):
         # every grant also writes the key policy, rather than silently granting nothing.
         self._trust_account_identities = policy is None
         self._grants: kms.KeyGrants | None = None
-        if policy is not None:
-            # Administration does not wait for the import: on the key resource itself.
-            for admin in admins or []:
-                kms.KeyGrants.from_key(policy_holder, False).admin(admin)
-        elif self._replica_policy is not None:
+        if policy is not None or self._replica_policy is not None:
+            # Administration does not wait for the import: on the key resource itself (kms.Key
+            # writes admins itself into its default policy only).
             for admin in admins or []:
                 kms.KeyGrants.from_key(policy_holder, False).admin(admin)
 
