@@ -131,7 +131,9 @@ def run_import(
         result = import_from_secret(fleet.kms, fleet.secrets, request, now=now)
         record_valid_to(fleet.kms, request.key_id, result.valid_to, binding)
         _, window = declared_request(request.key_id, binding.tags)
-        reindex(fleet, binding, window, result.valid_to, [])
+        # A multi-Region primary's rotation waiting for its replicas: the sweep finishes it.
+        due_now = now if result.pending_material_id else None
+        reindex(fleet, binding, window, result.valid_to, [], due_now=due_now)
         record.succeeded(valid_to=result.valid_to)
         return result
 

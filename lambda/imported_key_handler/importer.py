@@ -36,6 +36,13 @@ _IMPORTABLE_STATES = ("PendingImport", "Enabled", "Disabled")
 # from a real fault.
 _TOKEN_ERRORS = ("ExpiredImportTokenException", "InvalidImportTokenException")
 _ROTATION_WAIT_S = 20
+# KeyMaterialState of material imported for a rotation that has not happened yet (API,
+# KeyMaterialState): in a multi-Region primary, PENDING_MULTI_REGION_IMPORT_AND_ROTATION until
+# every replica holds it too, then PENDING_ROTATION, when RotateKeyOnDemand may make it current.
+PENDING_MULTI_REGION = "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"
+PENDING_ROTATION = "PENDING_ROTATION"
+PRIMARY = "PRIMARY"
+REPLICA = "REPLICA"
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class ImportResult:
     material_id_confirmed: bool = field(default=False, compare=False)
     # False for a Disabled key a renewal kept alive: KMS refuses to use it, so no proof.
     enabled: bool = field(default=True, compare=False)
+    # A multi-Region primary's new material, imported but not current until every replica
+    # holds it: the primary Region's sweep rotates to it then (``finish_rotation``).
+    pending_material_id: str | None = field(default=None, compare=False)
 
 
 def describe_importable_key(kms: "KMSClient", key_id: str, key_spec: str) -> "KeyMetadataTypeDef":
@@ -72,6 +82,40 @@ def describe_importable_key(kms: "KMSClient", key_id: str, key_spec: str) -> "Ke
             f"{key_spec}: use a key of the same spec."
         )
     return metadata
+
+
+def multi_region_role(metadata: "KeyMetadataTypeDef") -> str | None:
+    """``PRIMARY`` or ``REPLICA`` for a multi-Region key, None for a single-Region one."""
+    if not metadata.get("MultiRegion"):
+        return None
+    return str(metadata.get("MultiRegionConfiguration", {}).get("MultiRegionKeyType") or "")
+
+
+def list_key_materials(kms: "KMSClient", key_id: str) -> list[dict[str, Any]]:
+    """Every material tied to the key, with its import state, KeyMaterialState and ValidTo."""
+    materials: list[dict[str, Any]] = []
+    request: dict[str, str] = {"KeyId": key_id, "IncludeKeyMaterial": "ALL_KEY_MATERIAL"}
+    while True:
+        try:
+            page = kms.list_key_rotations(**request)  # type: ignore[arg-type]
+        except ClientError as error:
+            raise kms_failure(error, "ListKeyRotations", key_id) from None
+        materials += [dict(entry) for entry in page.get("Rotations", [])]
+        if not page.get("Truncated") or not page.get("NextMarker"):
+            return materials
+        request["Marker"] = page["NextMarker"]
+
+
+def pending_material(materials: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The material imported for a rotation still to come, if any (KMS allows one at a time)."""
+    return next(
+        (
+            entry
+            for entry in materials
+            if entry.get("KeyMaterialState") in (PENDING_ROTATION, PENDING_MULTI_REGION)
+        ),
+        None,
+    )
 
 
 def valid_to_for(request: ImportRequest, now: datetime) -> datetime | None:
@@ -174,6 +218,7 @@ def import_rotating(
     *,
     now: datetime | None = None,
     renewing: bool = False,
+    role: str | None = None,
 ) -> ImportResult:
     """Import every material of a rotating symmetric key, oldest first, and rotate to the last.
 
@@ -182,6 +227,14 @@ def import_rotating(
     ``RotateKeyOnDemand`` makes it current, so new encryptions use it while old ciphertexts
     still decrypt with the older materials, which stay imported. A renewal only re-imports:
     it neither imports new material nor rotates.
+
+    A multi-Region key (``role``) rotates in three phases (API, ImportKeyMaterial): the new
+    material into the primary, then into every replica, then RotateKeyOnDemand on the primary,
+    which rotates the replicas with it. So a replica never takes new material first and never
+    rotates, and a primary rotates only once KMS reports that every replica holds the material
+    (``PENDING_ROTATION``); until then the result names it as pending. A primary's renewal
+    finishes that rotation: its stack's deployment declared the material, the replicas' stacks
+    have imported it since, and nothing else would.
     """
     valid_to = valid_to_for(request, now or datetime.now(UTC))
     imported_ids: list[str | None] = []
@@ -195,9 +248,14 @@ def import_rotating(
                 # New material arrives by deployment, never by a renewal behind the stack's back.
                 logger.warning("Renewal skipped new material for key %s", request.key_id)
                 break
+            if role == REPLICA:
+                raise ImportFailure(
+                    f"Key {request.key_id} is a multi-Region replica: it takes new material only "
+                    "once its primary key holds it. Deploy the primary key's stack with this "
+                    "secret version first, then this stack."
+                ) from None
             _require_current_listed(kms, request.key_id, imported_ids)
-            material_id = _import_retrying(kms, request, material, valid_to, "NEW_KEY_MATERIAL")
-            logger.info("Imported new key material for key %s", request.key_id)
+            material_id = _import_new(kms, request, material, valid_to)
         imported_ids.append(material_id)
     newest_id = imported_ids[-1] if imported_ids else None
     current = describe_key(kms, request.key_id).get("CurrentKeyMaterialId")
@@ -216,22 +274,88 @@ def import_rotating(
         return confirm_import(
             kms, request, valid_to, current_material_is_ours=False, keep_disabled=renewing
         )
-    rotated = False
-    if not renewing and newest_id is not None and current != newest_id:
-        deadline.check("RotateKeyOnDemand", request.key_id)
-        try:
-            kms.rotate_key_on_demand(KeyId=request.key_id)
-        except ClientError as error:
-            raise kms_failure(error, "RotateKeyOnDemand", request.key_id) from None
-        rotated = True
-    return confirm_import(
+    rotated, pending = False, None
+    if newest_id is not None and current != newest_id:
+        rotate, pending = _rotation_step(kms, request.key_id, role, newest_id, renewing)
+        if rotate:
+            deadline.check("RotateKeyOnDemand", request.key_id)
+            try:
+                kms.rotate_key_on_demand(KeyId=request.key_id)
+            except ClientError as error:
+                raise kms_failure(error, "RotateKeyOnDemand", request.key_id) from None
+            rotated = True
+    result = confirm_import(
         kms,
         request,
         valid_to,
-        current_material_id=newest_id,
+        # Until it rotates, the key keeps using its current material, which this version lists.
+        current_material_id=current if role and not rotated and current else newest_id,
         wait=rotated,
         keep_disabled=renewing,
     )
+    return replace(result, pending_material_id=pending if role == PRIMARY else None)
+
+
+def _rotation_step(
+    kms: "KMSClient", key_id: str, role: str | None, newest_id: str, renewing: bool
+) -> tuple[bool, str | None]:
+    """Whether to rotate to the newest material now; else the material left pending."""
+    if role == REPLICA:
+        # RotateKeyOnDemand on the primary rotates the replicas with it.
+        logger.info("Replica key %s holds its new material; its primary rotates it", key_id)
+        return False, newest_id
+    if role != PRIMARY:
+        return not renewing, None
+    state = next(
+        (
+            entry.get("KeyMaterialState")
+            for entry in list_key_materials(kms, key_id)
+            if entry.get("KeyMaterialId") == newest_id
+        ),
+        None,
+    )
+    if state == PENDING_MULTI_REGION:
+        logger.warning(
+            "Key %s: rotation to material %s... waits until every replica holds it: deploy "
+            "each replica's stack with the secret version that lists it. This Region's sweep "
+            "then rotates the primary, and the replicas with it.",
+            key_id,
+            newest_id[:12],
+        )
+        return False, newest_id
+    return (not renewing or state == PENDING_ROTATION), None
+
+
+def _import_new(
+    kms: "KMSClient", request: ImportRequest, material: bytes, valid_to: datetime | None
+) -> str | None:
+    """Import new material for a rotation; a refusal names material left pending before."""
+    try:
+        material_id = _import_retrying(kms, request, material, valid_to, "NEW_KEY_MATERIAL")
+    except ImportFailure:
+        # KMS holds one material pending rotation at a time. One left by a deployment that
+        # never finished (rolled back after its import) blocks every other new material: name
+        # it and the one command that clears it, which no rollback runs for the operator.
+        pending = pending_material(list_key_materials(kms, request.key_id))
+        if pending is None:
+            raise
+        stale = str(pending.get("KeyMaterialId", "?"))
+        logger.error(
+            "Key %s holds material %s pending rotation, imported by a deployment that did not "
+            "finish (rolled back after its import), so no other new material can go in. "
+            "Deploy the secret version that lists it, or delete it (it was never used; for a "
+            "multi-Region key, in the primary's Region, which deletes the replicas' copies).",
+            request.key_id,
+            stale,
+        )
+        # CloudFormation's Reason holds 256 characters: the command, whole, comes first.
+        raise ImportFailure(
+            "A deployment left other material pending rotation; deploy it again, or run: aws "
+            f"kms delete-imported-key-material --key-id {request.key_id} --key-material-id "
+            f"{stale}"
+        ) from None
+    logger.info("Imported new key material for key %s", request.key_id)
+    return material_id
 
 
 def _require_current_listed(kms: "KMSClient", key_id: str, listed_ids: list[str | None]) -> None:
@@ -365,8 +489,10 @@ def import_from_secret(
         request.json_field,
     )
     materials = prepare_materials(materials, request.spec, request.secret_arn)
-    describe_importable_key(kms, request.key_id, request.key_spec)
-    result = import_rotating(kms, request, materials, now=now, renewing=renewing)
+    metadata = describe_importable_key(kms, request.key_id, request.key_spec)
+    result = import_rotating(
+        kms, request, materials, now=now, renewing=renewing, role=multi_region_role(metadata)
+    )
     result = replace(result, verified=symmetric_proof(result.material_id_confirmed))
     del materials
     return result

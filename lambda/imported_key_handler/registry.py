@@ -50,9 +50,14 @@ class Entry:
     valid_to: datetime
 
 
-def entry_for(key_id: str, valid_to: datetime, renew_before: timedelta) -> Entry:
+def entry_for(
+    key_id: str, valid_to: datetime, renew_before: timedelta, *, due: datetime | None = None
+) -> Entry:
+    """The key's entry; ``due`` overrides its place in the window (work that cannot wait)."""
     valid_to = valid_to.astimezone(UTC).replace(microsecond=0)
-    due = valid_to - renew_before + jitter(key_id, renew_before)
+    if due is None:
+        due = valid_to - renew_before + jitter(key_id, renew_before)
+    due = due.astimezone(UTC).replace(microsecond=0)
     name = f"{PREFIX}{due.strftime(_STAMP)}/{valid_to.strftime(_STAMP)}/{key_id}"
     return Entry(name, key_id, due, valid_to)
 

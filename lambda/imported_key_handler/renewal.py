@@ -26,7 +26,16 @@ from .binding import (
     require_in_stack,
 )
 from .errors import ImportFailure
-from .importer import ImportResult, describe_key, import_from_secret
+from .importer import (
+    PENDING_ROTATION,
+    PRIMARY,
+    ImportResult,
+    describe_key,
+    import_from_secret,
+    list_key_materials,
+    multi_region_role,
+    pending_material,
+)
 from .kms_errors import kms_failure
 from .request import ImportRequest
 
@@ -53,14 +62,20 @@ class RenewalResult:
     renewed: bool
     why: str
     valid_to: datetime | None
+    # A multi-Region primary's rotation that waits for its replicas (see ``import_rotating``):
+    # the key stays due, so each sweep looks again until it can rotate.
+    pending_material_id: str | None = None
 
     def summary(self) -> dict[str, str | bool | None]:
-        return {
+        summary: dict[str, str | bool | None] = {
             "KeyId": self.key_id,
             "Renewed": self.renewed,
             "Why": self.why,
             "ValidTo": self.valid_to.isoformat() if self.valid_to else None,
         }
+        if self.pending_material_id:
+            summary["PendingKeyMaterialId"] = self.pending_material_id
+        return summary
 
 
 def due_reason(metadata: Mapping[str, Any], renew_before: timedelta, now: datetime) -> str | None:
@@ -76,21 +91,6 @@ def due_reason(metadata: Mapping[str, Any], renew_before: timedelta, now: dateti
     if valid_to - now <= renew_before:
         return f"material expires {valid_to.isoformat()}, inside the renewal window"
     return None
-
-
-def list_key_materials(kms: "KMSClient", key_id: str) -> list[dict[str, Any]]:
-    """Every material tied to the key, with its import state and ValidTo."""
-    materials: list[dict[str, Any]] = []
-    request: dict[str, str] = {"KeyId": key_id, "IncludeKeyMaterial": "ALL_KEY_MATERIAL"}
-    while True:
-        try:
-            page = kms.list_key_rotations(**request)  # type: ignore[arg-type]
-        except ClientError as error:
-            raise kms_failure(error, "ListKeyRotations", key_id) from None
-        materials += [dict(entry) for entry in page.get("Rotations", [])]
-        if not page.get("Truncated") or not page.get("NextMarker"):
-            return materials
-        request["Marker"] = page["NextMarker"]
 
 
 def materials_due_reason(
@@ -131,18 +131,31 @@ def renew_if_due(
     if binding is not None:
         binding.refuse_if_revoked(metadata, now)
     why = due_reason(metadata, renewal.renew_before, now)
+    waiting = None
     if why is None and request.rotate_on_material_change:
         # Every material tied to the key must stay imported: any one expiring takes the whole
         # key to PendingImport, and DescribeKey reports the current material only.
-        why = materials_due_reason(
-            list_key_materials(kms, request.key_id), renewal.renew_before, now
-        )
+        materials = list_key_materials(kms, request.key_id)
+        why = materials_due_reason(materials, renewal.renew_before, now)
+        pending = pending_material(materials) if multi_region_role(metadata) == PRIMARY else None
+        if why is None and pending is not None:
+            material_id = str(pending.get("KeyMaterialId", ""))
+            if pending.get("KeyMaterialState") == PENDING_ROTATION:
+                why = f"every replica holds material {material_id[:12]}...: rotating to it"
+            else:
+                waiting = material_id
     if why is None:
-        return RenewalResult(request.key_id, False, "not due", metadata.get("ValidTo"))
+        return RenewalResult(
+            request.key_id,
+            False,
+            "not due" if waiting is None else "rotation waits for the replicas",
+            metadata.get("ValidTo"),
+            waiting,
+        )
     result: ImportResult = import_from_secret(kms, secrets, request, now=now, renewing=True)
     if request.rotate_on_material_change and result.valid_to is not None:
         _check_every_material_renewed(kms, request.key_id, result.valid_to)
-    return RenewalResult(result.key_id, True, why, result.valid_to)
+    return RenewalResult(result.key_id, True, why, result.valid_to, result.pending_material_id)
 
 
 def _check_every_material_renewed(kms: "KMSClient", key_id: str, valid_to: datetime) -> None:
@@ -243,7 +256,14 @@ def renew_key(
     result = renew_if_due(fleet.kms, fleet.secrets, renewal, now=now, binding=binding)
     if result.renewed:
         record_valid_to(fleet.kms, key_id, result.valid_to, binding)
-    reindex(fleet, binding, window, result.valid_to, [index_entry] if index_entry else [])
+    reindex(
+        fleet,
+        binding,
+        window,
+        result.valid_to,
+        [index_entry] if index_entry else [],
+        due_now=now if result.pending_material_id else None,
+    )
     return result
 
 
@@ -253,11 +273,18 @@ def reindex(
     window: int | None,
     valid_to: datetime | None,
     also_replaces: list[str],
+    *,
+    due_now: datetime | None = None,
 ) -> None:
-    """Point the due index at the key's new ValidTo (no entry when nothing expires)."""
+    """Point the due index at the key's new ValidTo (no entry when nothing expires).
+
+    ``due_now``: the key has work left before its window (a multi-Region rotation waiting for
+    its replicas), so its entry is due at once and every sweep looks at it until it is done."""
     renew_before = timedelta(seconds=window or 0)
     new = (
-        registry.entry_for(binding.key_id, valid_to, renew_before) if valid_to and window else None
+        registry.entry_for(binding.key_id, valid_to, renew_before, due=due_now)
+        if valid_to and window
+        else None
     )
     old = list(also_replaces)
     recorded = binding.recorded_valid_to()

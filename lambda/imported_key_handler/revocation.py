@@ -17,9 +17,8 @@ from botocore.exceptions import ClientError
 
 from . import contract, deadline
 from .errors import ImportFailure
-from .importer import describe_key
+from .importer import describe_key, list_key_materials
 from .kms_errors import error_code, kms_failure
-from .renewal import list_key_materials
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient

@@ -7,7 +7,6 @@ point, and checks that it was refused with a reason naming what is wrong, and ne
 material, and that nothing changed.
 """
 
-import base64
 import json
 import os
 import uuid
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from support.binding import PlayedStacks, bind_key, key_logical_id
 from support.events import LOGICAL_ID, import_properties, stack_id_for
-from support.keys import assert_key_holds, external_key, new_secret
+from support.keys import assert_key_holds, external_key, materials_document, new_secret
 from support.leaks import assert_no_leak
 
 from imported_key_handler import contract
@@ -106,10 +105,6 @@ def assert_refused(response: dict[str, Any], why: str, *materials: bytes) -> Non
     assert "Nothing was" in response["Reason"]
     for material in materials:
         assert_no_leak(json.dumps(response), material)
-
-
-def materials_document(*materials: bytes) -> str:
-    return json.dumps({"materials": [base64.b64encode(m).decode() for m in materials]})
 
 
 def test_another_keys_secret_is_refused(

@@ -4,7 +4,6 @@ rotation and rolled back cleanly; rotated to with it, old ciphertexts still decr
 import base64
 import hashlib
 import hmac
-import json
 import os
 import uuid
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from support.events import import_properties
-from support.keys import assert_key_holds, external_key
+from support.keys import assert_key_holds, external_key, materials_document
 from support.kms_blob import decrypt_localstack_ciphertext
 
 from imported_key_handler import contract
@@ -26,10 +25,6 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
 pytestmark = pytest.mark.localstack
-
-
-def document(*materials: bytes) -> str:
-    return json.dumps({"materials": [base64.b64encode(m).decode() for m in materials]})
 
 
 def version(properties: dict[str, str], version_id: str) -> dict[str, str]:
@@ -116,7 +111,7 @@ def test_rotation_to_new_material_keeps_old_ciphertexts(
     old, new = os.urandom(32), os.urandom(32)
     key_id = external_key(kms)
     created = secretsmanager.create_secret(
-        Name=f"rotate/{uuid.uuid4()}", SecretString=document(old)
+        Name=f"rotate/{uuid.uuid4()}", SecretString=materials_document(old)
     )
     rotating = {contract.PROP_ROTATE_ON_MATERIAL_CHANGE: "true"}
     first = version(import_properties(key_id, created["ARN"], **rotating), created["VersionId"])
@@ -127,7 +122,7 @@ def test_rotation_to_new_material_keeps_old_ciphertexts(
     before = kms.encrypt(KeyId=key_id, Plaintext=b"written with the old material")
 
     second_version = secretsmanager.put_secret_value(
-        SecretId=created["ARN"], SecretString=document(old, new)
+        SecretId=created["ARN"], SecretString=materials_document(old, new)
     )["VersionId"]
     second = version(first, second_version)
     rotated = invoke("Update", second, physical_id=key_id, old_properties=first)

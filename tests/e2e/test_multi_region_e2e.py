@@ -10,21 +10,21 @@ reports the primary's key material id, and each Region decrypts what the other e
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 from botocore.exceptions import ClientError
-from support.binding import TEST_HANDLER_ROLE_ID, PlayedStacks, bind_key
-from support.events import ACCOUNT_ID, LOGICAL_ID, import_properties
+from support.binding import PlayedStacks, bind_key
+from support.events import LOGICAL_ID, import_properties
 from support.localstack import REGION, LocalStack
+from support.regions import Regional, deploy_region, handler_of
 
 from imported_key_handler import contract, registry
 from imported_key_handler.errors import ImportFailure
-from imported_key_handler.renewal import FleetClients, renew_key
+from imported_key_handler.renewal import renew_key
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -32,26 +32,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.localstack
 
 REPLICA_REGION = "eu-west-1"
-# One stack per Region, as CDK requires; the same name in each (see the README).
-STACK_IDS = {
-    region: f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/keys/"
-    f"{uuid.uuid5(uuid.NAMESPACE_URL, region)}"
-    for region in (REGION, REPLICA_REGION)
-}
 CONTEXT = {"purpose": "multi-region-proof"}
-
-
-@dataclass
-class Regional:
-    """One Region's deployment: the handler's clients (its due index among them) and stack."""
-
-    region: str
-    clients: FleetClients
-    stack_id: str
-
-    @property
-    def kms(self) -> "KMSClient":
-        return self.clients.kms
 
 
 @dataclass
@@ -66,34 +47,9 @@ class MultiRegionKey:
 
 @pytest.fixture
 def regions(localstack: LocalStack, stacks: PlayedStacks) -> dict[str, Regional]:
-    deployed = {}
-    for region in (REGION, REPLICA_REGION):
-        s3 = localstack.client("s3", region)
-        bucket = f"index-{region}-{uuid.uuid4()}"
-        if region == "us-east-1":
-            s3.create_bucket(Bucket=bucket)
-        else:
-            s3.create_bucket(
-                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
-            )
-        clients = FleetClients(
-            localstack.kms(region),
-            localstack.client("secretsmanager", region),
-            stacks.client(),
-            s3,
-            bucket,
-        )
-        deployed[region] = Regional(region, clients, STACK_IDS[region])
-    return deployed
-
-
-@contextmanager
-def handler_of(regional: Regional, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The environment the Region's handler runs in (its own stack)."""
-    with monkeypatch.context() as patch:
-        patch.setenv(contract.ENV_HANDLER_ROLE_ID, TEST_HANDLER_ROLE_ID)
-        patch.setenv(contract.ENV_HANDLER_STACK_ID, regional.stack_id)
-        yield
+    return {
+        region: deploy_region(localstack, stacks, region) for region in (REGION, REPLICA_REGION)
+    }
 
 
 def deploy(

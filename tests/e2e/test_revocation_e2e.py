@@ -1,14 +1,12 @@
 """Delete with and without revocation, against LocalStack."""
 
-import base64
-import json
 import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from support.events import import_properties
-from support.keys import assert_key_holds, external_key, new_secret
+from support.keys import assert_key_holds, external_key, materials_document, new_secret
 
 from imported_key_handler import contract
 from imported_key_handler.errors import ImportFailure
@@ -100,10 +98,6 @@ def test_revoked_key_stays_revoked_until_the_record_is_removed(
 
 def tags_of(kms: "KMSClient", key_id: str) -> dict[str, str]:
     return {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id)["Tags"]}
-
-
-def materials_document(*materials: bytes) -> str:
-    return json.dumps({"materials": [base64.b64encode(m).decode() for m in materials]})
 
 
 def rotated(

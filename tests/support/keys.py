@@ -1,5 +1,7 @@
 """Keys and secrets on the emulator, and the proof that a key holds exactly some material."""
 
+import base64
+import json
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -75,6 +77,11 @@ def same_time(reported: Any, expected: datetime) -> bool:
 
 def error_code(error: "pytest.ExceptionInfo[ClientError]") -> str:
     return str(error.value.response["Error"]["Code"])
+
+
+def materials_document(*materials: bytes) -> str:
+    """A rotating key's secret: every material, oldest first, as the handler reads it."""
+    return json.dumps({"materials": [base64.b64encode(m).decode() for m in materials]})
 
 
 def new_secret(secrets: "SecretsManagerClient", **value: Any) -> str:
