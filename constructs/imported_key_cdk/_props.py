@@ -263,9 +263,7 @@ _MULTI_REGION_KEY_ARN = re.compile(
 )
 
 
-def multi_region(
-    primary: bool, replica_of: object, existing_key_arn: str | None, rotate: bool
-) -> None:
+def multi_region(primary: bool, replica_of: object, existing_key_arn: str | None) -> None:
     if not primary and replica_of is None:
         return
     prop = "multi_region" if primary else "replica_of"
@@ -279,10 +277,17 @@ def multi_region(
             f"Invalid {prop} with existing_key_arn: an adopted key exists already, primary or "
             "replica; adopt each Region's key by its own ARN."
         )
-    if rotate:
+
+
+def multi_region_rotation(primary: bool, rotate: bool, validity: int | None) -> None:
+    """A rotating primary completes each rotation in its Region's renewal sweep, which only a
+    key whose material expires brings (``FleetRenewal``)."""
+    if primary and rotate and validity is None:
         raise ValueError(
-            f"Invalid rotation_on_material_change with {prop}: rotating a multi-Region key "
-            "across its Regions is not supported yet. Leave it False."
+            "Invalid expiration: MaterialExpiration.never() with multi_region=True and "
+            "rotation_on_material_change=True. The primary Region's renewal sweep makes the "
+            "new material current once every replica holds it, and a key whose material never "
+            "expires has no sweep: use MaterialExpiration.after(Duration.days(n))."
         )
 
 
@@ -306,16 +311,18 @@ class Primary(Protocol):
     replica_regions: dict[str, str]
     key_spec_name: str
     key_usage_name: str
+    rotates_on_material_change: bool
 
     @property
     def key_arn(self) -> str: ...
 
 
 def replica_of(
-    replica: "Primary | str | None", stack: cdk.Stack, spec: str, usage: str
+    replica: "Primary | str | None", stack: cdk.Stack, spec: str, usage: str, rotate: bool
 ) -> str | None:
     """The primary's ARN for a replica in ``stack``: same account, another Region, the same
-    spec and usage, the only replica of that Region."""
+    spec, usage and rotation_on_material_change, the only replica of that Region. A primary
+    known only by its ARN is checked for its form, Region and account only."""
     if replica is None:
         return None
     region = _region_of(stack, "the replica's stack")
@@ -359,6 +366,18 @@ def replica_of(
                 f"Invalid {prop} for a replica of {path}: {mine}, but the primary is "
                 f"{primary_value}. A replica has its primary's {prop}: give {primary_value}."
             )
+    primary_rotates = replica.rotates_on_material_change
+    if rotate != primary_rotates:
+        # A replica takes its primary's new material as EXISTING_KEY_MATERIAL, and its handler
+        # imports every material the primary's secret lists: one that does not rotate would
+        # refuse the primary's new material (the rotation never completes), and one that
+        # rotates alone would offer material its primary never took (KMS refuses it).
+        raise ValueError(
+            f"Invalid rotation_on_material_change for a replica of {path}: {rotate}, but the "
+            f"primary has {primary_rotates}. A multi-Region key rotates in every Region or in "
+            f"none: declare the replica with rotation_on_material_change={primary_rotates}, "
+            "as its primary (or change both)."
+        )
     return replica.key_arn
 
 

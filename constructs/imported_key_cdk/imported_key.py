@@ -116,16 +116,19 @@ class ImportedKey(cdk.Resource):
             are refused with it. Default: the stack creates the key.
         :param multi_region: Create a multi-Region primary key. KMS copies no imported
             material to replicas: each replica (``replica_of``) imports the same bytes in its
-            own Region, with its own ValidTo. Not with ``existing_key_arn`` or
-            ``rotation_on_material_change`` (rotation across Regions is not supported yet).
-            Default: False.
+            own Region, with its own ValidTo. With ``rotation_on_material_change``, the key
+            rotates in three phases (see there), and its replicas must rotate too. Not with
+            ``existing_key_arn``. Default: False.
         :param replica_of: Create this key as a replica, in this stack's Region, of a
             multi-Region primary: an ``ImportedKey`` with ``multi_region=True`` in another
             Region's stack (that stack's ARN then crosses Regions: give this stack
             ``cross_region_references=True``), or the primary's key ARN. This Region's handler
             imports the same material from ``key_material_secret``, a secret in this Region.
-            ``key_spec`` and ``key_usage`` must be the primary's; one replica per Region.
-            Default: not a replica.
+            ``key_spec``, ``key_usage`` and ``rotation_on_material_change`` must be the
+            primary's (checked at synth for an ``ImportedKey`` primary; a primary known by its
+            ARN cannot be checked, so declare the replica with the same
+            ``rotation_on_material_change`` as its primary, or its rotations never complete);
+            one replica per Region. Default: not a replica.
         :param alias: Alias for the key (``alias/`` is added if missing). Default: no alias.
         :param description: Description of the key. Default: no description.
         :param admins: Principals allowed to administer the key (not to use it or import into
@@ -179,7 +182,15 @@ class ImportedKey(cdk.Resource):
             ``{"materials": ["<base64>", ...]}``, oldest first; a new last entry is imported as
             new material and made current with RotateKeyOnDemand (at most 25 times). Older
             materials stay imported and are renewed, so old ciphertexts still decrypt. Only
-            for ``SYMMETRIC_DEFAULT`` keys: KMS rotates no other key on demand.
+            for ``SYMMETRIC_DEFAULT`` keys: KMS rotates no other key on demand. A multi-Region
+            key and its replicas must all set it alike, and rotate across their Regions in
+            three phases: the primary's stack imports the new material (it waits in KMS state
+            ``PENDING_MULTI_REGION_IMPORT_AND_ROTATION``), each replica's stack imports it from
+            its own Region's secret, and the primary Region's sweep rotates once every replica
+            holds it (within the hour, the sweep's schedule); until then the primary and its
+            replicas keep encrypting with the current material. That sweep comes with
+            renewal, so a rotating primary's material must expire (not
+            ``MaterialExpiration.never()``).
             Default: False (the key accepts only its original material; a different one fails
             the update and changes nothing).
         :param delete_material_on_removal: When the ImportedKey leaves the stack (or the stack
@@ -263,8 +274,9 @@ class ImportedKey(cdk.Resource):
             restrict = adopted_arn is None
         spec = _props.key_spec(key_spec)
         usage = _props.key_usage(spec, key_usage)
-        _props.multi_region(multi_region, replica_of, adopted_arn, rotation_on_material_change)
-        primary_arn = _props.replica_of(replica_of, stack, spec.name, usage)
+        _props.multi_region(multi_region, replica_of, adopted_arn)
+        rotate = _props.rotation_on_material_change(spec, rotation_on_material_change)
+        primary_arn = _props.replica_of(replica_of, stack, spec.name, usage, rotate)
         algorithm, wrapping_spec = _props.wrapping(spec, wrapping_algorithm, wrapping_key_spec)
         encoding = _props.material_encoding(spec, material_encoding, json_field)
         version_id = _props.material_version_id(material_version_id)
@@ -274,7 +286,6 @@ class ImportedKey(cdk.Resource):
         secret_arn = key_material_secret.secret_arn
         _props.secret_arn_tag(secret_arn)
         break_glass = _props.break_glass_principals(break_glass_principals)
-        rotate = _props.rotation_on_material_change(spec, rotation_on_material_change)
         shared_handler = import_handler or ImportHandler.find(
             stack, handler_runtime, handler_architecture
         )
@@ -306,6 +317,7 @@ class ImportedKey(cdk.Resource):
         material_expiration = expiration or MaterialExpiration(
             contract.KEY_MATERIAL_EXPIRES, DEFAULT_VALIDITY_DAYS
         )
+        _props.multi_region_rotation(multi_region, rotate, material_expiration.validity_days)
         renewal = _props.renewal(
             material_expiration.validity_days,
             renewal_schedule,
@@ -327,6 +339,9 @@ class ImportedKey(cdk.Resource):
         """The key's spec, as KMS names it."""
         self.key_usage_name = usage
         """The key's usage, as KMS names it."""
+        self.rotates_on_material_change = rotate
+        """Rotates to new material (``rotation_on_material_change``); a primary's replicas
+        must agree with it."""
         self.replica_regions: dict[str, str] = {}
         """The Regions of this primary's replicas declared in the app, with their paths."""
         self._replica_policy: iam.PolicyDocument | None = None

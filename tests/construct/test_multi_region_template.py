@@ -13,9 +13,9 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
-from stacks import NO_BUNDLING, binding_of, tags_of
+from stacks import NO_BUNDLING, binding_of, handler_role_id, mine, statement_with, tags_of
 
-from imported_key_cdk import ImportedKey
+from imported_key_cdk import ImportedKey, MaterialExpiration
 from imported_key_handler import contract
 
 ACCOUNT = "111122223333"
@@ -95,11 +95,106 @@ def test_grants_on_a_replica_go_to_the_grantee_or_to_the_replicas_key_policy() -
     assert "kms:Encrypt" in json.dumps(app_policy)
 
 
-def test_a_replica_of_a_primary_known_by_arn() -> None:
+@pytest.mark.parametrize("rotate", [False, True])
+def test_a_replica_of_a_primary_known_by_arn(rotate: bool) -> None:
     (west,) = region_stacks("eu-west-1")
-    key(west, replica_of=PRIMARY_ARN)
-    _, resource = only(Template.from_stack(west), "AWS::KMS::ReplicaKey")
+    # Nothing to check the rotation against: the replica is taken at its word.
+    key(west, replica_of=PRIMARY_ARN, rotation_on_material_change=rotate)
+    template = Template.from_stack(west)
+    _, resource = only(template, "AWS::KMS::ReplicaKey")
     assert resource["Properties"]["PrimaryKeyArn"] == PRIMARY_ARN
+    _, material_import = only(template, contract.RESOURCE_TYPE)
+    rotates = material_import["Properties"][contract.PROP_ROTATE_ON_MATERIAL_CHANGE]
+    assert rotates == str(rotate).lower()
+
+
+def key_actions(statement: dict[str, Any]) -> set[str]:
+    actions = statement["Action"]
+    return {actions} if isinstance(actions, str) else set(actions)
+
+
+def test_a_rotating_primary_and_its_rotating_replicas_each_get_the_rotation_actions() -> None:
+    east, west, south = region_stacks("us-east-1", "eu-west-1", "ap-southeast-2")
+    primary = key(east, multi_region=True, rotation_on_material_change=True)
+    key(west, replica_of=primary, rotation_on_material_change=True)
+    custom = iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                actions=["kms:*"], principals=[iam.AccountRootPrincipal()], resources=["*"]
+            )
+        ]
+    )
+    key(south, replica_of=primary, rotation_on_material_change=True, policy=custom)
+    assert primary.rotates_on_material_change
+
+    # Phase three: the primary's sweep reads the pending material's state and rotates.
+    east_template = Template.from_stack(east)
+    rotate = statement_with(east_template, "kms:RotateKeyOnDemand")
+    assert key_actions(rotate) >= {"kms:RotateKeyOnDemand", "kms:ListKeyRotations"}
+    assert rotate["Condition"] == {"StringEquals": mine(east_template)}
+    _, primary_key = only(east_template, "AWS::KMS::Key")
+    assert tags_of(primary_key)[contract.TAG_HANDLER] == {
+        "Fn::GetAtt": [handler_role_id(east_template), "RoleId"]
+    }
+
+    # Phase two, and each replica's renewals: its handler lists every material it holds.
+    for stack in (west, south):
+        template = Template.from_stack(stack)
+        _, material_import = only(template, contract.RESOURCE_TYPE)
+        assert material_import["Properties"][contract.PROP_ROTATE_ON_MATERIAL_CHANGE] == "true"
+        _, replica = only(template, "AWS::KMS::ReplicaKey")
+        role = {"Fn::GetAtt": [handler_role_id(template), "RoleId"]}
+        assert tags_of(replica)[contract.TAG_HANDLER] == role
+        # The same key statement as any rotating key's (RotateKeyOnDemand included: KMS
+        # refuses it on a replica, and one code path serves both).
+        listing = statement_with(template, "kms:ListKeyRotations")
+        assert key_actions(listing) >= {"kms:ListKeyRotations", "kms:RotateKeyOnDemand"}
+        assert listing["Condition"] == {"StringEquals": mine(template)}
+        # The replica's own key policy: its handler-only Deny leaves the handler exempt, and
+        # denies no listing.
+        statements = replica["Properties"]["KeyPolicy"]["Statement"]
+        denies = [s for s in statements if s["Effect"] == "Deny"]
+        assert all("kms:ListKeyRotations" not in key_actions(s) for s in denies)
+        (imports,) = [s for s in denies if s.get("Sid") == "OnlyTheImportHandlerImports"]
+        assert "kms:RotateKeyOnDemand" in key_actions(imports)
+        assert imports["Condition"] == {
+            "StringNotLike": {
+                "aws:userid": {"Fn::Join": ["", [role, ":*"]]},
+            }
+        }
+        if stack is south:
+            # A custom key policy also names the handler's key actions itself.
+            handler_role = {"Fn::GetAtt": [handler_role_id(template), "Arn"]}
+            (allowed,) = [
+                s
+                for s in statements
+                if s["Effect"] == "Allow"
+                and s["Principal"] == {"AWS": handler_role}
+                and "kms:DescribeKey" in key_actions(s)
+            ]
+            assert key_actions(allowed) >= {"kms:ListKeyRotations", "kms:RotateKeyOnDemand"}
+
+
+@pytest.mark.parametrize(
+    ("primary_rotates", "replica_rotates"),
+    [(True, False), (False, True)],
+    ids=["primary rotates alone", "replica rotates alone"],
+)
+def test_a_replica_must_rotate_as_its_primary_does(
+    primary_rotates: bool, replica_rotates: bool
+) -> None:
+    east, west = region_stacks("us-east-1", "eu-west-1")
+    primary = key(east, multi_region=True, rotation_on_material_change=primary_rotates)
+    with pytest.raises(ValueError, match=r"^Invalid rotation_on_material_change") as refused:
+        key(west, replica_of=primary, rotation_on_material_change=replica_rotates)
+    message = str(refused.value)
+    path = primary.node.path
+    assert f"{path}: {replica_rotates}, but the primary has {primary_rotates}" in message
+    fix = f"declare the replica with rotation_on_material_change={primary_rotates}, as its"
+    assert fix in message
+    # Refused before it joined the tree: no replica, and the Region is still free.
+    assert west.node.try_find_child("Key") is None
+    assert primary.replica_regions == {}
 
 
 @pytest.mark.parametrize(
@@ -127,8 +222,13 @@ def test_a_replica_of_a_primary_known_by_arn() -> None:
             "Invalid key_spec for a replica of",
         ),
         (
-            lambda east, west: key(east, multi_region=True, rotation_on_material_change=True),
-            "rotating a multi-Region key across its Regions is not supported yet",
+            lambda east, west: key(
+                east,
+                multi_region=True,
+                rotation_on_material_change=True,
+                expiration=MaterialExpiration.never(),
+            ),
+            "a key whose material never expires has no sweep",
         ),
         (
             lambda east, west: key(west, multi_region=True, replica_of=PRIMARY_ARN),
@@ -156,7 +256,7 @@ def test_a_replica_of_a_primary_known_by_arn() -> None:
         "replica in the primary's Region",
         "two replicas in one Region",
         "mismatched key spec",
-        "rotation",
+        "rotating primary without a sweep",
         "both primary and replica",
         "not a multi-Region ARN",
         "ARN in this Region",
