@@ -281,3 +281,30 @@ def test_a_replica_needs_a_stack_with_a_region() -> None:
     agnostic = cdk.Stack(app, "Agnostic")
     with pytest.raises(ValueError, match="has no concrete Region"):
         key(agnostic, replica_of=PRIMARY_ARN)
+
+
+def test_each_replicas_region_sweeps_restores_and_alarms_for_it() -> None:
+    """Renewal and recovery are per Region: the replica's stack has its own sweep, its own rule
+    for KMS's expiry events and its own fleet alarm, none shared with the primary's Region."""
+    east, west = region_stacks("us-east-1", "eu-west-1")
+    primary = key(east, multi_region=True)
+    replica = key(west, replica_of=primary)
+    assert replica.renewal is not None
+    assert replica.renewal is not primary.renewal
+    template = Template.from_stack(west)
+    resources = template.to_json()["Resources"]
+
+    def in_west(construct: Any) -> dict[str, Any]:
+        assert construct is not None
+        return dict(resources[west.get_logical_id(construct.node.default_child)])
+
+    sweep = in_west(replica.renewal_rule)["Properties"]
+    assert sweep["ScheduleExpression"] == "rate(1 hour)"
+    recovery = in_west(replica.recovery_rule)["Properties"]
+    assert recovery["EventPattern"]["detail-type"] == [contract.KMS_EXPIRATION_EVENT]
+    alarm = in_west(replica.expiry_alarm)["Properties"]
+    assert alarm["MetricName"] == contract.METRIC_MIN_SECONDS_TO_EXPIRY
+    # The replica declares its window, so its Region's sweep knows when it falls due.
+    _, replica_key = only(template, "AWS::KMS::ReplicaKey")
+    declared = contract.parse_declared(tags_of(replica_key)[contract.TAG_DECLARED])
+    assert declared[1] == 30 * 86400
