@@ -3,9 +3,10 @@
 KMS copies no imported material to a replica: each Region's handler imports the same bytes, from
 that Region's replica of the secret, with that Region's own import parameters and its own
 ValidTo (the shim models what LocalStack lacks: ``tests/e2e/test_shim_multi_region.py``). Here
-the handler code runs once per Region against LocalStack, each with its own clients, stack and
-due index, as two deployments of the construct would, and the proofs are KMS's own: the replica
-reports the primary's key material id, and each Region decrypts what the other encrypted.
+the handler code runs once per Region, each with its own clients, stack and due index, as two
+deployments of the construct would, and the proofs are KMS's own: the replica reports the
+primary's key material id, and each Region decrypts what the other encrypted. The tests marked
+``aws`` also run against a real account (``make test-aws``; Regions: ``support.regions``).
 """
 
 import os
@@ -13,14 +14,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ClientError
 from support.binding import PlayedStacks, bind_key
 from support.events import LOGICAL_ID, import_properties
-from support.localstack import REGION, LocalStack
-from support.regions import Regional, deploy_region, handler_of
+from support.regions import (
+    Regional,
+    await_replica,
+    deploy_region,
+    handler_of,
+    plan_regions,
+    replica_secret_arn,
+    replicated_version,
+)
 
 from imported_key_handler import contract, registry
 from imported_key_handler.errors import ImportFailure
@@ -31,7 +39,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.localstack
 
-REPLICA_REGION = "eu-west-1"
 CONTEXT = {"purpose": "multi-region-proof"}
 
 
@@ -46,10 +53,13 @@ class MultiRegionKey:
 
 
 @pytest.fixture
-def regions(localstack: LocalStack, stacks: PlayedStacks) -> dict[str, Regional]:
-    return {
-        region: deploy_region(localstack, stacks, region) for region in (REGION, REPLICA_REGION)
-    }
+def regions(backend: Any, stacks: PlayedStacks) -> tuple[Regional, Regional]:
+    """The primary's Region and one replica's."""
+    plan = plan_regions(backend, needed=1)
+    return (
+        deploy_region(backend, stacks, plan.primary),
+        deploy_region(backend, stacks, plan.replicas[0]),
+    )
 
 
 def deploy(
@@ -86,28 +96,39 @@ def deploy(
 
 @pytest.fixture
 def key(
-    regions: dict[str, Regional], stacks: PlayedStacks, monkeypatch: pytest.MonkeyPatch
+    regions: tuple[Regional, Regional], stacks: PlayedStacks, monkeypatch: pytest.MonkeyPatch
 ) -> MultiRegionKey:
     """A primary imported in its Region, then replicated: the replica waits for its import."""
-    primary, replica = regions[REGION], regions[REPLICA_REGION]
+    primary, replica = regions
     material = os.urandom(32)
-    # The same bytes in a secret of each Region. Secrets Manager's replication would put them
-    # there, but LocalStack 4.10 answers GetSecretValue on a replica secret with InternalError
-    # (a gap of the emulator, checked below), so the replica's Region gets a secret of its own.
+    # The same bytes in a secret of each Region. On a real account Secrets Manager's replication
+    # puts them there; LocalStack 4.10 answers GetSecretValue on a replica secret with
+    # InternalError (a gap of the emulator, checked below), so there the replica's Region gets
+    # a secret of its own.
     name = f"byok/{uuid.uuid4()}"
-    created = primary.clients.secrets.create_secret(Name=name, SecretBinary=material)
-    replica_secret = replica.clients.secrets.create_secret(Name=name, SecretBinary=material)["ARN"]
+    if primary.real:
+        created = primary.clients.secrets.create_secret(
+            Name=name, SecretBinary=material, AddReplicaRegions=[{"Region": replica.region}]
+        )
+        replica_secret = replica_secret_arn(created["ARN"], replica.region)
+        replicated_version(replica, replica_secret, material)
+    else:
+        created = primary.clients.secrets.create_secret(Name=name, SecretBinary=material)
+        replica_secret = replica.clients.secrets.create_secret(Name=name, SecretBinary=material)[
+            "ARN"
+        ]
     key_id = primary.kms.create_key(Origin="EXTERNAL", MultiRegion=True)["KeyMetadata"]["KeyId"]
     key = MultiRegionKey(
         key_id,
         material,
         primary,
         replica,
-        {REGION: created["ARN"], REPLICA_REGION: replica_secret},
-        {REGION: 60, REPLICA_REGION: 30},
+        {primary.region: created["ARN"], replica.region: replica_secret},
+        {primary.region: 60, replica.region: 30},
     )
     deploy(primary, key, stacks, monkeypatch)
-    primary.kms.replicate_key(KeyId=key_id, ReplicaRegion=REPLICA_REGION)
+    primary.kms.replicate_key(KeyId=key_id, ReplicaRegion=replica.region)
+    await_replica(replica, key_id)
     return key
 
 
@@ -115,6 +136,7 @@ def material_id(kms: "KMSClient", key_id: str) -> str:
     return str(kms.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"])
 
 
+@pytest.mark.aws
 def test_the_replica_holds_the_primarys_material_and_each_region_decrypts_the_others(
     key: MultiRegionKey, stacks: PlayedStacks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,13 +166,14 @@ def test_the_replica_holds_the_primarys_material_and_each_region_decrypts_the_ot
         )
 
 
+@pytest.mark.aws
 def test_other_material_in_the_replicas_secret_is_refused_and_changes_nothing(
     key: MultiRegionKey, stacks: PlayedStacks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = key.replica.clients.secrets.create_secret(
         Name=f"byok/{uuid.uuid4()}", SecretBinary=os.urandom(32)
     )["ARN"]
-    key.secrets[REPLICA_REGION] = other
+    key.secrets[key.replica.region] = other
     with pytest.raises(ImportFailure, match="only ever accepts its original material"):
         deploy(key.replica, key, stacks, monkeypatch)
     assert key.replica.kms.describe_key(KeyId=key.key_id)["KeyMetadata"]["KeyState"] == (
@@ -184,7 +207,7 @@ def test_each_region_restores_its_own_key_and_one_regions_failure_blocks_no_othe
 
     # The replica's secret is lost: its Region's renewal fails, the primary's still renews.
     key.replica.clients.secrets.delete_secret(
-        SecretId=key.secrets[REPLICA_REGION], ForceDeleteWithoutRecovery=True
+        SecretId=key.secrets[key.replica.region], ForceDeleteWithoutRecovery=True
     )
     due = primary_after["ValidTo"] - timedelta(days=5)
     shim_clock(due)
@@ -201,17 +224,19 @@ def test_each_region_restores_its_own_key_and_one_regions_failure_blocks_no_othe
         assert [entry.key_id for entry in entries] == [key.key_id]
 
 
-def test_localstack_cannot_read_a_replicated_secret_yet(regions: dict[str, Regional]) -> None:
-    """Why the tests above give the replica's Region a secret of its own: if LocalStack starts
-    serving replica secrets, this fails, and the fixture should use replication instead."""
-    primary, replica = regions[REGION], regions[REPLICA_REGION]
+@pytest.mark.usefixtures("localstack")
+def test_localstack_cannot_read_a_replicated_secret_yet(regions: tuple[Regional, Regional]) -> None:
+    """Why the tests above give the replica's Region a secret of its own on LocalStack: if it
+    starts serving replica secrets, this fails, and the fixture should use replication there
+    too, as it does on a real account."""
+    primary, replica = regions
     created = primary.clients.secrets.create_secret(
         Name=f"byok/{uuid.uuid4()}",
         SecretBinary=b"x" * 32,
-        AddReplicaRegions=[{"Region": REPLICA_REGION}],
+        AddReplicaRegions=[{"Region": replica.region}],
     )
     with pytest.raises(ClientError) as failed:
         replica.clients.secrets.get_secret_value(
-            SecretId=created["ARN"].replace(f":{REGION}:", f":{REPLICA_REGION}:")
+            SecretId=replica_secret_arn(created["ARN"], replica.region)
         )
     assert failed.value.response["Error"]["Code"] == "InternalError"

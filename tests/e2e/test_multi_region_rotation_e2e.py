@@ -1,5 +1,6 @@
 """Rotating a multi-Region key with imported material: a primary and two replicas, each Region
-deployed by its own stack and handler, on LocalStack with the shim's three phases.
+deployed by its own stack and handler, on LocalStack with the shim's three phases, and (the tests
+marked ``aws``) on a real account with ``make test-aws`` (Regions: ``support.regions``).
 
 KMS's order (API, ImportKeyMaterial and RotateKeyOnDemand): (1) the new material into the
 primary as NEW_KEY_MATERIAL, where it waits in PENDING_MULTI_REGION_IMPORT_AND_ROTATION;
@@ -9,6 +10,11 @@ it. Here phase 1 is the primary stack's deployment, phase 2 each replica stack's
 the primary Region's sweep. Each phase is also interrupted (Lambda stopped right after the KMS
 call that completes it) and the rotation is shown to finish on retry, every Region's key
 encrypting and decrypting throughout.
+
+Real KMS does in the background what the shim does at once: a new replica is Creating before it
+is PendingImport, the primary learns that every replica holds its new material after a while,
+and the replicas follow the primary's RotateKeyOnDemand shortly after. On a real account the
+tests wait for those (``support.regions.settle``, bounded); on LocalStack they read once.
 """
 
 import os
@@ -22,8 +28,17 @@ import pytest
 from support.binding import PlayedStacks, bind_key
 from support.events import LOGICAL_ID, import_properties
 from support.keys import materials_document
-from support.localstack import REGION, LocalStack
-from support.regions import Regional, deploy_region, handler_of
+from support.regions import (
+    Regional,
+    RegionPlan,
+    await_replica,
+    deploy_region,
+    eventually,
+    handler_of,
+    plan_regions,
+    replica_secret_arn,
+    replicated_version,
+)
 
 from imported_key_handler import contract, registry
 from imported_key_handler.cfn import run_import
@@ -37,8 +52,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.localstack
 
 OLD, NEW = os.urandom(32), os.urandom(32)
-REPLICA_REGIONS = ("eu-west-1", "ap-southeast-2")
-LATE_REGION = "eu-central-1"
+REPLICAS = 2  # the family's replicas; a third Region, if there is one, is for a replica added later
 RENEW_BEFORE = timedelta(days=30)
 CONTEXT = {"purpose": "multi-region-rotation"}
 
@@ -99,22 +113,51 @@ class Family:
     def regions(self) -> list[Regional]:
         return [self.primary, *self.replicas]
 
+    @property
+    def real(self) -> bool:
+        return self.primary.real
+
 
 @pytest.fixture
-def deployments(localstack: LocalStack, stacks: PlayedStacks) -> dict[str, Regional]:
+def plan(backend: Any) -> RegionPlan:
+    return plan_regions(backend, needed=REPLICAS)
+
+
+@pytest.fixture
+def late_region(plan: RegionPlan) -> str:
+    """A third replica Region, for a replica added after a rotation."""
+    if len(plan.replicas) <= REPLICAS:
+        pytest.skip(f"real AWS: no third replica Region besides {', '.join(plan.replicas)}")
+    return plan.replicas[REPLICAS]
+
+
+@pytest.fixture
+def deployments(backend: Any, stacks: PlayedStacks, plan: RegionPlan) -> dict[str, Regional]:
     return {
-        region: deploy_region(localstack, stacks, region)
-        for region in (REGION, *REPLICA_REGIONS, LATE_REGION)
+        region: deploy_region(backend, stacks, region) for region in (plan.primary, *plan.replicas)
     }
 
 
 def put_version(family: Family, regional: Regional, *materials: bytes) -> None:
-    """The secret's new version in that Region (its own copy: LocalStack cannot serve a
-    replicated secret, see ``test_multi_region_e2e``); the stack declares it next."""
-    secrets = regional.clients.secrets
-    family.versions[regional.region] = secrets.put_secret_value(
-        SecretId=family.secrets[regional.region], SecretString=materials_document(*materials)
+    """The secret's new version in that Region; the stack declares it next. On LocalStack
+    each Region's secret is its own copy (it cannot serve a replicated secret, see
+    ``test_multi_region_e2e``). On a real account a replica's secret is read-only: the version
+    is written to the primary's secret, and the Region declares the version that holds it
+    once replication brought it there."""
+    document = materials_document(*materials)
+    if not family.real:
+        secrets = regional.clients.secrets
+        family.versions[regional.region] = secrets.put_secret_value(
+            SecretId=family.secrets[regional.region], SecretString=document
+        )["VersionId"]
+        return
+    primary = family.primary
+    version = primary.clients.secrets.put_secret_value(
+        SecretId=family.secrets[primary.region], SecretString=document
     )["VersionId"]
+    if regional is not primary:
+        version = replicated_version(regional, family.secrets[regional.region], document)
+    family.versions[regional.region] = version
 
 
 def deploy(
@@ -161,26 +204,42 @@ def run_sweep(
 
 
 def replicate(family: Family, regional: Regional) -> None:
-    family.primary.kms.replicate_key(KeyId=family.key_id, ReplicaRegion=regional.region)
-    family.secrets[regional.region] = regional.clients.secrets.create_secret(
-        Name=f"byok/{uuid.uuid4()}", SecretString="{}"
-    )["ARN"]
+    """A replica of the key in ``regional``'s Region, and the secret there (a replica of the
+    primary's on a real account, a secret of its own on LocalStack)."""
+    primary = family.primary
+    primary.kms.replicate_key(KeyId=family.key_id, ReplicaRegion=regional.region)
+    if family.real:
+        home = family.secrets[primary.region]
+        primary.clients.secrets.replicate_secret_to_regions(
+            SecretId=home, AddReplicaRegions=[{"Region": regional.region}]
+        )
+        family.secrets[regional.region] = replica_secret_arn(home, regional.region)
+        current = primary.clients.secrets.get_secret_value(SecretId=home)["SecretString"]
+        replicated_version(regional, family.secrets[regional.region], current)
+    else:
+        family.secrets[regional.region] = regional.clients.secrets.create_secret(
+            Name=f"byok/{uuid.uuid4()}", SecretString="{}"
+        )["ARN"]
+    await_replica(regional, family.key_id)
     family.interrupters[regional.region] = Interrupter(regional.kms)
 
 
 @pytest.fixture
 def family(
-    deployments: dict[str, Regional], stacks: PlayedStacks, monkeypatch: pytest.MonkeyPatch
+    plan: RegionPlan,
+    deployments: dict[str, Regional],
+    stacks: PlayedStacks,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Family:
     """A primary and two replicas, each imported by its own Region with the first material."""
-    primary = deployments[REGION]
+    primary = deployments[plan.primary]
     key_id = primary.kms.create_key(Origin="EXTERNAL", MultiRegion=True)["KeyMetadata"]["KeyId"]
     secret = primary.clients.secrets.create_secret(Name=f"byok/{uuid.uuid4()}", SecretString="{}")
-    family = Family(key_id, primary, [], {REGION: secret["ARN"]})
-    family.interrupters[REGION] = Interrupter(primary.kms)
+    family = Family(key_id, primary, [], {primary.region: secret["ARN"]})
+    family.interrupters[primary.region] = Interrupter(primary.kms)
     put_version(family, primary, OLD)
     deploy(family, primary, "Create", stacks, monkeypatch)
-    for region in REPLICA_REGIONS:
+    for region in plan.replicas[:REPLICAS]:
         replica = deployments[region]
         replicate(family, replica)
         family.replicas.append(replica)
@@ -196,6 +255,16 @@ def metadata(regional: Regional, key_id: str) -> dict[str, Any]:
 def material_states(regional: Regional, key_id: str) -> dict[str, str]:
     rotations = regional.kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
     return {r["KeyMaterialId"]: r["KeyMaterialState"] for r in rotations["Rotations"]}
+
+
+def holds(regional: Regional, key_id: str, material_id: str) -> bool:
+    """The Region's key has that material imported (a replica may list the primary's new
+    material before it imports it)."""
+    rotations = regional.kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
+    return any(
+        entry["KeyMaterialId"] == material_id and entry.get("ImportState") != "PENDING_IMPORT"
+        for entry in rotations["Rotations"]
+    )
 
 
 def encrypt_everywhere(family: Family, label: str) -> dict[bytes, bytes]:
@@ -223,6 +292,17 @@ def assert_usable_everywhere(family: Family, ciphertexts: dict[bytes, bytes]) ->
 
 def current_ids(family: Family) -> set[str]:
     return {metadata(r, family.key_id)["CurrentKeyMaterialId"] for r in family.regions}
+
+
+def rotated_ids(family: Family, new_id: str) -> set[str]:
+    """``current_ids`` once a rotation to ``new_id`` reached every Region (a real account's
+    replicas follow the primary's RotateKeyOnDemand shortly after)."""
+    return eventually(family.real, lambda: current_ids(family), {new_id})
+
+
+def settled_states(regional: Regional, family: Family, expected: dict[str, str]) -> dict[str, str]:
+    """``material_states`` once they are ``expected`` (on a real account, see ``rotated_ids``)."""
+    return eventually(family.real, lambda: material_states(regional, family.key_id), expected)
 
 
 def due_now(regional: Regional, key_id: str) -> bool:
@@ -261,6 +341,29 @@ def phase_2_with(
         put_version(family, replica, OLD, new)
         result = deploy(family, replica, "Update", stacks, monkeypatch)
         assert result.pending_material_id is None  # the primary's sweep rotates, not a replica
+    if family.real:
+        await_primary_sees_replicas(family)
+
+
+def await_primary_sees_replicas(family: Family) -> None:
+    """On a real account the primary may report PENDING_ROTATION for its new material only some
+    time after the last replica imported it (the replicas are in other Regions), and its sweep
+    rotates only then: once every replica holds the pending material, wait (bounded) for it."""
+    pending = [
+        material_id
+        for material_id, state in material_states(family.primary, family.key_id).items()
+        if state in (PENDING_MULTI_REGION, PENDING_ROTATION)
+    ]
+    if len(pending) != 1:
+        return
+    (new_id,) = pending
+    if all(holds(replica, family.key_id, new_id) for replica in family.replicas):
+        state = eventually(
+            True,
+            lambda: material_states(family.primary, family.key_id)[new_id],
+            PENDING_ROTATION,
+        )
+        assert state == PENDING_ROTATION, f"every replica holds {new_id}, the primary says {state}"
 
 
 def nth(count: int) -> Callable[[dict[str, Any]], bool]:
@@ -274,6 +377,7 @@ def nth(count: int) -> Callable[[dict[str, Any]], bool]:
     return matching
 
 
+@pytest.mark.aws
 def test_three_phases_rotate_every_region_and_each_keeps_decrypting(
     family: Family, stacks: PlayedStacks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -303,18 +407,17 @@ def test_three_phases_rotate_every_region_and_each_keeps_decrypting(
     # Phase 3: the primary's sweep rotates it, and the replicas with it.
     done = run_sweep(family.primary, monkeypatch)
     assert (done.renewed, done.failed) == (1, [])
-    assert current_ids(family) == {new_id}
+    assert rotated_ids(family, new_id) == {new_id}
+    rotated = {old_id: "NON_CURRENT", new_id: "CURRENT"}
     for regional in family.regions:
-        assert material_states(regional, family.key_id) == {
-            old_id: "NON_CURRENT",
-            new_id: "CURRENT",
-        }
+        assert settled_states(regional, family, rotated) == rotated, regional.region
     assert not due_now(family.primary, family.key_id)  # back to its place in the window
     assert_usable_everywhere(family, {**before, **encrypt_everywhere(family, "after")})
     # The next sweep finds nothing due: the rotation is not repeated.
     assert run_sweep(family.primary, monkeypatch).due == 0
 
 
+@pytest.mark.aws
 def test_a_rotation_interrupted_in_phase_1_completes_on_retry(
     family: Family, stacks: PlayedStacks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -322,10 +425,11 @@ def test_a_rotation_interrupted_in_phase_1_completes_on_retry(
     the stack back (the old version again), and the deployment's retry goes on from there."""
     (old_id,) = current_ids(family)
     before = encrypt_everywhere(family, "before")
-    old_version = family.versions[REGION]
+    home = family.primary.region
+    old_version = family.versions[home]
     put_version(family, family.primary, OLD, NEW)
-    new_version = family.versions[REGION]
-    family.interrupters[REGION].arm(
+    new_version = family.versions[home]
+    family.interrupters[home].arm(
         "ImportKeyMaterial", matching=lambda params: params.get("ImportType") == "NEW_KEY_MATERIAL"
     )
     with pytest.raises(Interrupted):
@@ -333,23 +437,24 @@ def test_a_rotation_interrupted_in_phase_1_completes_on_retry(
     assert current_ids(family) == {old_id}
     assert_usable_everywhere(family, before)
 
-    family.versions[REGION] = old_version  # the rollback
+    family.versions[home] = old_version  # the rollback
     rolled_back = deploy(family, family.primary, "Update", stacks, monkeypatch)
     assert rolled_back.pending_material_id is None
     assert not due_now(family.primary, family.key_id)
     assert_usable_everywhere(family, before)
 
-    family.versions[REGION] = new_version  # the retry
+    family.versions[home] = new_version  # the retry
     retried = deploy(family, family.primary, "Update", stacks, monkeypatch)
     new_id = retried.pending_material_id
     assert new_id is not None
     assert material_states(family.primary, family.key_id)[new_id] == PENDING_MULTI_REGION
     phase_2(family, stacks, monkeypatch)
     assert run_sweep(family.primary, monkeypatch).renewed == 1
-    assert current_ids(family) == {new_id}
+    assert rotated_ids(family, new_id) == {new_id}
     assert_usable_everywhere(family, before)
 
 
+@pytest.mark.aws
 def test_a_rotation_interrupted_in_phase_2_completes_on_retry(
     family: Family, stacks: PlayedStacks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -378,10 +483,11 @@ def test_a_rotation_interrupted_in_phase_2_completes_on_retry(
     deploy(family, first, "Update", stacks, monkeypatch)
     phase_2(family, stacks, monkeypatch, [second])
     assert run_sweep(family.primary, monkeypatch).renewed == 1
-    assert current_ids(family) == {new_id}
+    assert rotated_ids(family, new_id) == {new_id}
     assert_usable_everywhere(family, before)
 
 
+@pytest.mark.aws
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_a_rotation_interrupted_in_phase_3_completes_at_the_next_sweep(
     when: str, family: Family, stacks: PlayedStacks, monkeypatch: pytest.MonkeyPatch
@@ -392,23 +498,26 @@ def test_a_rotation_interrupted_in_phase_3_completes_at_the_next_sweep(
     before = encrypt_everywhere(family, "before")
     new_id = phase_1(family, stacks, monkeypatch)
     phase_2(family, stacks, monkeypatch)
-    family.interrupters[REGION].arm("RotateKeyOnDemand", when=when)
+    family.interrupters[family.primary.region].arm("RotateKeyOnDemand", when=when)
     with pytest.raises(Interrupted):
         run_sweep(family.primary, monkeypatch)
-    assert current_ids(family) == ({old_id} if when == "before" else {new_id})
+    interrupted = {old_id} if when == "before" else {new_id}
+    assert eventually(family.real, lambda: current_ids(family), interrupted) == interrupted
     assert due_now(family.primary, family.key_id)
     assert_usable_everywhere(family, before)
 
     resumed = run_sweep(family.primary, monkeypatch)
     assert (resumed.renewed, resumed.failed) == (int(when == "before"), [])
-    assert current_ids(family) == {new_id}
+    assert rotated_ids(family, new_id) == {new_id}
     assert not due_now(family.primary, family.key_id)
-    states = material_states(family.primary, family.key_id)
-    assert states == {old_id: "NON_CURRENT", new_id: "CURRENT"}  # one rotation, not two
+    rotated = {old_id: "NON_CURRENT", new_id: "CURRENT"}
+    assert settled_states(family.primary, family, rotated) == rotated  # one rotation, not two
     assert_usable_everywhere(family, before)
 
 
+@pytest.mark.aws
 def test_a_replica_added_later_receives_every_material(
+    late_region: str,
     family: Family,
     deployments: dict[str, Regional],
     stacks: PlayedStacks,
@@ -418,16 +527,17 @@ def test_a_replica_added_later_receives_every_material(
     new_id = phase_1(family, stacks, monkeypatch)
     phase_2(family, stacks, monkeypatch)
     run_sweep(family.primary, monkeypatch)
-    assert current_ids(family) == {new_id}
+    assert rotated_ids(family, new_id) == {new_id}
 
-    late = deployments[LATE_REGION]
+    late = deployments[late_region]
     replicate(family, late)
     assert metadata(late, family.key_id)["KeyState"] == "PendingImport"
     family.replicas.append(late)
     put_version(family, late, OLD, NEW)
     deploy(family, late, "Create", stacks, monkeypatch)
     assert metadata(late, family.key_id)["CurrentKeyMaterialId"] == new_id
-    assert material_states(late, family.key_id) == material_states(family.primary, family.key_id)
+    primary_states = material_states(family.primary, family.key_id)
+    assert settled_states(late, family, primary_states) == primary_states
     # It opens what the others encrypted before the rotation, with the older material.
     assert_usable_everywhere(family, {**before, **encrypt_everywhere(family, "after")})
 
@@ -457,6 +567,7 @@ def test_each_region_renews_every_material_of_its_rotated_key(
     assert_usable_everywhere(family, before)
 
 
+@pytest.mark.aws
 def test_a_replica_deployed_before_its_primary_is_refused_and_changes_nothing(
     family: Family, stacks: PlayedStacks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -470,14 +581,16 @@ def test_a_replica_deployed_before_its_primary_is_refused_and_changes_nothing(
     assert_usable_everywhere(family, encrypt_everywhere(family, "before"))
 
 
+@pytest.mark.aws
 def test_material_left_pending_by_a_rolled_back_deployment_is_named_with_its_fix(
     family: Family, stacks: PlayedStacks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Phase 1 ran, then the primary's stack rolled back for another reason: KMS keeps the
     material pending, and other new material is refused until it is deployed or deleted."""
-    old_version = family.versions[REGION]
+    home = family.primary.region
+    old_version = family.versions[home]
     stale_id = phase_1(family, stacks, monkeypatch)
-    family.versions[REGION] = old_version
+    family.versions[home] = old_version
     deploy(family, family.primary, "Update", stacks, monkeypatch)
 
     other = os.urandom(32)
@@ -497,4 +610,5 @@ def test_material_left_pending_by_a_rolled_back_deployment_is_named_with_its_fix
     assert other_id not in (None, stale_id)
     phase_2_with(family, stacks, monkeypatch, other)
     assert run_sweep(family.primary, monkeypatch).renewed == 1
-    assert current_ids(family) == {other_id}
+    assert other_id is not None
+    assert rotated_ids(family, other_id) == {other_id}
