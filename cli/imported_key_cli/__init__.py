@@ -1,0 +1,1 @@
+"""The operator's command line for keys imported-key-cdk manages (``imported-keys``)."""

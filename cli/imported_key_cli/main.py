@@ -1,0 +1,231 @@
+"""``imported-keys``: the operator's view of the keys imported-key-cdk manages.
+
+Click parses the commands (well kept by the Pallets project, and its ``CliRunner`` lets the
+tests run a command as a terminal would); Rich draws tables within the terminal's width.
+Everything runs with the caller's own AWS credentials, profile and Region, through the
+handler's own modules: one way to read a key's state, one revocation.
+
+Exit codes, for pipelines: 0 all is well; 1 a key needs attention (``ls --problems`` found
+one, ``status`` of a key in trouble, a refused confirmation); 2 a usage error (Click's); 3 AWS
+refused or could not be reached; 4 no such managed key.
+"""
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import boto3
+import click
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from rich.console import Console
+
+from imported_key_handler import contract
+from imported_key_handler.errors import ImportFailure
+from imported_key_handler.revocation import revoke_material
+
+from . import render
+from .inventory import ManagedKey, find_key, managed_keys
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
+
+OK, ATTENTION, USAGE, AWS_ERROR, NOT_FOUND = 0, 1, 2, 3, 4
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    def __init__(self, profile: str | None, region: str | None, as_json: bool) -> None:
+        self.session = boto3.session.Session(profile_name=profile, region_name=region)
+        self.as_json = as_json
+        self.console = Console(highlight=False, soft_wrap=False)
+        self.now = datetime.now(UTC)
+
+    def kms(self) -> "KMSClient":
+        return self.session.client("kms")
+
+    def emit(self, data: Any) -> None:
+        click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def fail(code: int, message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def aws_errors(command: F) -> F:
+    """AWS's refusals and outages as one line that says what to do, and exit status 3."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except NoCredentialsError:
+            fail(AWS_ERROR, "no AWS credentials: set AWS_PROFILE or pass --profile.")
+        except NoRegionError:
+            fail(AWS_ERROR, "no AWS Region: set AWS_REGION or pass --region.")
+        except LookupError as missing:
+            fail(NOT_FOUND, str(missing.args[0]))
+        except ImportFailure as failure:
+            fail(AWS_ERROR, failure.reason)
+        except ClientError as error:
+            detail = error.response.get("Error", {})
+            fail(
+                AWS_ERROR,
+                f"{error.operation_name} was refused ({detail.get('Code')}): "
+                f"{str(detail.get('Message', ''))[:200]}",
+            )
+        except BotoCoreError as error:
+            fail(AWS_ERROR, f"AWS could not be reached ({type(error).__name__}); retry.")
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80})
+@click.option("--profile", envvar="AWS_PROFILE", help="AWS profile (default: AWS_PROFILE).")
+@click.option(
+    "--region",
+    envvar=["AWS_REGION", "AWS_DEFAULT_REGION"],
+    help="AWS Region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.version_option(package_name="imported-key-cdk", prog_name="imported-keys")
+@click.pass_context
+def cli(ctx: click.Context, profile: str | None, region: str | None, as_json: bool) -> None:
+    """The keys imported-key-cdk manages: their state, their material, and break-glass."""
+    ctx.obj = Context(profile, region, as_json)
+
+
+@cli.command("ls")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    metavar="STATE",
+    help="Only keys in this KMS key state (Enabled, PendingImport, ...); repeatable.",
+)
+@click.option("--stack", help="Only keys declared by this stack (its name).")
+@click.option(
+    "--within", type=click.FloatRange(min=0), metavar="DAYS", help="Only keys expiring within DAYS."
+)
+@click.option(
+    "--problems", is_flag=True, help="Only keys that need attention; exit status 1 if any."
+)
+@click.option("--wide", is_flag=True, help="Also the key id, Region and current material.")
+@click.pass_obj
+@aws_errors
+def ls(
+    obj: Context,
+    states: tuple[str, ...],
+    stack: str | None,
+    within: float | None,
+    problems: bool,
+    wide: bool,
+) -> None:
+    """The managed keys of the Region, the soonest to expire first."""
+    keys = managed_keys(obj.kms())
+    wanted = {state.lower() for state in states}
+    keys = [
+        key
+        for key in keys
+        if (not wanted or key.state.lower() in wanted)
+        and (stack is None or key.stack == stack)
+        and (within is None or ((key.days_left(obj.now) or float("inf")) <= within))
+        and (not problems or key.attention(obj.now) is not None)
+    ]
+    keys.sort(key=lambda key: (key.valid_to is None, key.valid_to or obj.now, key.name))
+    if obj.as_json:
+        obj.emit([key.summary(obj.now) for key in keys])
+    else:
+        render.key_table(obj.console, keys, obj.now, region=obj.session.region_name, wide=wide)
+    if problems and keys:
+        sys.exit(ATTENTION)
+
+
+@cli.command()
+@click.argument("key")
+@click.pass_obj
+@aws_errors
+def status(obj: Context, key: str) -> None:
+    """One key in depth: its materials, replicas and binding. KEY: alias, id or ARN.
+    Exit status 1 when it needs attention."""
+    found = find_key(obj.kms(), key)
+    if obj.as_json:
+        obj.emit(render.status_summary(found, obj.now))
+    else:
+        render.key_status(obj.console, found, obj.now)
+    if found.attention(obj.now) is not None:
+        sys.exit(ATTENTION)
+
+
+@cli.command()
+@click.argument("key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+@aws_errors
+def revoke(obj: Context, key: str, yes: bool) -> None:
+    """Break-glass: delete the key's material now, every material of a rotated key.
+
+    Nothing can use the key until it is resumed (``resume``): the handler refuses to import
+    into a key whose material was deleted before its recorded ValidTo. Needs a principal the
+    stack declared in ``break_glass_principals``."""
+    kms = obj.kms()
+    found = find_key(kms, key)
+    if contract.TAG_VALID_TO not in found.tags:
+        fail(
+            ATTENTION,
+            f"key {found.key_id} has no {contract.TAG_VALID_TO} record, so the handler would "
+            "take a revocation for an expiry and import the material again. Deploy the key's "
+            "stack (or wait for its first import), then revoke; or disable it now: aws kms "
+            f"disable-key --key-id {found.key_id}",
+        )
+    if not yes and not obj.as_json:
+        click.confirm(
+            f"Delete the material of {found.name} ({found.key_id}) in {found.region}? Every "
+            "use of the key fails until it is resumed",
+            abort=True,
+            err=True,
+        )
+    elif not yes:
+        fail(USAGE, "revoke with --json needs --yes (there is no prompt to answer).")
+    outcome = revoke_material(kms, found.key_id, _metadata(kms, found))
+    after = find_key(kms, found.key_id)
+    if obj.as_json:
+        obj.emit({"KeyId": found.key_id, "Outcome": outcome, "KeyState": after.state})
+    else:
+        obj.console.print(
+            f"Revoked {found.name} ({found.key_id}): {outcome}; the key is {after.state}.\n"
+            f"It stays revoked until: imported-keys resume {found.name}"
+        )
+
+
+@cli.command()
+@click.argument("key")
+@click.pass_obj
+@aws_errors
+def resume(obj: Context, key: str) -> None:
+    """Undo a revocation: remove the record that makes the handler refuse to import. The
+    key's next renewal (its sweep, within the hour) imports the material again."""
+    kms = obj.kms()
+    found = find_key(kms, key)
+    if not found.revoked(obj.now):
+        fail(ATTENTION, f"key {found.key_id} is {found.state} and not revoked: nothing to resume.")
+    kms.untag_resource(KeyId=found.key_id, TagKeys=[contract.TAG_VALID_TO])
+    if obj.as_json:
+        obj.emit({"KeyId": found.key_id, "Resumed": True, "KeyState": found.state})
+    else:
+        obj.console.print(
+            f"Resumed {found.name} ({found.key_id}): the handler may import into it again. "
+            "Its sweep restores the material within the hour."
+        )
+
+
+def _metadata(kms: "KMSClient", key: ManagedKey) -> Any:
+    return kms.describe_key(KeyId=key.key_id)["KeyMetadata"]
+
+
+def main() -> None:
+    cli(prog_name="imported-keys")

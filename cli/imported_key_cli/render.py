@@ -1,0 +1,160 @@
+"""Tables and panels for a person at an 80-column terminal; ``--json`` has the rest.
+
+Only references, states and dates are ever shown: the command line never reads material.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from imported_key_handler import contract
+
+from .inventory import ROTATION_LIMIT, ManagedKey
+
+# KMS's spec names, shortened where the table is tight (``--wide`` and ``--json`` keep them).
+_SHORT_SPECS = {contract.SYMMETRIC_DEFAULT: "SYMMETRIC"}
+
+
+def _date(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d}" if moment else "-"
+
+
+def _days(key: ManagedKey, now: datetime) -> str:
+    days = key.days_left(now)
+    return "-" if days is None else f"{days:.0f}"
+
+
+def _rotations(key: ManagedKey) -> str:
+    used = key.rotations_used
+    return "-" if used is None else f"{used}/{ROTATION_LIMIT}"
+
+
+def key_table(
+    console: Console, keys: list[ManagedKey], now: datetime, *, region: str | None, wide: bool
+) -> None:
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption=f"{len(keys)} managed key{'s' if len(keys) != 1 else ''} in {region}",
+        caption_justify="left",
+    )
+    table.add_column("KEY", no_wrap=True, overflow="ellipsis", max_width=28)
+    if wide:
+        table.add_column("KEY ID", no_wrap=True)
+        table.add_column("REGION", no_wrap=True)
+    table.add_column("SPEC", no_wrap=True)
+    table.add_column("STATE", no_wrap=True)
+    if wide:
+        table.add_column("MATERIAL", no_wrap=True)
+    table.add_column("VALID TO", no_wrap=True)
+    table.add_column("DAYS", justify="right", no_wrap=True)
+    table.add_column("RENEWS", no_wrap=True)
+    table.add_column("ROT", justify="right", no_wrap=True)
+    notes = []
+    for key in keys:
+        attention = key.attention(now)
+        name = f"! {key.name}" if attention else key.name
+        if attention:
+            notes.append(f"! {key.name}: {attention}")
+        row = [name]
+        if wide:
+            row += [key.key_id, key.region]
+        row += [key.spec if wide else _SHORT_SPECS.get(key.spec, key.spec), key.state]
+        if wide:
+            row.append((key.current_material or "-")[:12])
+        row += [_date(key.valid_to), _days(key, now), _date(key.next_renewal()), _rotations(key)]
+        table.add_row(*row)
+    console.print(table)
+    for note in notes:
+        console.print(note)
+
+
+def status_summary(key: ManagedKey, now: datetime) -> dict[str, Any]:
+    """``status --json``: the key's summary with its materials and binding."""
+    summary = key.summary(now)
+    summary["Materials"] = [
+        {
+            "KeyMaterialId": material.material_id,
+            "KeyMaterialState": material.state,
+            "ImportState": material.import_state,
+            "ValidTo": material.valid_to.isoformat() if material.valid_to else None,
+        }
+        for material in key.materials
+    ]
+    summary["ReplicaRegions"] = list(key.replica_regions)
+    summary["PrimaryRegion"] = key.primary_region
+    summary["Binding"] = binding_of(key)
+    return summary
+
+
+def binding_of(key: ManagedKey) -> dict[str, Any]:
+    """What the key's deployment declared, from its binding tags."""
+    tags = key.tags
+    declared: dict[str, str] = {}
+    window = None
+    if contract.TAG_DECLARED in tags:
+        try:
+            declared, window = contract.parse_declared(tags[contract.TAG_DECLARED])
+        except ValueError:
+            declared = {}
+    return {
+        "Stack": key.stack,
+        "Resource": tags.get(contract.TAG_RESOURCE),
+        "SecretArn": tags.get(contract.TAG_SECRET),
+        "MaterialVersionId": tags.get(contract.TAG_MATERIAL_VERSION),
+        "Settings": declared,
+        "RenewBeforeSeconds": window,
+        "RecordedValidTo": tags.get(contract.TAG_VALID_TO),
+        "Adopted": key.adopted,
+    }
+
+
+def key_status(console: Console, key: ManagedKey, now: datetime) -> None:
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    role = key.multi_region or "single-Region"
+    if key.multi_region == "PRIMARY" and key.replica_regions:
+        role += f", replicas in {', '.join(key.replica_regions)}"
+    elif key.multi_region == "REPLICA":
+        role += f" of the primary in {key.primary_region}"
+    binding = binding_of(key)
+    rows = [
+        ("Key", f"{key.name}  {key.key_id}"),
+        ("Aliases", ", ".join(key.aliases) or "-"),
+        ("Spec", f"{key.spec} ({key.usage})"),
+        ("State", key.state),
+        ("Region", f"{key.region}, {role}"),
+        ("Material", key.current_material or "-"),
+        ("Valid to", f"{_date(key.valid_to)} ({_days(key, now)} days)"),
+        ("Next renewal", _date(key.next_renewal())),
+        ("Rotations", _rotations(key)),
+        ("Stack", f"{binding['Stack'] or '-'}{' (adopted)' if key.adopted else ''}"),
+        ("Secret", binding["SecretArn"] or "-"),
+        ("Version", binding["MaterialVersionId"] or "the secret's current"),
+    ]
+    attention = key.attention(now)
+    if attention:
+        rows.append(("Attention", attention))
+    for label, value in rows:
+        facts.add_row(label, value)
+    console.print(facts)
+    if key.materials:
+        materials = Table(
+            box=box.SIMPLE_HEAD, pad_edge=False, title="Materials", title_justify="left"
+        )
+        materials.add_column("MATERIAL", no_wrap=True)
+        materials.add_column("STATE", no_wrap=True)
+        materials.add_column("IMPORT", no_wrap=True)
+        materials.add_column("VALID TO", no_wrap=True)
+        for material in key.materials:
+            materials.add_row(
+                material.material_id[:16],
+                material.state,
+                material.import_state,
+                _date(material.valid_to),
+            )
+        console.print(materials)
