@@ -36,6 +36,7 @@ class Material:
     state: str  # KeyMaterialState: CURRENT, NON_CURRENT, PENDING_ROTATION, ...
     import_state: str
     valid_to: datetime | None
+    rotation_type: str | None = None  # ON_DEMAND for material a rotation made current
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,7 @@ class ManagedKey:
         """On-demand rotations so far (of ``ROTATION_LIMIT``); None where KMS rotates none."""
         if self.spec != contract.SYMMETRIC_DEFAULT:
             return None
-        return (
-            max(len([m for m in self.materials if m.state != "PENDING_IMPORT"]) - 1, 0)
-            if (self.materials)
-            else 0
-        )
+        return sum(material.rotation_type == "ON_DEMAND" for material in self.materials)
 
     def days_left(self, now: datetime) -> float | None:
         if self.valid_to is None:
@@ -193,6 +190,7 @@ def describe(
                 str(entry.get("KeyMaterialState", "")),
                 str(entry.get("ImportState", "")),
                 entry.get("ValidTo"),
+                entry.get("RotationType"),
             )
             for entry in list_key_materials(kms, key_id)
         )

@@ -11,7 +11,9 @@ refused or could not be reached; 4 no such managed key.
 """
 
 import json
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
@@ -41,7 +43,8 @@ class Context:
     def __init__(self, profile: str | None, region: str | None, as_json: bool) -> None:
         self.session = boto3.session.Session(profile_name=profile, region_name=region)
         self.as_json = as_json
-        self.console = Console(highlight=False, soft_wrap=False)
+        # No markup or emoji codes: ARNs hold ":secret:" and names may hold brackets.
+        self.console = Console(highlight=False, soft_wrap=False, markup=False, emoji=False)
         self.now = datetime.now(UTC)
 
     def kms(self) -> "KMSClient":
@@ -52,7 +55,18 @@ class Context:
 
 
 def fail(code: int, message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    """The message on stderr, wrapped to the terminal (commands and ids are never broken)."""
+    width = shutil.get_terminal_size(fallback=(80, 24)).columns
+    click.echo(
+        textwrap.fill(
+            f"error: {message}",
+            width=width,
+            subsequent_indent="  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        ),
+        err=True,
+    )
     sys.exit(code)
 
 
@@ -183,12 +197,12 @@ def revoke(obj: Context, key: str, yes: bool) -> None:
             f"disable-key --key-id {found.key_id}",
         )
     if not yes and not obj.as_json:
-        click.confirm(
-            f"Delete the material of {found.name} ({found.key_id}) in {found.region}? Every "
-            "use of the key fails until it is resumed",
-            abort=True,
-            err=True,
+        obj.console.print(
+            f"This deletes the material of {found.name} ({found.key_id}) in {found.region}: "
+            "every use of the key fails until it is resumed.",
+            highlight=False,
         )
+        click.confirm(f"Revoke {found.name}?", abort=True, err=True)
     elif not yes:
         fail(USAGE, "revoke with --json needs --yes (there is no prompt to answer).")
     outcome = revoke_material(kms, found.key_id, _metadata(kms, found))

@@ -1,0 +1,294 @@
+"""``imported-keys`` against keys the handler deployed on LocalStack, as a person at an
+80-column terminal and as a pipeline reading ``--json`` and exit statuses would run it.
+
+The keys live in a Region of their own (no other suite uses it), deployed through the
+handler's custom resource code path in that Region (``support.regions``), each stack's keys
+under a stack name of their own, so what ``ls`` lists is exactly what this module made.
+"""
+
+import base64
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner, Result
+from support.binding import PlayedStacks, bind_key
+from support.events import LOGICAL_ID, import_properties
+from support.keys import materials_document
+from support.localstack import LocalStack
+from support.regions import Regional, deploy_region, handler_of, stack_id_in
+
+from imported_key_cli.main import cli
+from imported_key_handler import contract
+from imported_key_handler.cfn import run_import
+from imported_key_handler.errors import ImportFailure
+from imported_key_handler.renewal import renew_key
+
+pytestmark = pytest.mark.localstack
+
+REGION = "sa-east-1"
+FLEET = "cli-fleet"
+WIDTH = 80
+# Every material this module imports: none may appear in anything the command line prints.
+MATERIALS = {name: os.urandom(32) for name in ("old", "new", "mac", "plain", "revocable")}
+
+
+@dataclass
+class Deployed:
+    regional: Regional
+    keys: dict[str, str]  # alias -> key id
+    secrets: dict[str, str]  # alias -> secret ARN
+
+
+def deploy_key(
+    regional: Regional,
+    alias: str,
+    monkeypatch: pytest.MonkeyPatch,
+    stacks: PlayedStacks,
+    *,
+    versions: list[str],
+    spec: str = contract.SYMMETRIC_DEFAULT,
+    usage: str = "ENCRYPT_DECRYPT",
+    days: int = 365,
+    rotating: bool = False,
+) -> tuple[str, str]:
+    """A key of the stack, created as CloudFormation would and imported by the handler, one
+    Create and then an Update per further secret version; returns its id and secret ARN."""
+    kms, secrets = regional.kms, regional.clients.secrets
+    key_id = kms.create_key(Origin="EXTERNAL", KeySpec=spec, KeyUsage=usage)["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=f"alias/{alias}", TargetKeyId=key_id)
+    secret_arn, version_id = "", ""
+    for number, value in enumerate(versions):
+        if number == 0:
+            created = secrets.create_secret(Name=f"{alias}/{uuid.uuid4()}", SecretString=value)
+            secret_arn, version_id = created["ARN"], created["VersionId"]
+        else:
+            version_id = secrets.put_secret_value(SecretId=secret_arn, SecretString=value)[
+                "VersionId"
+            ]
+        properties = import_properties(
+            key_id,
+            secret_arn,
+            **{
+                contract.PROP_KEY_SPEC: spec,
+                contract.PROP_KEY_USAGE: usage,
+                contract.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
+                contract.PROP_VALIDITY_DAYS: str(days),
+                contract.PROP_MATERIAL_VERSION_ID: version_id,
+                contract.PROP_ROTATE_ON_MATERIAL_CHANGE: str(rotating).lower(),
+            },
+        )
+        bind_key(
+            kms,
+            properties,
+            stack_id=regional.stack_id,
+            logical_id=LOGICAL_ID,
+            renew_before_s=int(timedelta(days=10).total_seconds()),
+            stacks=stacks,
+        )
+        with handler_of(regional, monkeypatch):
+            run_import(
+                properties, "Create" if number == 0 else "Update", (regional.stack_id, LOGICAL_ID)
+            )
+    return key_id, secret_arn
+
+
+def b64(material: bytes) -> str:
+    return base64.b64encode(material).decode()
+
+
+@pytest.fixture(scope="module")
+def fleet(localstack: LocalStack) -> Iterator[Deployed]:
+    """Three keys of one stack: a rotated symmetric key, an HMAC key, a plain symmetric key."""
+    stacks = PlayedStacks()
+    regional = deploy_region(localstack, stacks, REGION)
+    regional.stack_id = stack_id_in(REGION, f"{FLEET}-{uuid.uuid4().hex[:6]}")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        from imported_key_handler import clients
+
+        monkeypatch.setattr(clients, "cloudformation_client", stacks.client)
+        keys, secrets = {}, {}
+        keys["payments"], secrets["payments"] = deploy_key(
+            regional,
+            "payments",
+            monkeypatch,
+            stacks,
+            versions=[
+                materials_document(MATERIALS["old"]),
+                materials_document(MATERIALS["old"], MATERIALS["new"]),
+            ],
+            rotating=True,
+        )
+        keys["webhooks"], secrets["webhooks"] = deploy_key(
+            regional,
+            "webhooks",
+            monkeypatch,
+            stacks,
+            versions=[b64(MATERIALS["mac"])],
+            spec="HMAC_256",
+            usage="GENERATE_VERIFY_MAC",
+            days=30,
+        )
+        keys["ledger"], secrets["ledger"] = deploy_key(
+            regional, "ledger", monkeypatch, stacks, versions=[b64(MATERIALS["plain"])], days=90
+        )
+        yield Deployed(regional, keys, secrets)
+
+
+def run(localstack: LocalStack, *args: str, prompt: str | None = None) -> Result:
+    """The command line as a terminal of 80 columns runs it, against the emulator."""
+    env = {
+        "AWS_ENDPOINT_URL": localstack.endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": REGION,
+        "COLUMNS": str(WIDTH),
+        "AWS_PROFILE": None,  # type: ignore[dict-item]
+    }
+    result = CliRunner().invoke(cli, list(args), env=env, input=prompt)
+    printed = result.output + (result.stderr if result.stderr_bytes else "")
+    for material in MATERIALS.values():
+        for form in (b64(material), material.hex(), material.decode("latin-1")):
+            assert form not in printed
+    if "--json" not in args:  # JSON is for programs: ARNs and ids run as long as they are
+        assert all(len(line) <= WIDTH for line in printed.splitlines()), printed
+    return result
+
+
+def stack_of(fleet: Deployed) -> str:
+    return fleet.regional.stack_id.split("/")[1]
+
+
+def test_ls_shows_the_stacks_keys_soonest_expiry_first_in_80_columns(
+    localstack: LocalStack, fleet: Deployed
+) -> None:
+    result = run(localstack, "ls", "--stack", stack_of(fleet))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    rows = [line for line in lines if line.split() and line.split()[0] in fleet.keys]
+    assert [row.split()[0] for row in rows] == ["webhooks", "ledger", "payments"]
+    assert rows[0].split()[1:3] == ["HMAC_256", "Enabled"]
+    assert rows[2].split()[-1] == "1/25"  # one on-demand rotation so far
+    assert "3 managed keys in sa-east-1" in result.output
+
+
+def test_ls_json_carries_every_field_and_filters(localstack: LocalStack, fleet: Deployed) -> None:
+    result = run(localstack, "--json", "ls", "--stack", stack_of(fleet), "--within", "100")
+    assert result.exit_code == 0
+    listed = json.loads(result.output)
+    assert [entry["KeyId"] for entry in listed] == [fleet.keys["webhooks"], fleet.keys["ledger"]]
+    webhooks = listed[0]
+    assert webhooks["KeySpec"] == "HMAC_256"
+    assert webhooks["Aliases"] == ["alias/webhooks"]
+    assert 29 < webhooks["DaysLeft"] <= 30
+    due = datetime.fromisoformat(webhooks["NextRenewal"])
+    valid_to = datetime.fromisoformat(webhooks["ValidTo"])
+    # The due index's arithmetic: in the first quarter of the 10-day window.
+    assert timedelta(days=7.5) <= valid_to - due <= timedelta(days=10)
+    assert webhooks["Attention"] is None
+    assert webhooks["RotationsUsed"] is None  # KMS rotates no HMAC key on demand
+    none = run(localstack, "--json", "ls", "--stack", stack_of(fleet), "--state", "PendingImport")
+    assert json.loads(none.output) == []
+    problems = run(localstack, "ls", "--stack", stack_of(fleet), "--problems")
+    assert problems.exit_code == 0
+
+
+def test_status_shows_every_material_and_the_binding(
+    localstack: LocalStack, fleet: Deployed
+) -> None:
+    result = run(localstack, "status", "payments")
+    assert result.exit_code == 0, result.output
+    assert fleet.keys["payments"] in result.output
+    # The secret's ARN as it is (Rich would turn ":secret:" into an emoji), folded at 80.
+    assert fleet.secrets["payments"] in "".join(
+        line.strip().removeprefix("Secret").strip() for line in result.output.splitlines()
+    )
+    assert "CURRENT" in result.output
+    assert "NON_CURRENT" in result.output
+    as_json = json.loads(run(localstack, "--json", "status", fleet.keys["payments"]).output)
+    states = sorted(m["KeyMaterialState"] for m in as_json["Materials"])
+    assert states == ["CURRENT", "NON_CURRENT"]
+    assert as_json["Binding"]["SecretArn"] == fleet.secrets["payments"]
+    assert as_json["Binding"]["Settings"][contract.PROP_ROTATE_ON_MATERIAL_CHANGE] == "true"
+    assert as_json["Binding"]["RenewBeforeSeconds"] == 10 * 86400
+    assert as_json["RotationsUsed"] == 1
+
+
+def test_a_key_that_is_not_managed_or_not_there_exits_4(
+    localstack: LocalStack, fleet: Deployed
+) -> None:
+    other = fleet.regional.kms.create_key()["KeyMetadata"]["KeyId"]
+    unmanaged = run(localstack, "status", other)
+    assert unmanaged.exit_code == 4
+    assert "not managed by imported-key-cdk" in " ".join(unmanaged.stderr.split())
+    missing = run(localstack, "status", "no-such-alias")
+    assert missing.exit_code == 4
+    assert "No KMS key" in missing.stderr
+
+
+def test_revoke_asks_first_stays_revoked_and_resume_lets_the_handler_restore(
+    localstack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stacks = PlayedStacks()
+    regional = deploy_region(localstack, stacks, REGION)
+    regional.stack_id = stack_id_in(REGION, f"cli-revoke-{uuid.uuid4().hex[:6]}")
+    from imported_key_handler import clients
+
+    monkeypatch.setattr(clients, "cloudformation_client", stacks.client)
+    alias = f"revocable-{uuid.uuid4().hex[:6]}"
+    key_id, _ = deploy_key(
+        regional, alias, monkeypatch, stacks, versions=[b64(MATERIALS["revocable"])]
+    )
+    stack = regional.stack_id.split("/")[1]
+
+    declined = run(localstack, "revoke", alias, prompt="n\n")
+    assert declined.exit_code == 1
+    assert regional.kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    refused = run(localstack, "--json", "revoke", alias)
+    assert refused.exit_code == 2  # no prompt to answer in JSON: --yes or nothing
+
+    revoked = run(localstack, "--json", "revoke", alias, "--yes")
+    assert revoked.exit_code == 0, revoked.output
+    assert json.loads(revoked.output)["KeyState"] == "PendingImport"
+    status = run(localstack, "status", alias)
+    assert status.exit_code == 1
+    assert "revoked" in status.output
+    problems = run(localstack, "--json", "ls", "--stack", stack, "--problems")
+    assert problems.exit_code == 1
+    assert [entry["KeyId"] for entry in json.loads(problems.output)] == [key_id]
+    # The handler refuses to restore it, as long as it stays revoked.
+    with handler_of(regional, monkeypatch), pytest.raises(ImportFailure, match="revoked"):
+        renew_key(regional.clients, key_id, contract.TRIGGER_SCHEDULE, now=datetime.now(UTC))
+
+    resumed = run(localstack, "resume", alias)
+    assert resumed.exit_code == 0, resumed.output
+    with handler_of(regional, monkeypatch):
+        restored = renew_key(
+            regional.clients, key_id, contract.TRIGGER_SCHEDULE, now=datetime.now(UTC)
+        )
+    assert restored.renewed
+    assert run(localstack, "ls", "--stack", stack, "--problems").exit_code == 0
+    again = run(localstack, "resume", alias)
+    assert again.exit_code == 1  # nothing to resume
+
+
+def test_without_credentials_it_says_what_to_set_and_exits_3(localstack: LocalStack) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["--region", REGION, "ls"],
+        env={
+            "AWS_ENDPOINT_URL": localstack.endpoint,
+            "AWS_ACCESS_KEY_ID": None,  # type: ignore[dict-item]
+            "AWS_SECRET_ACCESS_KEY": None,  # type: ignore[dict-item]
+            "AWS_PROFILE": None,  # type: ignore[dict-item]
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+            "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        },
+    )
+    assert result.exit_code == 3
+    assert "no AWS credentials" in " ".join(result.stderr.split())
