@@ -92,7 +92,25 @@ def test_wheel_ships_library_and_handler_without_bytecode(wheel: Path) -> None:
     assert "imported_key_handler/entry.py" in names
     assert "imported_key_handler/requirements.txt" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    assert not [n for n in names if n.startswith(("tests/", "constructs/", "lambda/"))]
+    assert "imported_key_cli/main.py" in names
+    assert not [n for n in names if n.startswith(("tests/", "constructs/", "lambda/", "cli/"))]
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "imported-keys = imported_key_cli:main" in scripts
+
+
+def test_the_command_line_says_how_to_install_its_extra_then_runs(
+    consumer_venv: Path, wheel: Path
+) -> None:
+    script = consumer_venv / "bin" / "imported-keys"
+    bare = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    assert bare.returncode == 1
+    assert "pip install 'imported-key-cdk[cli]'" in bare.stderr
+    assert "Traceback" not in bare.stderr
+    # Extras only add packages: the other tests of the module may share this venv after it.
+    install(consumer_venv, f"{wheel}[cli]")
+    ran = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == f"imported-keys, version {version('imported-key-cdk')}"
 
 
 @pytest.fixture(scope="module")
