@@ -15,7 +15,7 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -29,6 +29,7 @@ from imported_key_handler.errors import ImportFailure
 from imported_key_handler.revocation import revoke_material
 
 from . import render
+from .audit import HISTORY, key_events
 from .inventory import ManagedKey, find_key, managed_keys
 
 if TYPE_CHECKING:
@@ -47,8 +48,12 @@ class Context:
         self.console = Console(highlight=False, soft_wrap=False, markup=False, emoji=False)
         self.now = datetime.now(UTC)
 
+    def client(self, service: str) -> Any:
+        return self.session.client(service)  # type: ignore[call-overload]
+
     def kms(self) -> "KMSClient":
-        return self.session.client("kms")
+        kms: KMSClient = self.client("kms")
+        return kms
 
     def emit(self, data: Any) -> None:
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
@@ -235,6 +240,30 @@ def resume(obj: Context, key: str) -> None:
             f"Resumed {found.name} ({found.key_id}): the handler may import into it again. "
             "Its sweep restores the material within the hour."
         )
+
+
+@cli.command()
+@click.argument("key")
+@click.option(
+    "--days",
+    type=click.IntRange(1, HISTORY.days),
+    default=HISTORY.days,
+    show_default=True,
+    help="How far back (CloudTrail's event history keeps 90 days).",
+)
+@click.pass_obj
+@aws_errors
+def audit(obj: Context, key: str, days: int) -> None:
+    """Who imported, deleted, rotated, disabled or resumed the key's material, and when:
+    CloudTrail's event history for the key, newest first (cloudtrail:LookupEvents)."""
+    found = find_key(obj.kms(), key)
+    events = key_events(
+        obj.client("cloudtrail"), found.arn, since=obj.now - timedelta(days=days), until=obj.now
+    )
+    if obj.as_json:
+        obj.emit({"KeyId": found.key_id, "Events": [event.summary() for event in events]})
+    else:
+        render.audit_table(obj.console, found, events, days)
 
 
 def _metadata(kms: "KMSClient", key: ManagedKey) -> Any:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from imported_key_handler import contract
 
+from .audit import AuditEvent
 from .inventory import ROTATION_LIMIT, ManagedKey
 
 # KMS's spec names, shortened where the table is tight (``--wide`` and ``--json`` keep them).
@@ -158,3 +159,23 @@ def key_status(console: Console, key: ManagedKey, now: datetime) -> None:
                 _date(material.valid_to),
             )
         console.print(materials)
+
+
+def audit_table(console: Console, key: ManagedKey, events: list[AuditEvent], days: int) -> None:
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption=f"{len(events)} event{'s' if len(events) != 1 else ''} of {key.name} in "
+        f"{key.region}, last {days} days (UTC)",
+        caption_justify="left",
+    )
+    table.add_column("WHEN", no_wrap=True)
+    table.add_column("WHAT", no_wrap=True)
+    table.add_column("BY", overflow="fold", max_width=22)
+    table.add_column("RESULT", overflow="fold", max_width=14)
+    table.add_column("DETAIL", overflow="fold")
+    for event in events:
+        table.add_row(
+            f"{event.time:%Y-%m-%d %H:%M}", event.what, event.by, event.outcome, event.detail
+        )
+    console.print(table)

@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
+from botocore.stub import ANY, Stubber
 from click.testing import CliRunner, Result
 from support.binding import PlayedStacks, bind_key
 from support.events import LOGICAL_ID, import_properties
@@ -292,3 +294,49 @@ def test_without_credentials_it_says_what_to_set_and_exits_3(localstack: LocalSt
     )
     assert result.exit_code == 3
     assert "no AWS credentials" in " ".join(result.stderr.split())
+
+
+def test_audit_reads_the_keys_history_from_cloudtrail(
+    localstack: LocalStack, fleet: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CloudTrail is the one service here that LocalStack lacks: botocore's Stubber answers
+    for it, and checks the request against CloudTrail's model."""
+    from unit.test_cli_audit import HANDLER_ROLE, assumed_role, event
+
+    from imported_key_cli import main
+
+    arn = fleet.regional.kms.describe_key(KeyId=fleet.keys["payments"])["KeyMetadata"]["Arn"]
+    imported = event(
+        "ImportKeyMaterial",
+        5,
+        userIdentity=assumed_role(HANDLER_ROLE),
+        requestParameters={"keyId": arn, "importType": "NEW_KEY_MATERIAL"},
+    )
+    cloudtrail = boto3.client("cloudtrail", region_name=REGION)
+    stubber = Stubber(cloudtrail)
+    for _ in range(2):  # the table, then --json
+        stubber.add_response(
+            "lookup_events",
+            {"Events": [imported]},
+            {
+                "LookupAttributes": [{"AttributeKey": "ResourceName", "AttributeValue": arn}],
+                "StartTime": ANY,
+                "EndTime": ANY,
+                "MaxResults": 50,
+            },
+        )
+    real_client = main.Context.client
+    monkeypatch.setattr(
+        main.Context,
+        "client",
+        lambda self, service: cloudtrail if service == "cloudtrail" else real_client(self, service),
+    )
+    with stubber:
+        shown = run(localstack, "audit", "payments", "--days", "7")
+        listed = run(localstack, "--json", "audit", "payments")
+    stubber.assert_no_pending_responses()
+    assert shown.exit_code == 0, shown.output
+    assert "material imported" in shown.output
+    assert "1 event of payments in sa-east-1, last 7 days" in shown.output
+    (only,) = json.loads(listed.output)["Events"]
+    assert (only["EventName"], only["Detail"]) == ("ImportKeyMaterial", "NEW_KEY_MATERIAL")
