@@ -90,6 +90,9 @@ TRIGGER_SCHEDULE: Final = "schedule"
 TRIGGER_MATERIAL_EXPIRED: Final = "material-expired"
 TRIGGER_SWEEP: Final = "sweep"
 RENEWAL_TRIGGERS: Final = (TRIGGER_SCHEDULE, TRIGGER_MATERIAL_EXPIRED, TRIGGER_SWEEP)
+# Proof on demand that a key holds its secret's material (an operator's ``imported-keys
+# verify``): {"ImportedKeyVerify": {"KeyId": "..."}}; the settings come from the binding tags.
+VERIFY_EVENT: Final = "ImportedKeyVerify"
 # The handler's one schedule: {"ImportedKeySweep": {}} finds every key that is due and renews it.
 SWEEP_EVENT: Final = "ImportedKeySweep"
 # What KMS sends to EventBridge when imported material expires (source aws.kms; the key's ARN is

@@ -3,8 +3,8 @@
 Only CloudFormation custom resource requests go to crhelper: crhelper answers every event it
 is given with a PUT to its ResponseURL, and for any other event that URL does not exist. The
 schedule's sweep event goes to the sweep, KMS's expiration event for one of this handler's
-keys and a renewal event for one key to the renewal; anything else is logged (by its keys
-only) and ignored.
+keys and a renewal event for one key to the renewal, an operator's verify event to the proof;
+anything else is logged (by its keys only) and ignored.
 """
 
 import logging
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import clients, contract, deadline, log_config
+from .proof import is_verify_event, run_verify, verify_key_id
 from .renewal import expired_key_id, is_renewal_event, renewal_key_id, run_renewal, serves
 from .sweep import is_sweep_event, run_sweep
 
@@ -51,6 +52,8 @@ def handler(event: Any, context: Any) -> Any:
         return run_sweep(context)
     if is_renewal_event(event):
         return run_renewal(*renewal_key_id(event))
+    if is_verify_event(event):
+        return run_verify(verify_key_id(event))
     expired = expired_key_id(event) if isinstance(event, Mapping) else None
     if expired is not None:
         if not serves(clients.kms_client(), expired):

@@ -358,6 +358,15 @@ def _import_new(
     return material_id
 
 
+def reimport_unchanged(
+    kms: "KMSClient", request: ImportRequest, materials: list[bytes], valid_to: datetime | None
+) -> list[str | None]:
+    """Import ``materials`` again with the ValidTo the key already has: KMS takes only the
+    key's own material (``IncorrectKeyMaterialException`` otherwise), and nothing changes.
+    KMS's ids of the materials, in order: the proof a symmetric key allows."""
+    return [_import_retrying(kms, request, material, valid_to) for material in materials]
+
+
 def _require_current_listed(kms: "KMSClient", key_id: str, listed_ids: list[str | None]) -> None:
     """Before any new material goes in: the secret version must list the key's current one.
 
