@@ -106,7 +106,7 @@ def _handler_functions(lambda_client: LambdaClient) -> tuple[list[_Function], in
     for page in lambda_client.get_paginator("list_functions").paginate():
         for configuration in page.get("Functions") or []:
             listed += 1
-            # Absent when the caller may not decrypt the function's environment: such a
+            # Absent when Lambda reports an Error for the environment instead: such a
             # function cannot be told apart from any other, so it is not a candidate.
             variables = (configuration.get("Environment") or {}).get("Variables") or {}
             role_id = variables.get(contract.ENV_HANDLER_ROLE_ID)

@@ -292,3 +292,12 @@ def test_the_stand_in_refuses_what_botocore_would_not_send(api: LambdaApi) -> No
         assert refused.value.code in (400, 403)
         json.loads(refused.value.read())
     assert len(api.refusals) == 2
+
+
+def test_the_client_waits_out_the_longest_function_and_never_sends_an_invoke_twice() -> None:
+    session = boto3.session.Session(
+        region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    config = handlers.client(session).meta.config  # type: ignore[attr-defined]
+    assert config.read_timeout > handlers.LAMBDA_MAX_TIMEOUT_S
+    assert config.retries["total_max_attempts"] == 1
