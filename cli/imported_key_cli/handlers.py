@@ -263,6 +263,18 @@ def renew(lambda_client: LambdaClient, tags: Mapping[str, str], key_id: str) -> 
     return answer
 
 
+def verify(lambda_client: LambdaClient, tags: Mapping[str, str], key_id: str) -> dict[str, Any]:
+    """Have the key's handler prove that the key holds its secret's material (it changes
+    nothing). Its answer: ``KeyId``, ``Verified`` (the proof: GetPublicKey, GenerateMac or
+    KeyMaterialId) and ``Materials``; HandlerError with the reason when the proof fails."""
+    event = {contract.VERIFY_EVENT: {contract.RENEWAL_KEY_ID: _bare_key_id(key_id)}}
+    name = find_function(lambda_client, tags)
+    answer = invoke(lambda_client, name, event)
+    if not isinstance(answer.get("Verified"), str):
+        raise HandlerError(name, _not_understood(name, answer, "verify"))
+    return answer
+
+
 def sweep(lambda_client: LambdaClient, tags: Mapping[str, str]) -> dict[str, Any]:
     """Have the handler serving the key with ``tags`` sweep its whole fleet now: renew every
     key its due index says is due. The sweep's summary (``Keys``, ``Due``, ``Renewed``,

@@ -92,6 +92,14 @@ class ManagedKey:
             return None
         return registry.entry_for(self.key_id, self.valid_to, self.renew_before).due
 
+    def is_due(self, now: datetime) -> bool:
+        """What the handler's renewal would take now: a key awaiting its material (and not
+        revoked), or one inside its renewal window."""
+        if self.state == "PendingImport":
+            return not self.revoked(now)
+        due = self.next_renewal()
+        return due is not None and due <= now
+
     def revoked(self, now: datetime) -> bool:
         """Material deleted before the ValidTo the handler recorded: the handler's own test."""
         try:

@@ -14,6 +14,7 @@ import json
 import shutil
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
@@ -28,16 +29,23 @@ from imported_key_handler import contract
 from imported_key_handler.errors import ImportFailure
 from imported_key_handler.revocation import revoke_material
 
-from . import render
+from . import handlers, render
 from .audit import HISTORY, key_events
+from .handlers import HandlerError
 from .inventory import ManagedKey, find_key, managed_keys
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
 
 OK, ATTENTION, USAGE, AWS_ERROR, NOT_FOUND = 0, 1, 2, 3, 4
+# Seconds between two renewals the command line asks for (KMS's GetParametersForImport quota).
+RENEW_INTERVAL_S = 1.0
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class NoHandler(LookupError):
+    """No deployed handler serves the key (not a missing key: exit status 3)."""
 
 
 class Context:
@@ -54,6 +62,16 @@ class Context:
     def kms(self) -> "KMSClient":
         kms: KMSClient = self.client("kms")
         return kms
+
+    def ask_handler(self, call: Callable[..., dict[str, Any]], key: ManagedKey) -> dict[str, Any]:
+        """``call`` (``handlers.renew``, ``verify``) for the key, through its deployed handler:
+        the key policy lets only the handler's role import, and it can read the secret."""
+        try:
+            return call(handlers.client(self.session), key.tags, key.key_id)
+        except HandlerError:
+            raise
+        except LookupError as missing:
+            raise NoHandler(str(missing.args[0])) from None
 
     def emit(self, data: Any) -> None:
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
@@ -86,6 +104,11 @@ def aws_errors(command: F) -> F:
             fail(AWS_ERROR, "no AWS credentials: set AWS_PROFILE or pass --profile.")
         except NoRegionError:
             fail(AWS_ERROR, "no AWS Region: set AWS_REGION or pass --region.")
+        except HandlerError as refused:
+            # The handler ran and said no (a failed proof, a revoked key): a finding.
+            fail(ATTENTION, f"the handler ({refused.function_name}) refused: {refused.reason}")
+        except NoHandler as missing:
+            fail(AWS_ERROR, str(missing.args[0]))
         except LookupError as missing:
             fail(NOT_FOUND, str(missing.args[0]))
         except ImportFailure as failure:
@@ -233,13 +256,124 @@ def resume(obj: Context, key: str) -> None:
     if not found.revoked(obj.now):
         fail(ATTENTION, f"key {found.key_id} is {found.state} and not revoked: nothing to resume.")
     kms.untag_resource(KeyId=found.key_id, TagKeys=[contract.TAG_VALID_TO])
+    # A resumed key waits in PendingImport, which makes it due: its handler restores it now.
+    renewed = obj.ask_handler(handlers.renew, found)
+    after = find_key(kms, found.key_id)
     if obj.as_json:
-        obj.emit({"KeyId": found.key_id, "Resumed": True, "KeyState": found.state})
+        obj.emit(
+            {"KeyId": found.key_id, "Resumed": True, "Renewal": renewed, "KeyState": after.state}
+        )
     else:
         obj.console.print(
-            f"Resumed {found.name} ({found.key_id}): the handler may import into it again. "
-            "Its sweep restores the material within the hour."
+            f"Resumed {found.name} ({found.key_id}): its handler imported the material again; "
+            f"the key is {after.state}, valid to {_day(after.valid_to)}."
         )
+
+
+@cli.command()
+@click.argument("keys", nargs=-1, metavar="[KEY]...")
+@click.option("--all", "every", is_flag=True, help="Every managed key of the Region.")
+@click.pass_obj
+@aws_errors
+def verify(obj: Context, keys: tuple[str, ...], every: bool) -> None:
+    """Prove that each key holds its secret's material, by KMS's own answers (public key,
+    MAC, or KMS taking the material again unchanged). The key's handler does it: it may read
+    the secret; this command never does. Exit status 1 if any proof fails."""
+    chosen = _chosen(obj, keys, every)
+    results: list[dict[str, Any]] = []
+    with render.progress(obj.console, "Verifying", len(chosen), quiet=obj.as_json) as advance:
+        for key in chosen:
+            try:
+                answer = obj.ask_handler(handlers.verify, key)
+                results.append(
+                    {
+                        "KeyId": key.key_id,
+                        "Name": key.name,
+                        "Verified": True,
+                        "Proof": answer["Verified"],
+                        "Materials": answer.get("Materials"),
+                    }
+                )
+            except HandlerError as refused:
+                results.append(
+                    {
+                        "KeyId": key.key_id,
+                        "Name": key.name,
+                        "Verified": False,
+                        "Reason": refused.reason,
+                    }
+                )
+            advance()
+    if obj.as_json:
+        obj.emit(results)
+    else:
+        render.outcomes(obj.console, results, "Verified", "PROOF")
+    if not all(result["Verified"] for result in results):
+        sys.exit(ATTENTION)
+
+
+@cli.command()
+@click.argument("keys", nargs=-1, metavar="[KEY]...")
+@click.option("--due", is_flag=True, help="Every managed key of the Region that is due.")
+@click.option("--dry-run", is_flag=True, help="Only say which keys would be renewed.")
+@click.pass_obj
+@aws_errors
+def renew(obj: Context, keys: tuple[str, ...], due: bool, dry_run: bool) -> None:
+    """Have each key's handler renew it now if it is due (inside its renewal window, or
+    PendingImport), by the renewal its schedule runs. Exit status 1 if any renewal fails."""
+    chosen = _chosen(obj, keys, due)
+    if due:
+        chosen = [key for key in chosen if key.is_due(obj.now)]
+    if dry_run:
+        planned = [
+            {"KeyId": key.key_id, "Name": key.name, "Due": key.is_due(obj.now)} for key in chosen
+        ]
+        if obj.as_json:
+            obj.emit(planned)
+        else:
+            for entry in planned:
+                verdict = "would be renewed" if entry["Due"] else "not due: would be left"
+                obj.console.print(f"{entry['Name']}: {verdict}")
+        return
+    results: list[dict[str, Any]] = []
+    with render.progress(obj.console, "Renewing", len(chosen), quiet=obj.as_json) as advance:
+        for number, key in enumerate(chosen):
+            if number:
+                # GetParametersForImport allows 1 request a second in the account and Region,
+                # shared with every sweep: the command line takes no more than that.
+                time.sleep(RENEW_INTERVAL_S)
+            try:
+                answer = obj.ask_handler(handlers.renew, key)
+                results.append({"Name": key.name, "Failed": False, **answer})
+            except HandlerError as refused:
+                results.append(
+                    {
+                        "KeyId": key.key_id,
+                        "Name": key.name,
+                        "Failed": True,
+                        "Reason": refused.reason,
+                    }
+                )
+            advance()
+    if obj.as_json:
+        obj.emit(results)
+    else:
+        render.outcomes(obj.console, results, "Renewed", "RENEWED")
+    if any(result["Failed"] for result in results):
+        sys.exit(ATTENTION)
+
+
+def _chosen(obj: Context, keys: tuple[str, ...], every: bool) -> list[ManagedKey]:
+    if every == bool(keys):
+        fail(USAGE, "name one or more keys, or use the flag for all of them (not both).")
+    if every:
+        return sorted(managed_keys(obj.kms()), key=lambda key: key.name)
+    kms = obj.kms()
+    return [find_key(kms, key) for key in keys]
+
+
+def _day(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d}" if moment else "-"
 
 
 @cli.command()

@@ -3,11 +3,14 @@
 Only references, states and dates are ever shown: the command line never reads material.
 """
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from imported_key_handler import contract
@@ -178,4 +181,47 @@ def audit_table(console: Console, key: ManagedKey, events: list[AuditEvent], day
         table.add_row(
             f"{event.time:%Y-%m-%d %H:%M}", event.what, event.by, event.outcome, event.detail
         )
+    console.print(table)
+
+
+@contextmanager
+def progress(
+    console: Console, what: str, total: int, *, quiet: bool
+) -> Iterator[Callable[[], None]]:
+    """A bar on stderr while many keys are done one by one (each a Lambda invocation); none
+    for one key, for ``--json``, or when stderr is no terminal."""
+    errors = Console(stderr=True, width=console.width, markup=False, emoji=False)
+    if quiet or total < 2 or not errors.is_terminal:
+        yield lambda: None
+        return
+    bar = Progress(
+        TextColumn(what),
+        BarColumn(bar_width=30),
+        MofNCompleteColumn(),
+        console=errors,
+        transient=True,
+    )
+    task = bar.add_task(what, total=total)
+    with bar:
+        yield lambda: bar.advance(task)
+
+
+def outcomes(console: Console, results: list[dict[str, Any]], flag: str, heading: str) -> None:
+    """One line per key: what the handler answered, or why it refused."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("KEY", no_wrap=True, overflow="ellipsis", max_width=28)
+    table.add_column(heading, no_wrap=True)
+    table.add_column("DETAIL", overflow="fold")
+    for result in results:
+        if "Reason" in result:
+            table.add_row(f"! {result['Name']}", "refused", str(result["Reason"]))
+        elif flag == "Verified":
+            proof = f"{result.get('Proof')}, {result.get('Materials')} material(s)"
+            table.add_row(result["Name"], "yes", proof)
+        else:
+            renewed = "yes" if result.get(flag) else "no"
+            detail = str(result.get("Why", ""))
+            if result.get("ValidTo"):
+                detail += f"; valid to {str(result['ValidTo'])[:10]}"
+            table.add_row(result["Name"], renewed, detail)
     console.print(table)

@@ -11,6 +11,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,9 +19,10 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 from click.testing import CliRunner, Result
-from support.binding import PlayedStacks, bind_key
+from support.binding import TEST_HANDLER_ROLE_ID, PlayedStacks, bind_key
 from support.events import LOGICAL_ID, import_properties
 from support.keys import materials_document
+from support.lambda_api import LambdaApi, handler_environment
 from support.localstack import LocalStack
 from support.regions import Regional, deploy_region, handler_of, stack_id_in
 
@@ -44,6 +46,31 @@ class Deployed:
     regional: Regional
     keys: dict[str, str]  # alias -> key id
     secrets: dict[str, str]  # alias -> secret ARN
+    stacks: PlayedStacks
+
+
+@contextmanager
+def deployed_handler(
+    localstack: LocalStack,
+    regional: Regional,
+    stacks: PlayedStacks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[LambdaApi]:
+    """The stack's two handler functions, as the construct deploys them (same environment, the
+    sweep's longer timeout), behind a stand-in for the Lambda API that runs the real entry
+    point against LocalStack (LocalStack cannot run functions without Docker)."""
+    from imported_key_handler import clients
+
+    # The functions ask CloudFormation's record of this module's stacks.
+    monkeypatch.setattr(clients, "cloudformation_client", stacks.client)
+    name = regional.stack_id.split("/")[1]
+    variables = handler_environment(
+        TEST_HANDLER_ROLE_ID, regional.stack_id, regional.clients.bucket
+    )
+    with LambdaApi(localstack.endpoint, region=REGION) as api:
+        api.register(f"{name}-ImportedKeyHandlerFunction", timeout_s=120, variables=variables)
+        api.register(f"{name}-ImportedKeyHandlerSweepFunction", timeout_s=900, variables=variables)
+        yield api
 
 
 def deploy_key(
@@ -57,6 +84,7 @@ def deploy_key(
     usage: str = "ENCRYPT_DECRYPT",
     days: int = 365,
     rotating: bool = False,
+    pinned: bool = True,
 ) -> tuple[str, str]:
     """A key of the stack, created as CloudFormation would and imported by the handler, one
     Create and then an Update per further secret version; returns its id and secret ARN."""
@@ -80,10 +108,11 @@ def deploy_key(
                 contract.PROP_KEY_USAGE: usage,
                 contract.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
                 contract.PROP_VALIDITY_DAYS: str(days),
-                contract.PROP_MATERIAL_VERSION_ID: version_id,
                 contract.PROP_ROTATE_ON_MATERIAL_CHANGE: str(rotating).lower(),
             },
         )
+        if pinned:  # else the handler reads the secret's current version
+            properties[contract.PROP_MATERIAL_VERSION_ID] = version_id
         bind_key(
             kms,
             properties,
@@ -138,13 +167,20 @@ def fleet(localstack: LocalStack) -> Iterator[Deployed]:
         keys["ledger"], secrets["ledger"] = deploy_key(
             regional, "ledger", monkeypatch, stacks, versions=[b64(MATERIALS["plain"])], days=90
         )
-        yield Deployed(regional, keys, secrets)
+        yield Deployed(regional, keys, secrets, stacks)
 
 
-def run(localstack: LocalStack, *args: str, prompt: str | None = None) -> Result:
-    """The command line as a terminal of 80 columns runs it, against the emulator."""
+def run(
+    localstack: LocalStack,
+    *args: str,
+    prompt: str | None = None,
+    handler: LambdaApi | None = None,
+) -> Result:
+    """The command line as a terminal of 80 columns runs it, against the emulator (and the
+    deployed ``handler``'s functions)."""
     env = {
         "AWS_ENDPOINT_URL": localstack.endpoint,
+        "AWS_ENDPOINT_URL_LAMBDA": handler.endpoint if handler else None,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_REGION": REGION,
@@ -266,16 +302,18 @@ def test_revoke_asks_first_stays_revoked_and_resume_lets_the_handler_restore(
     with handler_of(regional, monkeypatch), pytest.raises(ImportFailure, match="revoked"):
         renew_key(regional.clients, key_id, contract.TRIGGER_SCHEDULE, now=datetime.now(UTC))
 
-    resumed = run(localstack, "resume", alias)
-    assert resumed.exit_code == 0, resumed.output
-    with handler_of(regional, monkeypatch):
-        restored = renew_key(
-            regional.clients, key_id, contract.TRIGGER_SCHEDULE, now=datetime.now(UTC)
-        )
-    assert restored.renewed
-    assert run(localstack, "ls", "--stack", stack, "--problems").exit_code == 0
-    again = run(localstack, "resume", alias)
-    assert again.exit_code == 1  # nothing to resume
+    with deployed_handler(localstack, regional, stacks, monkeypatch) as handler:
+        refused = run(localstack, "renew", alias, handler=handler)
+        assert refused.exit_code == 1
+        assert "revoked" in refused.output
+        # Resuming removes the record and has the key's handler restore it at once.
+        resumed = run(localstack, "--json", "resume", alias, handler=handler)
+        assert resumed.exit_code == 0, resumed.output
+        answer = json.loads(resumed.output)
+        assert (answer["KeyState"], answer["Renewal"]["Renewed"]) == ("Enabled", True)
+        assert run(localstack, "ls", "--stack", stack, "--problems").exit_code == 0
+        again = run(localstack, "resume", alias, handler=handler)
+        assert again.exit_code == 1  # nothing to resume
 
 
 def test_without_credentials_it_says_what_to_set_and_exits_3(localstack: LocalStack) -> None:
@@ -340,3 +378,68 @@ def test_audit_reads_the_keys_history_from_cloudtrail(
     assert "1 event of payments in sa-east-1, last 7 days" in shown.output
     (only,) = json.loads(listed.output)["Events"]
     assert (only["EventName"], only["Detail"]) == ("ImportKeyMaterial", "NEW_KEY_MATERIAL")
+
+
+def test_verify_proves_every_key_through_its_handler_and_fails_on_a_foreign_secret(
+    localstack: LocalStack, fleet: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with deployed_handler(localstack, fleet.regional, fleet.stacks, monkeypatch) as handler:
+        shown = run(localstack, "verify", *fleet.keys, handler=handler)
+        assert shown.exit_code == 0, shown.output
+        assert "GenerateMac" in shown.output  # the HMAC key's proof
+        proofs = json.loads(
+            run(localstack, "--json", "verify", *fleet.keys, handler=handler).output
+        )
+        assert {p["Name"]: (p["Verified"], p["Materials"]) for p in proofs} == {
+            "payments": (True, 2),
+            "webhooks": (True, 1),
+            "ledger": (True, 1),
+        }
+
+
+def test_verify_fails_when_the_secret_no_longer_holds_the_keys_material(
+    localstack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stacks = PlayedStacks()
+    regional = deploy_region(localstack, stacks, REGION)
+    regional.stack_id = stack_id_in(REGION, f"cli-drift-{uuid.uuid4().hex[:6]}")
+    from imported_key_handler import clients
+
+    monkeypatch.setattr(clients, "cloudformation_client", stacks.client)
+    alias = f"drifting-{uuid.uuid4().hex[:6]}"
+    key_id, secret = deploy_key(
+        regional, alias, monkeypatch, stacks, versions=[b64(os.urandom(32))], pinned=False
+    )
+    with deployed_handler(localstack, regional, stacks, monkeypatch) as handler:
+        assert run(localstack, "verify", alias, handler=handler).exit_code == 0
+        # Someone rewrote the secret (no version pinned): it no longer holds the key's material.
+        regional.clients.secrets.put_secret_value(SecretId=secret, SecretString=b64(os.urandom(32)))
+        before = regional.kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        failed = run(localstack, "--json", "verify", alias, handler=handler)
+        shown = run(localstack, "verify", alias, handler=handler)
+    assert failed.exit_code == 1
+    (verdict,) = json.loads(failed.output)
+    assert verdict["Verified"] is False
+    assert "original material" in verdict["Reason"]
+    assert shown.exit_code == 1
+    assert f"! {alias}" in shown.output
+    assert regional.kms.describe_key(KeyId=key_id)["KeyMetadata"] == before
+
+
+def test_renew_asks_the_handler_and_a_dry_run_changes_nothing(
+    localstack: LocalStack, fleet: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kms = fleet.regional.kms
+    before = kms.describe_key(KeyId=fleet.keys["webhooks"])["KeyMetadata"]["ValidTo"]
+    planned = run(localstack, "--json", "renew", "--due", "--dry-run")
+    assert planned.exit_code == 0
+    assert json.loads(planned.output) == []  # nothing of this module is due yet
+    with deployed_handler(localstack, fleet.regional, fleet.stacks, monkeypatch) as handler:
+        answered = run(localstack, "--json", "renew", "webhooks", "ledger", handler=handler)
+        assert answered.exit_code == 0, answered.output
+        assert [(a["Name"], a["Renewed"], a["Why"]) for a in json.loads(answered.output)] == [
+            ("webhooks", False, "not due"),
+            ("ledger", False, "not due"),
+        ]
+        assert len(handler.requests) >= 2
+    assert kms.describe_key(KeyId=fleet.keys["webhooks"])["KeyMetadata"]["ValidTo"] == before

@@ -18,7 +18,7 @@ import pytest
 from support.binding import TEST_HANDLER_ROLE_ID, TEST_STACK_ID, PlayedStacks, adopt_key
 from support.events import REGION, import_properties, stack_id_for
 from support.keys import assert_key_holds, external_key, new_secret
-from support.lambda_api import LambdaApi
+from support.lambda_api import LambdaApi, handler_environment
 from support.localstack import LocalStack
 
 from imported_key_cli import handlers
@@ -39,17 +39,6 @@ OTHER_SWEEP = "other-ImportedKeyHandlerSweepFunction9C8D7E6F-MnOpQr"
 UNRELATED = "billing-api-handler"
 OTHER_ROLE_ID = "AROAOTHERSTACKHANDLER"
 OTHER_STACK_ID = stack_id_for("other")
-
-
-def handler_environment(role_id: str, stack_id: str, bucket: str) -> dict[str, str]:
-    """The environment the construct gives both of a stack's functions."""
-    return {
-        contract.ENV_HANDLER_ROLE_ID: role_id,
-        contract.ENV_HANDLER_STACK_ID: stack_id,
-        contract.ENV_REGISTRY_BUCKET: bucket,
-        contract.ENV_IMPORTS_PER_SECOND: "1",
-        contract.ENV_FLEET_NAME: f"{stack_id.split('/')[1]}/ImportedKeyHandler",
-    }
 
 
 @pytest.fixture

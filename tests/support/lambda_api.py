@@ -456,3 +456,14 @@ class _Server(ThreadingHTTPServer):
         # for tests to look at instead of printing a traceback.
         error = sys.exception()
         self.api._failed(f"{client_address}: {type(error).__name__}: {error}")
+
+
+def handler_environment(role_id: str, stack_id: str, bucket: str) -> dict[str, str]:
+    """The environment the construct gives both of a stack's functions."""
+    return {
+        contract.ENV_HANDLER_ROLE_ID: role_id,
+        contract.ENV_HANDLER_STACK_ID: stack_id,
+        contract.ENV_REGISTRY_BUCKET: bucket,
+        contract.ENV_IMPORTS_PER_SECOND: "1",
+        contract.ENV_FLEET_NAME: f"{stack_id.split('/')[1]}/ImportedKeyHandler",
+    }
