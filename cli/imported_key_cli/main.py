@@ -33,6 +33,7 @@ from . import handlers, render
 from .audit import HISTORY, key_events
 from .handlers import HandlerError
 from .inventory import ManagedKey, find_key, managed_keys
+from .rotation import PHASE_READY, rotation_plan
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -361,6 +362,40 @@ def renew(obj: Context, keys: tuple[str, ...], due: bool, dry_run: bool) -> None
         render.outcomes(obj.console, results, "Renewed", "RENEWED")
     if any(result["Failed"] for result in results):
         sys.exit(ATTENTION)
+
+
+@cli.command()
+@click.argument("key")
+@click.option(
+    "--finish",
+    is_flag=True,
+    help="Have the primary's handler make the new material current now (once every replica "
+    "holds it), rather than at its next sweep.",
+)
+@click.pass_obj
+@aws_errors
+def rotate(obj: Context, key: str, finish: bool) -> None:
+    """Where a rotation to new material stands, in each Region of a multi-Region key.
+
+    A rotation starts with a deployment: a secret version that adds the new material last,
+    declared by material_version_id, deployed to the primary's stack and then to each
+    replica's. KMS then needs every replica to hold the material before the primary's handler
+    makes it current (at its next sweep, or now with --finish)."""
+    kms = obj.kms()
+    found = find_key(kms, key)
+    plan = rotation_plan(found, lambda region: obj.session.client("kms", region_name=region))
+    if finish:
+        if plan.phase != PHASE_READY:
+            fail(ATTENTION, f"nothing to finish: {plan.explanation}")
+        obj.ask_handler(handlers.renew, found)
+        plan = rotation_plan(
+            find_key(kms, found.key_id),
+            lambda region: obj.session.client("kms", region_name=region),
+        )
+    if obj.as_json:
+        obj.emit(plan.summary())
+    else:
+        render.rotation(obj.console, found, plan)
 
 
 def _chosen(obj: Context, keys: tuple[str, ...], every: bool) -> list[ManagedKey]:

@@ -17,6 +17,7 @@ from imported_key_handler import contract
 
 from .audit import AuditEvent
 from .inventory import ROTATION_LIMIT, ManagedKey
+from .rotation import RotationPlan
 
 # KMS's spec names, shortened where the table is tight (``--wide`` and ``--json`` keep them).
 _SHORT_SPECS = {contract.SYMMETRIC_DEFAULT: "SYMMETRIC"}
@@ -225,3 +226,15 @@ def outcomes(console: Console, results: list[dict[str, Any]], flag: str, heading
                 detail += f"; valid to {str(result['ValidTo'])[:10]}"
             table.add_row(result["Name"], renewed, detail)
     console.print(table)
+
+
+def rotation(console: Console, key: ManagedKey, plan: RotationPlan) -> None:
+    console.print(f"{key.name} ({key.key_id}): {plan.phase}, {_rotations(key)} rotations used")
+    if plan.regions:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("REGION", no_wrap=True)
+        table.add_column("NEW MATERIAL", no_wrap=True)
+        for region, state in plan.regions.items():
+            table.add_row(region, state)
+        console.print(table)
+    console.print(plan.explanation)

@@ -35,6 +35,7 @@ from imported_key_handler.renewal import renew_key
 pytestmark = pytest.mark.localstack
 
 REGION = "sa-east-1"
+REPLICA_REGION = "ap-northeast-1"  # the rotate test's replica: no other suite uses it
 FLEET = "cli-fleet"
 WIDTH = 80
 # Every material this module imports: none may appear in anything the command line prints.
@@ -443,3 +444,82 @@ def test_renew_asks_the_handler_and_a_dry_run_changes_nothing(
         ]
         assert len(handler.requests) >= 2
     assert kms.describe_key(KeyId=fleet.keys["webhooks"])["KeyMetadata"]["ValidTo"] == before
+
+
+def test_rotate_follows_a_multi_region_rotation_and_finishes_it(
+    localstack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A primary here and a replica in another Region, each deployed by its own stack: the
+    command line shows each phase, per Region, and has the primary's handler finish it."""
+    from imported_key_handler import clients
+
+    stacks = PlayedStacks()
+    monkeypatch.setattr(clients, "cloudformation_client", stacks.client)
+    primary = deploy_region(localstack, stacks, REGION)
+    primary.stack_id = stack_id_in(REGION, f"cli-rotate-{uuid.uuid4().hex[:6]}")
+    replica = deploy_region(localstack, stacks, REPLICA_REGION)
+    alias = f"global-{uuid.uuid4().hex[:6]}"
+    key_id = primary.kms.create_key(Origin="EXTERNAL", MultiRegion=True)["KeyMetadata"]["KeyId"]
+    primary.kms.create_alias(AliasName=f"alias/{alias}", TargetKeyId=key_id)
+    old, new = os.urandom(32), os.urandom(32)
+    secrets = {}
+
+    def deploy(regional: Regional, *materials: bytes, action: str = "Update") -> None:
+        secrets_client = regional.clients.secrets
+        if regional.region not in secrets:
+            created = secrets_client.create_secret(
+                Name=f"{alias}/{uuid.uuid4()}", SecretString=materials_document(*materials)
+            )
+            secrets[regional.region] = created["ARN"]
+            version = created["VersionId"]
+        else:
+            version = secrets_client.put_secret_value(
+                SecretId=secrets[regional.region], SecretString=materials_document(*materials)
+            )["VersionId"]
+        properties = import_properties(
+            key_id,
+            secrets[regional.region],
+            **{
+                contract.PROP_WRAPPING_KEY_SPEC: "RSA_2048",
+                contract.PROP_ROTATE_ON_MATERIAL_CHANGE: "true",
+                contract.PROP_MATERIAL_VERSION_ID: version,
+            },
+        )
+        bind_key(
+            regional.kms,
+            properties,
+            stack_id=regional.stack_id,
+            logical_id=LOGICAL_ID,
+            stacks=stacks,
+        )
+        with handler_of(regional, monkeypatch):
+            run_import(properties, action, (regional.stack_id, LOGICAL_ID))
+
+    deploy(primary, old, action="Create")
+    primary.kms.replicate_key(KeyId=key_id, ReplicaRegion=REPLICA_REGION)
+    deploy(replica, old, action="Create")
+    idle = json.loads(run(localstack, "--json", "rotate", alias).output)
+    assert (idle["Phase"], idle["RotationsUsed"]) == ("none", 0)
+
+    deploy(primary, old, new)
+    waiting = run(localstack, "rotate", alias)
+    assert waiting.exit_code == 0, waiting.output
+    assert "waiting-for-replicas" in waiting.output
+    assert f"{REPLICA_REGION} still lack it" in " ".join(waiting.output.split())
+    refused = run(localstack, "rotate", alias, "--finish")
+    assert refused.exit_code == 1  # KMS would refuse: a replica lacks it
+
+    deploy(replica, old, new)
+    ready = json.loads(run(localstack, "--json", "rotate", alias).output)
+    assert ready["Phase"] == "ready-to-rotate"
+    assert ready["Regions"] == {REGION: "PENDING_ROTATION", REPLICA_REGION: "PENDING_ROTATION"}
+    with deployed_handler(localstack, primary, stacks, monkeypatch) as handler:
+        finished = run(localstack, "--json", "rotate", alias, "--finish", handler=handler)
+    assert finished.exit_code == 0, finished.output
+    done = json.loads(finished.output)
+    assert (done["Phase"], done["RotationsUsed"]) == ("none", 1)
+    current = {
+        r.region: r.kms.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+        for r in (primary, replica)
+    }
+    assert current[REGION] == current[REPLICA_REGION] == ready["PendingKeyMaterialId"]
