@@ -6,8 +6,9 @@ Everything runs with the caller's own AWS credentials, profile and Region, throu
 handler's own modules: one way to read a key's state, one revocation.
 
 Exit codes, for pipelines: 0 all is well; 1 a key needs attention (``ls --problems`` found
-one, ``status`` of a key in trouble, a refused confirmation); 2 a usage error (Click's); 3 AWS
-refused or could not be reached; 4 no such managed key.
+one, ``status`` of a key in trouble, a failed proof, a handler's refusal, a declined
+confirmation); 2 a usage error (Click's); 3 AWS refused or could not be reached, or no deployed
+handler serves the key; 4 no such managed key.
 """
 
 import json
@@ -22,7 +23,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import boto3
 import click
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+)
 from rich.console import Console
 
 from imported_key_handler import contract
@@ -139,7 +146,10 @@ def aws_errors(command: F) -> F:
 @click.pass_context
 def cli(ctx: click.Context, profile: str | None, region: str | None, as_json: bool) -> None:
     """The keys imported-key-cdk manages: their state, their material, and break-glass."""
-    ctx.obj = Context(profile, region, as_json)
+    try:
+        ctx.obj = Context(profile, region, as_json)
+    except ProfileNotFound:
+        fail(AWS_ERROR, f"no AWS profile {profile!r} in your AWS configuration: check --profile.")
 
 
 @cli.command("ls")

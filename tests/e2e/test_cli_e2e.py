@@ -523,3 +523,11 @@ def test_rotate_follows_a_multi_region_rotation_and_finishes_it(
         for r in (primary, replica)
     }
     assert current[REGION] == current[REPLICA_REGION] == ready["PendingKeyMaterialId"]
+
+
+def test_an_unknown_profile_is_named_not_a_traceback(localstack: LocalStack) -> None:
+    result = CliRunner().invoke(
+        cli, ["--profile", "no-such-profile", "ls"], env={"AWS_CONFIG_FILE": "/nonexistent"}
+    )
+    assert result.exit_code == 3
+    assert "no AWS profile 'no-such-profile'" in " ".join(result.stderr.split())
