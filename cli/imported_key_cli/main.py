@@ -284,13 +284,14 @@ def resume(obj: Context, key: str) -> None:
 @cli.command()
 @click.argument("keys", nargs=-1, metavar="[KEY]...")
 @click.option("--all", "every", is_flag=True, help="Every managed key of the Region.")
+@click.option("--stack", help="With --all: only keys declared by this stack (its name).")
 @click.pass_obj
 @aws_errors
-def verify(obj: Context, keys: tuple[str, ...], every: bool) -> None:
+def verify(obj: Context, keys: tuple[str, ...], every: bool, stack: str | None) -> None:
     """Prove that each key holds its secret's material, by KMS's own answers (public key,
     MAC, or KMS taking the material again unchanged). The key's handler does it: it may read
     the secret; this command never does. Exit status 1 if any proof fails."""
-    chosen = _chosen(obj, keys, every)
+    chosen = _chosen(obj, keys, every, stack)
     results: list[dict[str, Any]] = []
     with render.progress(obj.console, "Verifying", len(chosen), quiet=obj.as_json) as advance:
         for key in chosen:
@@ -326,15 +327,21 @@ def verify(obj: Context, keys: tuple[str, ...], every: bool) -> None:
 @cli.command()
 @click.argument("keys", nargs=-1, metavar="[KEY]...")
 @click.option("--due", is_flag=True, help="Every managed key of the Region that is due.")
+@click.option("--stack", help="With --due: only keys declared by this stack (its name).")
 @click.option("--dry-run", is_flag=True, help="Only say which keys would be renewed.")
 @click.pass_obj
 @aws_errors
-def renew(obj: Context, keys: tuple[str, ...], due: bool, dry_run: bool) -> None:
+def renew(obj: Context, keys: tuple[str, ...], due: bool, stack: str | None, dry_run: bool) -> None:
     """Have each key's handler renew it now if it is due (inside its renewal window, or
-    PendingImport), by the renewal its schedule runs. Exit status 1 if any renewal fails."""
-    chosen = _chosen(obj, keys, due)
+    PendingImport), by the renewal its schedule runs. With --due, each handler that serves a
+    due key runs its sweep now: the quota-paced path that renews every key its due index
+    holds as due. Exit status 1 if any renewal fails."""
+    chosen = _chosen(obj, keys, due, stack)
     if due:
         chosen = [key for key in chosen if key.is_due(obj.now)]
+        if not dry_run:
+            _sweep_now(obj, chosen)
+            return
     if dry_run:
         planned = [
             {"KeyId": key.key_id, "Name": key.name, "Due": key.is_due(obj.now)} for key in chosen
@@ -374,6 +381,43 @@ def renew(obj: Context, keys: tuple[str, ...], due: bool, dry_run: bool) -> None
         sys.exit(ATTENTION)
 
 
+def _sweep_now(obj: Context, due: list[ManagedKey]) -> None:
+    """One sweep per handler serving a due key (a handler's sweep paces its own imports)."""
+    client = handlers.client(obj.session)
+    functions: dict[str, ManagedKey] = {}
+    for key in due:
+        try:
+            functions.setdefault(handlers.find_function(client, key.tags), key)
+        except LookupError as missing:
+            raise NoHandler(str(missing.args[0])) from None
+    results: list[dict[str, Any]] = []
+    with render.progress(obj.console, "Sweeping", len(functions), quiet=obj.as_json) as advance:
+        for name, key in functions.items():
+            try:
+                results.append({"Function": name, **handlers.sweep(client, key.tags)})
+            except HandlerError as refused:
+                # A sweep raises when any key failed (Lambda counts the error): its reason
+                # names the first; the figures are in the function's log.
+                results.append({"Function": name, "Error": refused.reason})
+            advance()
+    if obj.as_json:
+        obj.emit(results)
+    else:
+        if not results:
+            obj.console.print("No managed key is due.")
+        for result in results:
+            if "Error" in result:
+                obj.console.print(f"! {result['Function']}: {result['Error']}")
+            else:
+                obj.console.print(
+                    f"{result['Function']}: {result.get('Renewed')} of {result.get('Due')} due "
+                    f"keys renewed ({result.get('Keys')} indexed, "
+                    f"{result.get('LeftForNextSweep')} left for the next sweep)"
+                )
+    if any("Error" in result or result.get("Failed") for result in results):
+        sys.exit(ATTENTION)
+
+
 @cli.command()
 @click.argument("key")
 @click.option(
@@ -408,11 +452,19 @@ def rotate(obj: Context, key: str, finish: bool) -> None:
         render.rotation(obj.console, found, plan)
 
 
-def _chosen(obj: Context, keys: tuple[str, ...], every: bool) -> list[ManagedKey]:
+def _chosen(
+    obj: Context, keys: tuple[str, ...], every: bool, stack: str | None = None
+) -> list[ManagedKey]:
     if every == bool(keys):
         fail(USAGE, "name one or more keys, or use the flag for all of them (not both).")
+    if stack is not None and not every:
+        fail(USAGE, "--stack chooses among all keys: use it with --all or --due.")
     if every:
-        return sorted(managed_keys(obj.kms()), key=lambda key: key.name)
+        found = managed_keys(obj.kms())
+        return sorted(
+            (key for key in found if stack is None or key.stack == stack),
+            key=lambda key: key.name,
+        )
     kms = obj.kms()
     return [find_key(kms, key) for key in keys]
 

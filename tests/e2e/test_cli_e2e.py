@@ -531,3 +531,37 @@ def test_an_unknown_profile_is_named_not_a_traceback(localstack: LocalStack) -> 
     )
     assert result.exit_code == 3
     assert "no AWS profile 'no-such-profile'" in " ".join(result.stderr.split())
+
+
+def test_renew_due_has_the_handler_sweep_and_verify_all_takes_a_stack(
+    localstack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key whose 1-day material sits inside its 10-day window is due at once: ``renew
+    --due`` lists it in a dry run, then has its handler sweep, which renews it."""
+    from imported_key_handler import clients
+
+    stacks = PlayedStacks()
+    regional = deploy_region(localstack, stacks, REGION)
+    regional.stack_id = stack_id_in(REGION, f"cli-due-{uuid.uuid4().hex[:6]}")
+    monkeypatch.setattr(clients, "cloudformation_client", stacks.client)
+    alias = f"short-lived-{uuid.uuid4().hex[:6]}"
+    key_id, _ = deploy_key(
+        regional, alias, monkeypatch, stacks, versions=[b64(os.urandom(32))], days=1
+    )
+    stack = regional.stack_id.split("/")[1]
+    before = regional.kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"]
+
+    planned = run(localstack, "--json", "renew", "--due", "--stack", stack, "--dry-run")
+    assert json.loads(planned.output) == [{"KeyId": key_id, "Name": alias, "Due": True}]
+    assert regional.kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"] == before
+    mixed = run(localstack, "renew", alias, "--stack", stack)
+    assert mixed.exit_code == 2  # --stack chooses among all keys, not among named ones
+    with deployed_handler(localstack, regional, stacks, monkeypatch) as handler:
+        swept = run(localstack, "--json", "renew", "--due", "--stack", stack, handler=handler)
+        assert swept.exit_code == 0, swept.output
+        (sweep,) = json.loads(swept.output)
+        assert (sweep["Renewed"], sweep["Failed"]) == (1, 0)
+        assert "Error" not in sweep
+        proofs = run(localstack, "--json", "verify", "--all", "--stack", stack, handler=handler)
+    assert [p["KeyId"] for p in json.loads(proofs.output)] == [key_id]
+    assert regional.kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"] > before
