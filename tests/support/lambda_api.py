@@ -1,18 +1,30 @@
-"""A stand-in for the Lambda API on 127.0.0.1: ListFunctions, and synchronous Invoke of
-functions that run the real handler in this process.
+"""A stand-in for the Lambda API on 127.0.0.1: ListFunctions, synchronous Invoke of functions
+that run the real handler in this process, and the two reads ``imported-keys doctor`` makes.
 
 LocalStack runs Lambda functions in Docker, which this machine does not have. The command line
-only lists the handler's functions and invokes one synchronously, so this serves exactly those
-two operations, as botocore's Lambda client sends them (rest-json; the routes, query
-parameters and headers come from botocore's own service model, so a request botocore would
-not send is refused rather than guessed at):
+only lists the handler's functions, invokes one synchronously and reads their state, so this
+serves exactly those operations, as botocore's Lambda client sends them (rest-json; the
+routes, query parameters and headers come from botocore's own service model, so a request
+botocore would not send is refused rather than guessed at):
 
 - ``ListFunctions``: ``GET /2015-03-31/functions`` with ``Marker`` and ``MaxItems``, at most
   ``page_size`` (Lambda: 50) functions a page, and ``NextMarker`` while more are left;
 - ``Invoke``: ``POST /2015-03-31/functions/{FunctionName}/invocations``, RequestResponse only.
   The answer is 200 with the function's return value as JSON; when the function raises, 200
   with ``X-Amz-Function-Error: Unhandled`` and ``{"errorMessage", "errorType", ...}``, as the
-  Python runtime reports it.
+  Python runtime reports it;
+- ``GetFunctionConfiguration``: ``GET /2015-03-31/functions/{FunctionName}/configuration``,
+  the function's configuration with the fields Lambda leaves out of ListFunctions (``State``,
+  ``LastUpdateStatus`` and their reasons: tests set them on the ``Function``) and its
+  ``LoggingConfig``;
+- ``GetFunctionEventInvokeConfig``:
+  ``GET /2019-09-25/functions/{FunctionName}/event-invoke-config``, the asynchronous
+  invocation settings of a function registered with an ``on_failure`` destination (as the
+  construct configures both functions), else ResourceNotFoundException.
+
+A function that is not registered (or was ``remove``d) is ResourceNotFoundException to all of
+them. ListFunctions shows each function's ``State`` as ``Active`` whatever it is set to, as
+before; Lambda itself leaves ``State`` out of ListFunctions.
 
 A registered function runs ``imported_key_handler.entry.handler`` (or a test's own callable)
 in the server's request thread, one invocation at a time, in the environment Lambda would
@@ -36,6 +48,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
@@ -82,6 +95,18 @@ class Function:
     role: str = f"arn:aws:iam::{ACCOUNT_ID}:role/imported-key-handler"
     region: str = REGION
     invocations: list[Any] = field(default_factory=list)
+    # What GetFunctionConfiguration reports (Pending, Active, Inactive, Failed; InProgress,
+    # Successful, Failed), with the reasons Lambda gives for a state that is not the usual one.
+    state: str = "Active"
+    state_reason: str | None = None
+    state_reason_code: str | None = None
+    last_update_status: str | None = "Successful"
+    last_update_status_reason: str | None = None
+    last_update_status_reason_code: str | None = None
+    # The asynchronous invocation's on-failure destination (an SQS queue's ARN, as the construct
+    # configures it); None: the function has no event invoke configuration.
+    on_failure: str | None = None
+    log_group: str | None = None
 
     @property
     def arn(self) -> str:
@@ -106,6 +131,40 @@ class Function:
             "PackageType": "Zip",
             "Architectures": ["arm64"],
             "State": "Active",
+        }
+
+    def full_configuration(self) -> dict[str, Any]:
+        """What GetFunctionConfiguration answers: the listing's fields, the state the function
+        is set to, and its logging configuration."""
+        configuration = self.configuration()
+        optional = {
+            "StateReason": self.state_reason,
+            "StateReasonCode": self.state_reason_code,
+            "LastUpdateStatus": self.last_update_status,
+            "LastUpdateStatusReason": self.last_update_status_reason,
+            "LastUpdateStatusReasonCode": self.last_update_status_reason_code,
+        }
+        configuration.update({name: value for name, value in optional.items() if value})
+        configuration["State"] = self.state
+        configuration["LoggingConfig"] = {
+            "LogFormat": "JSON",
+            "ApplicationLogLevel": "INFO",
+            "SystemLogLevel": "WARN",
+            "LogGroup": self.log_group or f"/aws/lambda/{self.name}",
+        }
+        return configuration
+
+    def event_invoke_config(self) -> dict[str, Any] | None:
+        """What GetFunctionEventInvokeConfig answers (``LastModified`` as a datetime), or None
+        when the function has none: the construct's retries and event age, and the queue."""
+        if self.on_failure is None:
+            return None
+        return {
+            "LastModified": datetime(2026, 1, 1, tzinfo=UTC),
+            "FunctionArn": f"{self.arn}:$LATEST",
+            "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 6 * 3600,
+            "DestinationConfig": {"OnSuccess": {}, "OnFailure": {"Destination": self.on_failure}},
         }
 
 
@@ -142,8 +201,14 @@ class LambdaApi:
         model = _model()
         self._list = model.operation_model("ListFunctions")
         self._invoke = model.operation_model("Invoke")
+        self._get_configuration = model.operation_model("GetFunctionConfiguration")
+        self._get_invoke_config = model.operation_model("GetFunctionEventInvokeConfig")
         self._validator = ParamValidator()
         self._configuration_shape = model.shape_for("FunctionConfiguration")
+        self._reads = {
+            operation.name: (operation, _path_of(operation))
+            for operation in (self._get_configuration, self._get_invoke_config)
+        }
         invoke_uri = re.escape(self._invoke.http["requestUri"]).replace(
             re.escape("{FunctionName}"), "(?P<name>[^/?]+)"
         )
@@ -170,17 +235,42 @@ class LambdaApi:
         variables: Mapping[str, str],
         handler: Handler = _entry_handler,
         role: str | None = None,
+        on_failure: str | None = None,
+        log_group: str | None = None,
     ) -> Function:
-        """Add a function (its configuration is checked against botocore's model)."""
-        function = Function(name, timeout_s, dict(variables), handler, region=self.region)
+        """Add a function (its configuration is checked against botocore's model).
+        ``on_failure``: the destination ARN of its event invoke configuration (else it has
+        none); ``log_group``: its LoggingConfig's (else ``/aws/lambda/<name>``)."""
+        function = Function(
+            name,
+            timeout_s,
+            dict(variables),
+            handler,
+            region=self.region,
+            on_failure=on_failure,
+            log_group=log_group,
+        )
         if role is not None:
             function.role = role
-        report = self._validator.validate(function.configuration(), self._configuration_shape)
-        if report.has_errors():
-            raise AssertionError(report.generate_report())
+        self._validate(function)
         with self._lock:
             self.functions[name] = function
         return function
+
+    def remove(self, name: str) -> Function:
+        """Take a registered function away (as if it were deleted); it is returned."""
+        with self._lock:
+            return self.functions.pop(name)
+
+    def _validate(self, function: Function) -> None:
+        checks = [(function.full_configuration(), self._configuration_shape)]
+        invoke_config = function.event_invoke_config()
+        if invoke_config is not None:
+            checks.append((invoke_config, self._get_invoke_config.output_shape))
+        for value, shape in checks:
+            report = self._validator.validate(value, shape)
+            if report.has_errors():
+                raise AssertionError(report.generate_report())
 
     # --- ListFunctions
 
@@ -339,7 +429,31 @@ class LambdaApi:
             if function_error:
                 answer_headers["X-Amz-Function-Error"] = function_error
             return 200, answer_headers, payload
+        for name, (operation, pattern) in self._reads.items():
+            match = pattern.match(path)
+            if method != operation.http["method"] or not match:
+                continue
+            self._check_query(name, operation, query)
+            self._record(name)
+            function = self._function(match.group("name"), query.get("Qualifier"))
+            self._validate(function)  # a test may have set any state: still Lambda's shape
+            answer = self._read(name, function)
+            return 200, {"Content-Type": "application/json"}, json.dumps(answer).encode()
         raise _Refusal(404, "UnknownOperationException", f"no operation at {method} {path}")
+
+    def _read(self, operation: str, function: Function) -> dict[str, Any]:
+        if operation == "GetFunctionConfiguration":
+            return function.full_configuration()
+        invoke_config = function.event_invoke_config()
+        if invoke_config is None:
+            raise _Refusal(
+                404,
+                "ResourceNotFoundException",
+                f"The function {function.arn} doesn't have an EventInvokeConfig",
+            )
+        # rest-json timestamps: seconds since the epoch.
+        invoke_config["LastModified"] = invoke_config["LastModified"].timestamp()
+        return invoke_config
 
     def _check_query(self, operation: str, model: Any, query: Mapping[str, str]) -> None:
         allowed = {
@@ -378,6 +492,14 @@ class LambdaApi:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _path_of(operation: Any) -> re.Pattern[str]:
+    """The request path of an operation on one function, ``{FunctionName}`` as ``name``."""
+    uri = re.escape(operation.http["requestUri"]).replace(
+        re.escape("{FunctionName}"), "(?P<name>[^/?]+)"
+    )
+    return re.compile(f"^{uri}$")
 
 
 def _apply(values: Mapping[str, str | None]) -> None:
