@@ -174,9 +174,9 @@ class Deployment:
     others: tuple[str, ...] = ()
     """More functions with the same environment than the construct makes."""
     role_arns: tuple[str, ...] = ()
-    _found: "tuple[handlers._Function, ...]" = field(default=(), repr=False, compare=False)
+    _found: "tuple[handlers.HandlerFunction, ...]" = field(default=(), repr=False, compare=False)
     # Every handler function of the Region when this was found: which one serves a key.
-    _region: "tuple[handlers._Function, ...]" = field(default=(), repr=False, compare=False)
+    _region: "tuple[handlers.HandlerFunction, ...]" = field(default=(), repr=False, compare=False)
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -188,7 +188,7 @@ class Deployment:
     def serves(self, key: ManagedKey) -> bool:
         """Whether the key is this deployment's, as the handler and ``find_function`` decide
         (its ``TAG_HANDLER`` names the role; an adopted key goes to the adopting stack)."""
-        return any(f in self._found for f in handlers._serving(self._region, key.tags))
+        return any(f in self._found for f in handlers.serving(self._region, key.tags))
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -259,8 +259,8 @@ def _read(
 # --- Finding the deployments
 
 
-def _group(found: "Sequence[handlers._Function]") -> list[Deployment]:
-    groups: dict[tuple[str, str], list[handlers._Function]] = {}
+def _group(found: "Sequence[handlers.HandlerFunction]") -> list[Deployment]:
+    groups: dict[tuple[str, str], list[handlers.HandlerFunction]] = {}
     for function in found:
         groups.setdefault((function.stack_id, function.role_id), []).append(function)
     result = []
@@ -287,7 +287,7 @@ def _group(found: "Sequence[handlers._Function]") -> list[Deployment]:
 def deployments(lambda_client: handlers.LambdaClient, stack: str | None = None) -> list[Deployment]:
     """Every deployment of the handler in the client's Region (only those of stack ``stack``,
     by name, when given). ClientError when ListFunctions is refused."""
-    found, _ = handlers._handler_functions(lambda_client)
+    found, _ = handlers.handler_functions(lambda_client)
     return [d for d in _group(found) if stack is None or d.stack == stack]
 
 
@@ -297,7 +297,7 @@ def diagnose(clients: Clients, now: datetime, stack: str | None = None) -> list[
     No deployment: an empty list; but when ``stack`` is given, one report saying it was not
     found, and when ListFunctions is refused, one naming the permission."""
     try:
-        found, listed = handlers._handler_functions(clients.lambda_)
+        found, listed = handlers.handler_functions(clients.lambda_)
     except ClientError as error:
         unreadable = _Unreadable("the handler's functions", error, "lambda")
         finding = Finding(CHECK_FUNCTIONS, False, unreadable.detail, unreadable.fix)

@@ -46,8 +46,8 @@ class _FunctionPages(Protocol):
 
 
 class LambdaClient(Protocol):
-    """What this module calls on a boto3 Lambda client (the project installs no Lambda stubs,
-    so boto3 types that client as Any; this keeps the calls checked)."""
+    """What this module calls on a Lambda client: a Protocol rather than the stubs' client type,
+    so the tests' stand-ins and botocore's Stubber fit it alike."""
 
     def get_paginator(self, operation_name: Literal["list_functions"]) -> _FunctionPages: ...
 
@@ -86,7 +86,7 @@ def client(session: "boto3.session.Session") -> LambdaClient:
 
 
 @dataclass(frozen=True)
-class _Function:
+class HandlerFunction:
     name: str
     timeout: int
     role_arn: str
@@ -98,10 +98,10 @@ class _Function:
         return stack_name(self.stack_id) if self.stack_id else "(no stack named)"
 
 
-def _handler_functions(lambda_client: LambdaClient) -> tuple[list[_Function], int]:
+def handler_functions(lambda_client: LambdaClient) -> tuple[list[HandlerFunction], int]:
     """Every function of the Region whose environment makes it an imported-key-cdk handler,
     and how many functions were listed in all."""
-    found: list[_Function] = []
+    found: list[HandlerFunction] = []
     listed = 0
     for page in lambda_client.get_paginator("list_functions").paginate():
         for configuration in page.get("Functions") or []:
@@ -113,7 +113,7 @@ def _handler_functions(lambda_client: LambdaClient) -> tuple[list[_Function], in
             if not role_id:
                 continue
             found.append(
-                _Function(
+                HandlerFunction(
                     name=str(configuration["FunctionName"]),
                     timeout=int(configuration.get("Timeout") or 0),
                     role_arn=str(configuration.get("Role") or ""),
@@ -124,7 +124,7 @@ def _handler_functions(lambda_client: LambdaClient) -> tuple[list[_Function], in
     return found, listed
 
 
-def _serving(functions: Iterable[_Function], tags: Mapping[str, str]) -> list[_Function]:
+def serving(functions: Iterable[HandlerFunction], tags: Mapping[str, str]) -> list[HandlerFunction]:
     handler = tags.get(contract.TAG_HANDLER)
     adopted_by = tags.get(contract.TAG_ADOPTED_BY)
     # As the handler itself decides (binding.is_adopted): a key tagged for adoption is the
@@ -169,9 +169,9 @@ def find_function(lambda_client: LambdaClient, tags: Mapping[str, str]) -> str:
             f"the key has neither a {contract.TAG_HANDLER} nor a {contract.TAG_ADOPTED_BY} "
             "tag: no imported-key-cdk handler serves it."
         )
-    functions, listed = _handler_functions(lambda_client)
-    serving = _serving(functions, tags)
-    if not serving:
+    functions, listed = handler_functions(lambda_client)
+    candidates = serving(functions, tags)
+    if not candidates:
         raise LookupError(
             f"no Lambda function serves the key: looked for an environment with {_wanted(tags)} "
             f"among {listed} functions ({len(functions)} of them imported-key-cdk handlers). "
@@ -180,8 +180,8 @@ def find_function(lambda_client: LambdaClient, tags: Mapping[str, str]) -> str:
         )
     # Both functions of one deployment share its stack and role. Anything else with the same
     # environment (a copy, an impostor) must not be invoked by a guess.
-    groups: dict[tuple[str, str], list[_Function]] = {}
-    for function in serving:
+    groups: dict[tuple[str, str], list[HandlerFunction]] = {}
+    for function in candidates:
         groups.setdefault((function.stack_id, function.role_arn), []).append(function)
     if len(groups) > 1:
         named = "; ".join(
@@ -193,7 +193,7 @@ def find_function(lambda_client: LambdaClient, tags: Mapping[str, str]) -> str:
             f"functions of several deployments serve the key ({named}): remove the stale one, "
             "or invoke the right one yourself."
         )
-    return max(serving, key=lambda f: (f.timeout, f.name)).name
+    return max(candidates, key=lambda f: (f.timeout, f.name)).name
 
 
 def invoke(

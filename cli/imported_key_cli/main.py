@@ -38,6 +38,7 @@ from imported_key_handler.revocation import revoke_material
 
 from . import handlers, render
 from .audit import HISTORY, key_events
+from .doctor import Clients, diagnose
 from .handlers import HandlerError
 from .inventory import ManagedKey, find_key, managed_keys
 from .rotation import PHASE_READY, rotation_plan
@@ -495,6 +496,23 @@ def audit(obj: Context, key: str, days: int) -> None:
         obj.emit({"KeyId": found.key_id, "Events": [event.summary() for event in events]})
     else:
         render.audit_table(obj.console, found, events, days)
+
+
+@cli.command()
+@click.option("--stack", help="Only the deployment of this stack (its name).")
+@click.pass_obj
+@aws_errors
+def doctor(obj: Context, stack: str | None) -> None:
+    """Check each deployment of the handler in the Region: its functions, the sweep's schedule
+    and the expiry rule enabled, the dead-letter queue empty, no alarm in ALARM, and its keys;
+    each problem with its fix. Exit status 1 if there is any."""
+    reports = diagnose(Clients.of(obj.session), obj.now, stack)
+    if obj.as_json:
+        obj.emit([report.summary() for report in reports])
+    else:
+        render.doctor_reports(obj.console, reports, obj.session.region_name)
+    if not all(report.ok for report in reports):
+        sys.exit(ATTENTION)
 
 
 def _metadata(kms: "KMSClient", key: ManagedKey) -> Any:

@@ -16,6 +16,7 @@ from rich.table import Table
 from imported_key_handler import contract
 
 from .audit import AuditEvent
+from .doctor import Report
 from .inventory import ROTATION_LIMIT, ManagedKey
 from .rotation import RotationPlan
 
@@ -238,3 +239,19 @@ def rotation(console: Console, key: ManagedKey, plan: RotationPlan) -> None:
             table.add_row(region, state)
         console.print(table)
     console.print(plan.explanation)
+
+
+def doctor_reports(console: Console, reports: list[Report], region: str | None) -> None:
+    """Per deployment: each check passed or failed; under each failure, its fix."""
+    if not reports:
+        console.print(f"No imported-key-cdk handler is deployed in {region}.")
+        return
+    for report in reports:
+        problems = sum(not finding.ok for finding in report.findings)
+        verdict = "ok" if report.ok else f"{problems} problem{'s' if problems != 1 else ''}"
+        console.print(f"{report.stack}: {verdict}")
+        for finding in report.findings:
+            mark = "ok" if finding.ok else "!!"
+            console.print(f"  {mark} {finding.check}: {finding.detail}", overflow="fold")
+            if finding.fix and not finding.ok:
+                console.print(f"     fix: {finding.fix}", overflow="fold")

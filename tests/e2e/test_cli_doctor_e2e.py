@@ -631,3 +631,36 @@ def test_a_revoked_key_is_found_with_how_to_resume_it(deployed: Deployed, client
     assert finding.fix is not None
     assert f"imported-keys resume {alias}" in finding.fix
     assert problems(deployed, clients) == []
+
+
+# --- The command
+
+
+def test_the_doctor_command_at_80_columns_and_as_json(deployed: Deployed) -> None:
+    """``imported-keys doctor`` as an operator runs it: exit 0 when all is well; with the
+    schedule disabled, exit 1 and the fix, every line within 80 columns."""
+    from click.testing import CliRunner
+
+    from imported_key_cli.main import cli
+
+    env = {
+        **deployed.endpoints,
+        "AWS_ACCESS_KEY_ID": "operator",
+        "AWS_SECRET_ACCESS_KEY": "operator",
+        "AWS_REGION": REGION,
+        "AWS_PROFILE": None,
+        "COLUMNS": "80",
+    }
+    healthy = CliRunner().invoke(cli, ["doctor", "--stack", deployed.stack], env=env)
+    assert healthy.exit_code == 0, healthy.output
+    assert f"{deployed.stack}: ok" in healthy.output
+    with rule_disabled(deployed, deployed.sweep_rule):
+        shown = CliRunner().invoke(cli, ["doctor", "--stack", deployed.stack], env=env)
+        as_json = CliRunner().invoke(cli, ["--json", "doctor", "--stack", deployed.stack], env=env)
+    assert shown.exit_code == 1
+    assert f"{deployed.stack}: 1 problem" in shown.output
+    assert "fix: aws events enable-rule" in shown.output
+    assert all(len(line) <= 80 for line in shown.output.splitlines()), shown.output
+    (report,) = json.loads(as_json.output)
+    failed = [f for f in report["Findings"] if not f["Ok"]]
+    assert [f["Check"] for f in failed] == [doctor.CHECK_SCHEDULE]
