@@ -153,6 +153,8 @@ class Finding:
     ok: bool
     detail: str
     fix: str | None = None
+    firing: bool = False
+    """An alarm in ALARM (not merely one that could not be read): ``status`` fails on it."""
 
     def summary(self) -> dict[str, Any]:
         """The finding as JSON."""
@@ -831,6 +833,7 @@ class _Context:
                     False,
                     f"alarm {name} is in ALARM{when}: {_cut(reason)}",
                     self._alarm_fix(kinds[name], name),
+                    firing=True,
                 )
             )
         if not findings:
@@ -956,3 +959,23 @@ def _cut(text: str) -> str:
 def _printable(text: str) -> str:
     # What AWS says ends up on the operator's terminal: no control sequence may rewrite it.
     return "".join(c if c.isprintable() else " " for c in text)
+
+
+def alarm_states(clients: Clients, key: ManagedKey, now: datetime) -> list[Finding]:
+    """The alarms of the deployment that serves ``key`` (``status``): its alarm findings, or
+    one finding saying why they could not be read."""
+    try:
+        serving = [d for d in deployments(clients.lambda_) if d.serves(key)]
+    except ClientError as error:
+        unreadable = _Unreadable("the key's handler", error, "lambda")
+        return [Finding(CHECK_ALARMS, False, unreadable.detail, unreadable.fix)]
+    if not serving:
+        return [
+            Finding(
+                CHECK_ALARMS,
+                False,
+                f"no deployed handler serves key {key.key_id} in {clients.region}",
+                "Deploy the key's stack, or check the Region (--region).",
+            )
+        ]
+    return [f for f in check(serving[0], clients, now, [key]) if f.check == CHECK_ALARMS]

@@ -38,7 +38,7 @@ from imported_key_handler.revocation import revoke_material
 
 from . import handlers, render
 from .audit import HISTORY, key_events
-from .doctor import Clients, diagnose
+from .doctor import Clients, alarm_states, diagnose
 from .handlers import HandlerError
 from .inventory import ManagedKey, find_key, managed_keys
 from .rotation import PHASE_READY, rotation_plan
@@ -204,14 +204,15 @@ def ls(
 @click.pass_obj
 @aws_errors
 def status(obj: Context, key: str) -> None:
-    """One key in depth: its materials, replicas and binding. KEY: alias, id or ARN.
-    Exit status 1 when it needs attention."""
+    """One key in depth: its materials, replicas, binding, and the alarms of the handler that
+    serves it. KEY: alias, id or ARN. Exit status 1 when it or an alarm needs attention."""
     found = find_key(obj.kms(), key)
+    alarms = alarm_states(Clients.of(obj.session), found, obj.now)
     if obj.as_json:
-        obj.emit(render.status_summary(found, obj.now))
+        obj.emit({**render.status_summary(found, obj.now), "Alarms": [a.summary() for a in alarms]})
     else:
-        render.key_status(obj.console, found, obj.now)
-    if found.attention(obj.now) is not None:
+        render.key_status(obj.console, found, obj.now, alarms)
+    if found.attention(obj.now) is not None or any(alarm.firing for alarm in alarms):
         sys.exit(ATTENTION)
 
 

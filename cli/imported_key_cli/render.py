@@ -16,7 +16,7 @@ from rich.table import Table
 from imported_key_handler import contract
 
 from .audit import AuditEvent
-from .doctor import Report
+from .doctor import Finding, Report
 from .inventory import ROTATION_LIMIT, ManagedKey
 from .rotation import RotationPlan
 
@@ -118,7 +118,7 @@ def binding_of(key: ManagedKey) -> dict[str, Any]:
     }
 
 
-def key_status(console: Console, key: ManagedKey, now: datetime) -> None:
+def key_status(console: Console, key: ManagedKey, now: datetime, alarms: "list[Finding]") -> None:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")
@@ -145,6 +145,8 @@ def key_status(console: Console, key: ManagedKey, now: datetime) -> None:
     attention = key.attention(now)
     if attention:
         rows.append(("Attention", attention))
+    for finding in alarms:
+        rows.append(("Alarms", finding.detail if finding.ok else f"! {finding.detail}"))
     for label, value in rows:
         facts.add_row(label, value)
     console.print(facts)

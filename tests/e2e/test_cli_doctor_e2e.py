@@ -664,3 +664,35 @@ def test_the_doctor_command_at_80_columns_and_as_json(deployed: Deployed) -> Non
     (report,) = json.loads(as_json.output)
     failed = [f for f in report["Findings"] if not f["Ok"]]
     assert [f["Check"] for f in failed] == [doctor.CHECK_SCHEDULE]
+
+
+def test_status_shows_the_alarms_of_the_keys_handler(deployed: Deployed) -> None:
+    from click.testing import CliRunner
+
+    from imported_key_cli.main import cli
+
+    env = {
+        **deployed.endpoints,
+        "AWS_ACCESS_KEY_ID": "operator",
+        "AWS_SECRET_ACCESS_KEY": "operator",
+        "AWS_REGION": REGION,
+        "AWS_PROFILE": None,
+        "COLUMNS": "80",
+    }
+    key_id = deploy_key(deployed.regional, deployed.stacks, f"status-{uuid.uuid4().hex[:6]}")
+    errors = deployed.alarms[doctor.ERRORS_ALARM]
+    try:
+        calm = CliRunner().invoke(cli, ["--json", "status", key_id], env=env)
+        deployed.cloudwatch.set_alarm_state(
+            AlarmName=errors, StateValue="ALARM", StateReason="a renewal failed"
+        )
+        firing = CliRunner().invoke(cli, ["status", key_id], env=env)
+    finally:
+        deployed.cloudwatch.set_alarm_state(AlarmName=errors, StateValue="OK", StateReason="ok")
+        # No longer this deployment's: the other tests see one healthy key again.
+        deployed.regional.kms.untag_resource(KeyId=key_id, TagKeys=[contract.TAG_HANDLER])
+    assert calm.exit_code == 0, calm.output
+    assert [a["Ok"] for a in json.loads(calm.output)["Alarms"]] == [True]
+    assert firing.exit_code == 1
+    assert "is in ALARM" in " ".join(firing.output.split())
+    assert all(len(line) <= 80 for line in firing.output.splitlines()), firing.output
