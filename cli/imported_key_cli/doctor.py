@@ -28,6 +28,7 @@ invokes a function. The reads: ``lambda:ListFunctions``, ``GetFunctionConfigurat
 ``DescribeAlarmsForMetric``; and the reads of ``inventory.managed_keys``.
 """
 
+import importlib.metadata
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 CHECK_FUNCTIONS: Final = "functions"
+CHECK_VERSION: Final = "version"
 CHECK_SCHEDULE: Final = "schedule"
 CHECK_EXPIRY_RULE: Final = "expiry-rule"
 CHECK_DEAD_LETTERS: Final = "dead-letters"
@@ -58,6 +60,7 @@ CHECK_ALARMS: Final = "alarms"
 CHECK_KEYS: Final = "keys"
 CHECKS: Final = (
     CHECK_FUNCTIONS,
+    CHECK_VERSION,
     CHECK_SCHEDULE,
     CHECK_EXPIRY_RULE,
     CHECK_DEAD_LETTERS,
@@ -386,6 +389,7 @@ def _check(
 ) -> list[Finding]:
     context = _Context(deployment, clients, now)
     findings = context.functions()
+    findings += context.version()
     if isinstance(keys, Finding):
         served: list[ManagedKey] = []
         context.renewal_expected = None  # unknown
@@ -434,6 +438,36 @@ class _Context:
         partition = parts[1] if len(parts) > 4 else "aws"
         account = parts[4] if len(parts) > 4 else ""
         return f"arn:{partition}:lambda:{self.region}:{account}:function:{name}"
+
+    # --- version
+
+    def version(self) -> list[Finding]:
+        """The library version that deployed the handler (its environment records it) against
+        this command line's: an older handler lacks events the command line sends (verify)."""
+        function = self.sweep or self.handler
+        if function is None or not function.configuration:
+            return []
+        deployed = function.environment.get(contract.ENV_LIBRARY_VERSION)
+        try:
+            mine = importlib.metadata.version(contract.LIBRARY_DISTRIBUTION)
+        except importlib.metadata.PackageNotFoundError:
+            mine = "unknown"
+        if deployed == mine:
+            return [Finding(CHECK_VERSION, True, f"deployed by imported-key-cdk {mine}")]
+        what = (
+            f"deployed by imported-key-cdk {_cut(deployed)}"
+            if deployed
+            else "deployed by an imported-key-cdk that does not record its version"
+        )
+        return [
+            Finding(
+                CHECK_VERSION,
+                False,
+                f"{what}; this command line is {mine}: commands the older handler does not "
+                "know (verify) fail until it is deployed again",
+                f"Deploy the stack with imported-key-cdk {mine}: {self.deploy}",
+            )
+        ]
 
     # --- functions
 

@@ -1,6 +1,7 @@
 """The one import handler per stack (per runtime and architecture) that every ImportedKey shares:
 its function, role, dead-letter queue and alarms, and the permissions it gets on each key."""
 
+import importlib.metadata
 import importlib.resources
 import re
 import weakref
@@ -123,6 +124,16 @@ def _principal_arn(principal: iam.IPrincipal) -> str:
     return str(arns[0])
 
 
+def library_version() -> str:
+    """This library's installed version, recorded in the handler's environment (``doctor``
+    tells a handler deployed by another version); "unknown" when run from a source tree that
+    was never installed."""
+    try:
+        return importlib.metadata.version(contract.LIBRARY_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 class ImportHandler(Construct):
     """The import handler one stack shares between its ImportedKeys (per runtime/architecture).
 
@@ -196,6 +207,7 @@ class ImportHandler(Construct):
             contract.ENV_REGISTRY_BUCKET: self.registry.bucket_name,
             contract.ENV_IMPORTS_PER_SECOND: str(imports_per_second),
             contract.ENV_FLEET_NAME: self.fleet_name,
+            contract.ENV_LIBRARY_VERSION: library_version(),
         }
 
         def new_function(

@@ -166,6 +166,9 @@ ENV_REGISTRY_BUCKET: Final = "IMPORTED_KEY_REGISTRY_BUCKET"
 ENV_IMPORTS_PER_SECOND: Final = "IMPORTED_KEY_IMPORTS_PER_SECOND"
 # ... the name the fleet's metrics carry (METRIC_DIMENSION).
 ENV_FLEET_NAME: Final = "IMPORTED_KEY_FLEET_NAME"
+# ... the imported-key-cdk version that deployed it (the operator's doctor compares its own).
+ENV_LIBRARY_VERSION: Final = "IMPORTED_KEY_CDK_VERSION"
+LIBRARY_DISTRIBUTION: Final = "imported-key-cdk"
 # The tag a secret carries so that a handler may read it (its value: the handler's fleet name).
 SECRET_READER_TAG: Final = "imported-key-cdk:reader"  # noqa: S105 - a tag key
 # GetParametersForImport: 1 request/s per account and Region, shared with everything else there.

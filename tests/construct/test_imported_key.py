@@ -1,6 +1,7 @@
 """Template tests for ImportedKey (aws_cdk.assertions)."""
 
 import json
+from importlib.metadata import version
 from typing import Any
 
 import aws_cdk as cdk
@@ -582,6 +583,7 @@ def test_handler_function_settings() -> None:
                 contract.ENV_REGISTRY_BUCKET: {"Ref": bucket_id},
                 contract.ENV_IMPORTS_PER_SECOND: str(contract.DEFAULT_IMPORTS_PER_SECOND),
                 contract.ENV_FLEET_NAME: FLEET_NAME,
+                contract.ENV_LIBRARY_VERSION: version(contract.LIBRARY_DISTRIBUTION),
             }
         }
     assert imports["Code"] == sweeps["Code"]

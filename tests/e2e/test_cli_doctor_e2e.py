@@ -452,6 +452,7 @@ def test_a_healthy_deployment_has_no_finding_and_every_check_ran(
     assert [f.check for f in report.findings] == [
         doctor.CHECK_FUNCTIONS,
         doctor.CHECK_FUNCTIONS,
+        doctor.CHECK_VERSION,
         doctor.CHECK_SCHEDULE,
         doctor.CHECK_EXPIRY_RULE,
         doctor.CHECK_DEAD_LETTERS,
@@ -696,3 +697,19 @@ def test_status_shows_the_alarms_of_the_keys_handler(deployed: Deployed) -> None
     assert firing.exit_code == 1
     assert "is in ALARM" in " ".join(firing.output.split())
     assert all(len(line) <= 80 for line in firing.output.splitlines()), firing.output
+
+
+def test_a_handler_deployed_by_another_version_is_found(
+    deployed: Deployed, clients: Clients
+) -> None:
+    sweep = deployed.lambda_api.functions[deployed.sweep_function]
+    recorded = sweep.variables[contract.ENV_LIBRARY_VERSION]
+    sweep.variables[contract.ENV_LIBRARY_VERSION] = "0.0.1"
+    try:
+        (finding,) = problems(deployed, clients)
+    finally:
+        sweep.variables[contract.ENV_LIBRARY_VERSION] = recorded
+    assert finding.check == doctor.CHECK_VERSION
+    assert "deployed by imported-key-cdk 0.0.1" in finding.detail
+    assert finding.fix is not None
+    assert f"cdk deploy {deployed.stack}" in finding.fix

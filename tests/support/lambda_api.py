@@ -38,6 +38,7 @@ Requests are not authenticated, but each must carry a SigV4 signature for the ``
 service: a client for another service, or an unsigned one, is refused.
 """
 
+import importlib.metadata
 import json
 import os
 import re
@@ -588,4 +589,5 @@ def handler_environment(role_id: str, stack_id: str, bucket: str) -> dict[str, s
         contract.ENV_REGISTRY_BUCKET: bucket,
         contract.ENV_IMPORTS_PER_SECOND: "1",
         contract.ENV_FLEET_NAME: f"{stack_id.split('/')[1]}/ImportedKeyHandler",
+        contract.ENV_LIBRARY_VERSION: importlib.metadata.version(contract.LIBRARY_DISTRIBUTION),
     }
