@@ -294,30 +294,18 @@ def verify(obj: Context, keys: tuple[str, ...], every: bool, stack: str | None) 
     MAC, or KMS taking the material again unchanged). The key's handler does it: it may read
     the secret; this command never does. Exit status 1 if any proof fails."""
     chosen = _chosen(obj, keys, every, stack)
-    results: list[dict[str, Any]] = []
-    with render.progress(obj.console, "Verifying", len(chosen), quiet=obj.as_json) as advance:
-        for key in chosen:
-            try:
-                answer = obj.ask_handler(handlers.verify, key)
-                results.append(
-                    {
-                        "KeyId": key.key_id,
-                        "Name": key.name,
-                        "Verified": True,
-                        "Proof": answer["Verified"],
-                        "Materials": answer.get("Materials"),
-                    }
-                )
-            except HandlerError as refused:
-                results.append(
-                    {
-                        "KeyId": key.key_id,
-                        "Name": key.name,
-                        "Verified": False,
-                        "Reason": refused.reason,
-                    }
-                )
-            advance()
+    results = _through_handlers(
+        obj,
+        chosen,
+        "Verifying",
+        handlers.verify,
+        lambda answer: {
+            "Verified": True,
+            "Proof": answer["Verified"],
+            "Materials": answer.get("Materials"),
+        },
+        {"Verified": False},
+    )
     if obj.as_json:
         obj.emit(results)
     else:
@@ -355,26 +343,17 @@ def renew(obj: Context, keys: tuple[str, ...], due: bool, stack: str | None, dry
                 verdict = "would be renewed" if entry["Due"] else "not due: would be left"
                 obj.console.print(f"{entry['Name']}: {verdict}")
         return
-    results: list[dict[str, Any]] = []
-    with render.progress(obj.console, "Renewing", len(chosen), quiet=obj.as_json) as advance:
-        for number, key in enumerate(chosen):
-            if number:
-                # GetParametersForImport allows 1 request a second in the account and Region,
-                # shared with every sweep: the command line takes no more than that.
-                time.sleep(RENEW_INTERVAL_S)
-            try:
-                answer = obj.ask_handler(handlers.renew, key)
-                results.append({"Name": key.name, "Failed": False, **answer})
-            except HandlerError as refused:
-                results.append(
-                    {
-                        "KeyId": key.key_id,
-                        "Name": key.name,
-                        "Failed": True,
-                        "Reason": refused.reason,
-                    }
-                )
-            advance()
+    results = _through_handlers(
+        obj,
+        chosen,
+        "Renewing",
+        handlers.renew,
+        lambda answer: {"Failed": False, **answer},
+        {"Failed": True},
+        # GetParametersForImport allows 1 request a second in the account and Region, shared
+        # with every sweep: the command line takes no more than that.
+        pause_s=RENEW_INTERVAL_S,
+    )
     if obj.as_json:
         obj.emit(results)
     else:
@@ -452,6 +431,32 @@ def rotate(obj: Context, key: str, finish: bool) -> None:
         obj.emit(plan.summary())
     else:
         render.rotation(obj.console, found, plan)
+
+
+def _through_handlers(
+    obj: Context,
+    keys: list[ManagedKey],
+    label: str,
+    call: Callable[..., dict[str, Any]],
+    answered: Callable[[dict[str, Any]], dict[str, Any]],
+    refused: dict[str, Any],
+    *,
+    pause_s: float = 0.0,
+) -> list[dict[str, Any]]:
+    """``call`` for each key through its handler, one at a time with a progress bar: one
+    result each, ``answered(answer)`` or ``refused`` with the handler's reason."""
+    results: list[dict[str, Any]] = []
+    with render.progress(obj.console, label, len(keys), quiet=obj.as_json) as advance:
+        for number, key in enumerate(keys):
+            if number and pause_s:
+                time.sleep(pause_s)
+            named = {"KeyId": key.key_id, "Name": key.name}
+            try:
+                results.append({**named, **answered(obj.ask_handler(call, key))})
+            except HandlerError as refusal:
+                results.append({**named, **refused, "Reason": refusal.reason})
+            advance()
+    return results
 
 
 def _chosen(

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,17 +29,16 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 from support import localstack as localstack_support
-from support.binding import TEST_HANDLER_ROLE_ID, PlayedStacks, bind_key
-from support.events import ACCOUNT_ID, LOGICAL_ID, import_properties
+from support.binding import TEST_HANDLER_ROLE_ID, PlayedStacks
+from support.events import ACCOUNT_ID, import_properties
 from support.lambda_api import LambdaApi, handler_environment
 from support.localstack import LocalStack, start_localstack
-from support.regions import Regional, deploy_region, handler_of, stack_id_in
+from support.regions import Regional, deploy_region, import_in, stack_id_in
 
 from imported_key_cli import doctor
 from imported_key_cli.doctor import Clients, Finding, Report
 from imported_key_handler import clients as handler_clients
 from imported_key_handler import contract
-from imported_key_handler.cfn import run_import
 
 pytestmark = pytest.mark.localstack
 
@@ -237,18 +236,9 @@ def deploy_key(regional: Regional, stacks: PlayedStacks, alias: str) -> str:
     properties = import_properties(
         key_id, secret["ARN"], **{contract.PROP_WRAPPING_KEY_SPEC: "RSA_2048"}
     )
-    bind_key(
-        kms,
-        properties,
-        stack_id=regional.stack_id,
-        logical_id=LOGICAL_ID,
-        renew_before_s=int(timedelta(days=10).total_seconds()),
-        stacks=stacks,
-    )
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(handler_clients, "cloudformation_client", stacks.client)
-        with handler_of(regional, monkeypatch):
-            run_import(properties, "Create", (regional.stack_id, LOGICAL_ID))
+        import_in(regional, properties, stacks, monkeypatch)
     return key_id
 
 

@@ -19,16 +19,15 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 from click.testing import CliRunner, Result
-from support.binding import TEST_HANDLER_ROLE_ID, PlayedStacks, bind_key
-from support.events import LOGICAL_ID, import_properties
+from support.binding import TEST_HANDLER_ROLE_ID, PlayedStacks
+from support.events import import_properties
 from support.keys import materials_document
 from support.lambda_api import LambdaApi, handler_environment
 from support.localstack import LocalStack
-from support.regions import Regional, deploy_region, handler_of, stack_id_in
+from support.regions import Regional, deploy_region, handler_of, import_in, stack_id_in
 
 from imported_key_cli.main import cli
 from imported_key_handler import contract
-from imported_key_handler.cfn import run_import
 from imported_key_handler.errors import ImportFailure
 from imported_key_handler.renewal import renew_key
 
@@ -114,19 +113,22 @@ def deploy_key(
         )
         if pinned:  # else the handler reads the secret's current version
             properties[contract.PROP_MATERIAL_VERSION_ID] = version_id
-        bind_key(
-            kms,
-            properties,
-            stack_id=regional.stack_id,
-            logical_id=LOGICAL_ID,
-            renew_before_s=int(timedelta(days=10).total_seconds()),
-            stacks=stacks,
-        )
-        with handler_of(regional, monkeypatch):
-            run_import(
-                properties, "Create" if number == 0 else "Update", (regional.stack_id, LOGICAL_ID)
-            )
+        import_in(regional, properties, stacks, monkeypatch, "Create" if number == 0 else "Update")
     return key_id, secret_arn
+
+
+def own_stack(
+    localstack: LocalStack, monkeypatch: pytest.MonkeyPatch, name: str
+) -> tuple[Regional, PlayedStacks]:
+    """A stack of this module's Region named ``name-<random>``, its handler's clients, and
+    CloudFormation's record of it (which the handler asks)."""
+    from imported_key_handler import clients
+
+    stacks = PlayedStacks()
+    monkeypatch.setattr(clients, "cloudformation_client", stacks.client)
+    regional = deploy_region(localstack, stacks, REGION)
+    regional.stack_id = stack_id_in(REGION, f"{name}-{uuid.uuid4().hex[:6]}")
+    return regional, stacks
 
 
 def b64(material: bytes) -> str:
@@ -272,12 +274,7 @@ def test_a_key_that_is_not_managed_or_not_there_exits_4(
 def test_revoke_asks_first_stays_revoked_and_resume_lets_the_handler_restore(
     localstack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stacks = PlayedStacks()
-    regional = deploy_region(localstack, stacks, REGION)
-    regional.stack_id = stack_id_in(REGION, f"cli-revoke-{uuid.uuid4().hex[:6]}")
-    from imported_key_handler import clients
-
-    monkeypatch.setattr(clients, "cloudformation_client", stacks.client)
+    regional, stacks = own_stack(localstack, monkeypatch, "cli-revoke")
     alias = f"revocable-{uuid.uuid4().hex[:6]}"
     key_id, _ = deploy_key(
         regional, alias, monkeypatch, stacks, versions=[b64(MATERIALS["revocable"])]
@@ -401,12 +398,7 @@ def test_verify_proves_every_key_through_its_handler_and_fails_on_a_foreign_secr
 def test_verify_fails_when_the_secret_no_longer_holds_the_keys_material(
     localstack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stacks = PlayedStacks()
-    regional = deploy_region(localstack, stacks, REGION)
-    regional.stack_id = stack_id_in(REGION, f"cli-drift-{uuid.uuid4().hex[:6]}")
-    from imported_key_handler import clients
-
-    monkeypatch.setattr(clients, "cloudformation_client", stacks.client)
+    regional, stacks = own_stack(localstack, monkeypatch, "cli-drift")
     alias = f"drifting-{uuid.uuid4().hex[:6]}"
     key_id, secret = deploy_key(
         regional, alias, monkeypatch, stacks, versions=[b64(os.urandom(32))], pinned=False
@@ -485,15 +477,7 @@ def test_rotate_follows_a_multi_region_rotation_and_finishes_it(
                 contract.PROP_MATERIAL_VERSION_ID: version,
             },
         )
-        bind_key(
-            regional.kms,
-            properties,
-            stack_id=regional.stack_id,
-            logical_id=LOGICAL_ID,
-            stacks=stacks,
-        )
-        with handler_of(regional, monkeypatch):
-            run_import(properties, action, (regional.stack_id, LOGICAL_ID))
+        import_in(regional, properties, stacks, monkeypatch, action)
 
     deploy(primary, old, action="Create")
     primary.kms.replicate_key(KeyId=key_id, ReplicaRegion=REPLICA_REGION)
@@ -538,12 +522,8 @@ def test_renew_due_has_the_handler_sweep_and_verify_all_takes_a_stack(
 ) -> None:
     """A key whose 1-day material sits inside its 10-day window is due at once: ``renew
     --due`` lists it in a dry run, then has its handler sweep, which renews it."""
-    from imported_key_handler import clients
 
-    stacks = PlayedStacks()
-    regional = deploy_region(localstack, stacks, REGION)
-    regional.stack_id = stack_id_in(REGION, f"cli-due-{uuid.uuid4().hex[:6]}")
-    monkeypatch.setattr(clients, "cloudformation_client", stacks.client)
+    regional, stacks = own_stack(localstack, monkeypatch, "cli-due")
     alias = f"short-lived-{uuid.uuid4().hex[:6]}"
     key_id, _ = deploy_key(
         regional, alias, monkeypatch, stacks, versions=[b64(os.urandom(32))], days=1

@@ -13,10 +13,9 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 from support.binding import TEST_HANDLER_ROLE_ID, TEST_STACK_ID, PlayedStacks, adopt_key
-from support.events import REGION, import_properties, stack_id_for
+from support.events import import_properties, stack_id_for
 from support.keys import assert_key_holds, external_key, new_secret
 from support.lambda_api import LambdaApi, handler_environment
 from support.localstack import LocalStack
@@ -58,14 +57,7 @@ def lambda_api(localstack: LocalStack) -> Iterator[LambdaApi]:
 
 
 def lambda_client(api: LambdaApi) -> Any:
-    return boto3.client(
-        "lambda",
-        region_name=REGION,
-        endpoint_url=api.endpoint,
-        aws_access_key_id="operator",
-        aws_secret_access_key="operator",
-        config=handlers.CLIENT_CONFIG,
-    )
+    return api.client(handlers.CLIENT_CONFIG)
 
 
 def deployed(

@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from support.binding import PlayedStacks, bind_key
-from support.events import LOGICAL_ID, import_properties
+from support.binding import PlayedStacks
+from support.events import import_properties
 from support.keys import materials_document
 from support.regions import (
     Regional,
@@ -35,13 +35,13 @@ from support.regions import (
     deploy_region,
     eventually,
     handler_of,
+    import_in,
     plan_regions,
     replica_secret_arn,
     replicated_version,
 )
 
 from imported_key_handler import contract, registry
-from imported_key_handler.cfn import run_import
 from imported_key_handler.errors import ImportFailure
 from imported_key_handler.importer import PENDING_MULTI_REGION, PENDING_ROTATION, ImportResult
 from imported_key_handler.sweep import Pacer, SweepReport, sweep
@@ -178,16 +178,7 @@ def deploy(
             contract.PROP_MATERIAL_VERSION_ID: family.versions[regional.region],
         },
     )
-    bind_key(
-        regional.kms,
-        properties,
-        stack_id=regional.stack_id,
-        logical_id=LOGICAL_ID,
-        renew_before_s=int(RENEW_BEFORE.total_seconds()),
-        stacks=stacks,
-    )
-    with handler_of(regional, monkeypatch):
-        return run_import(properties, action, (regional.stack_id, LOGICAL_ID))
+    return import_in(regional, properties, stacks, monkeypatch, action, RENEW_BEFORE)
 
 
 def run_sweep(

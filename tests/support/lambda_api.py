@@ -4,7 +4,8 @@ that run the real handler in this process, and the two reads ``imported-keys doc
 LocalStack runs Lambda functions in Docker, which this machine does not have. The command line
 only lists the handler's functions, invokes one synchronously and reads their state, so this
 serves exactly those operations, as botocore's Lambda client sends them (rest-json; the
-routes, query parameters and headers come from botocore's own service model, so a request
+routes, query parameters and headers come import boto3
+from botocore's own service model, so a request
 botocore would not send is refused rather than guessed at):
 
 - ``ListFunctions``: ``GET /2015-03-31/functions`` with ``Marker`` and ``MaxItems``, at most
@@ -55,6 +56,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import boto3
 import botocore.session
 from botocore.validate import ParamValidator
 
@@ -227,6 +229,18 @@ class LambdaApi:
     @property
     def endpoint(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    def client(self, config: Any = None) -> Any:
+        """An operator's Lambda client for this stand-in (any credentials: it checks the
+        signature's service, not the key)."""
+        return boto3.client(
+            "lambda",
+            region_name=self.region,
+            endpoint_url=self.endpoint,
+            aws_access_key_id="operator",
+            aws_secret_access_key="operator",
+            config=config,
+        )
 
     def register(
         self,

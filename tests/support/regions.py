@@ -16,15 +16,18 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from botocore.exceptions import ClientError
 
 from imported_key_handler import contract
+from imported_key_handler.cfn import run_import
+from imported_key_handler.importer import ImportResult
 from imported_key_handler.renewal import FleetClients
-from support.binding import TEST_HANDLER_ROLE_ID, PlayedStacks
-from support.events import ACCOUNT_ID
+from support.binding import TEST_HANDLER_ROLE_ID, PlayedStacks, bind_key
+from support.events import ACCOUNT_ID, LOGICAL_ID
 from support.localstack import REGION as EMULATOR_PRIMARY_REGION
 from support.real_aws import RealAws
 
@@ -203,3 +206,25 @@ def replicated_version(regional: Regional, arn: str, value: str | bytes) -> str:
             f"{SETTLE_TIMEOUT_S:g} s"
         )
     return version
+
+
+def import_in(
+    regional: Regional,
+    properties: Mapping[str, str],
+    stacks: PlayedStacks,
+    monkeypatch: pytest.MonkeyPatch,
+    action: str = "Create",
+    renew_before: timedelta = timedelta(days=10),
+) -> ImportResult:
+    """A deployment of the key in the Region's stack, as CloudFormation makes it: the key's
+    binding tags first, then the import's Create or Update to the Region's handler."""
+    bind_key(
+        regional.kms,
+        properties,
+        stack_id=regional.stack_id,
+        logical_id=LOGICAL_ID,
+        renew_before_s=int(renew_before.total_seconds()),
+        stacks=stacks,
+    )
+    with handler_of(regional, monkeypatch):
+        return run_import(properties, action, (regional.stack_id, LOGICAL_ID))

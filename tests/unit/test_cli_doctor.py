@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from support.events import stack_id_for
@@ -139,13 +138,7 @@ def api() -> Iterator[LambdaApi]:
 
 
 def lambda_client(api: LambdaApi) -> Any:
-    return boto3.client(
-        "lambda",
-        region_name=REGION,
-        endpoint_url=api.endpoint,
-        aws_access_key_id="operator",
-        aws_secret_access_key="operator",
-    )
+    return api.client()
 
 
 def register(
