@@ -627,14 +627,10 @@ def test_a_revoked_key_is_found_with_how_to_resume_it(deployed: Deployed, client
 # --- The command
 
 
-def test_the_doctor_command_at_80_columns_and_as_json(deployed: Deployed) -> None:
-    """``imported-keys doctor`` as an operator runs it: exit 0 when all is well; with the
-    schedule disabled, exit 1 and the fix, every line within 80 columns."""
-    from click.testing import CliRunner
-
-    from imported_key_cli.main import cli
-
-    env = {
+def operator_env(deployed: Deployed) -> dict[str, str | None]:
+    """The environment an operator runs imported-keys in: this Region, every endpoint, an
+    80-column terminal."""
+    return {
         **deployed.endpoints,
         "AWS_ACCESS_KEY_ID": "operator",
         "AWS_SECRET_ACCESS_KEY": "operator",
@@ -642,6 +638,16 @@ def test_the_doctor_command_at_80_columns_and_as_json(deployed: Deployed) -> Non
         "AWS_PROFILE": None,
         "COLUMNS": "80",
     }
+
+
+def test_the_doctor_command_at_80_columns_and_as_json(deployed: Deployed) -> None:
+    """``imported-keys doctor`` as an operator runs it: exit 0 when all is well; with the
+    schedule disabled, exit 1 and the fix, every line within 80 columns."""
+    from click.testing import CliRunner
+
+    from imported_key_cli.main import cli
+
+    env = operator_env(deployed)
     healthy = CliRunner().invoke(cli, ["doctor", "--stack", deployed.stack], env=env)
     assert healthy.exit_code == 0, healthy.output
     assert f"{deployed.stack}: ok" in healthy.output
@@ -662,14 +668,7 @@ def test_status_shows_the_alarms_of_the_keys_handler(deployed: Deployed) -> None
 
     from imported_key_cli.main import cli
 
-    env = {
-        **deployed.endpoints,
-        "AWS_ACCESS_KEY_ID": "operator",
-        "AWS_SECRET_ACCESS_KEY": "operator",
-        "AWS_REGION": REGION,
-        "AWS_PROFILE": None,
-        "COLUMNS": "80",
-    }
+    env = operator_env(deployed)
     key_id = deploy_key(deployed.regional, deployed.stacks, f"status-{uuid.uuid4().hex[:6]}")
     errors = deployed.alarms[doctor.ERRORS_ALARM]
     try:
