@@ -245,14 +245,18 @@ def invoke(
     return answer
 
 
-def renew(lambda_client: LambdaClient, tags: Mapping[str, str], key_id: str) -> dict[str, Any]:
+def renew(
+    lambda_client: LambdaClient, tags: Mapping[str, str], key_id: str, *, now: bool = False
+) -> dict[str, Any]:
     """Have the key's handler renew it, as its schedule would: only when due (a key that is
-    PendingImport, after a resume, is). Its summary: ``KeyId``, ``Renewed``, ``Why``,
-    ``ValidTo`` and maybe ``PendingKeyMaterialId``. HandlerError with the handler's reason when
-    it refuses or fails (a revoked key is refused until resumed)."""
+    PendingImport, after a resume, is); with ``now``, due or not (an operator's renewal). Its
+    summary: ``KeyId``, ``Renewed``, ``Why``, ``ValidTo`` and maybe ``PendingKeyMaterialId``.
+    HandlerError with the handler's reason when it refuses or fails (a revoked key is refused
+    until resumed)."""
+    trigger = contract.TRIGGER_OPERATOR if now else contract.TRIGGER_SCHEDULE
     event = {
         contract.RENEWAL_EVENT: {
-            contract.RENEWAL_TRIGGER: contract.TRIGGER_SCHEDULE,
+            contract.RENEWAL_TRIGGER: trigger,
             contract.RENEWAL_KEY_ID: _bare_key_id(key_id),
         }
     }

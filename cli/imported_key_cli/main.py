@@ -11,6 +11,7 @@ confirmation); 2 a usage error (Click's); 3 AWS refused or could not be reached,
 handler serves the key; 4 no such managed key.
 """
 
+import functools
 import json
 import shutil
 import sys
@@ -322,9 +323,9 @@ def verify(obj: Context, keys: tuple[str, ...], every: bool, stack: str | None) 
 @click.pass_obj
 @aws_errors
 def renew(obj: Context, keys: tuple[str, ...], due: bool, stack: str | None, dry_run: bool) -> None:
-    """Have each key's handler renew it now if it is due (inside its renewal window, or
-    PendingImport), by the renewal its schedule runs. With --due, each handler that serves a
-    due key runs its sweep now: the quota-paced path that renews every key its due index
+    """Have each key's handler import its material again now, due or not: the same material,
+    a new ValidTo (a revoked key is still refused). With --due, each handler that serves a due
+    key runs its sweep now instead: the quota-paced path that renews every key its due index
     holds as due. Exit status 1 if any renewal fails."""
     chosen = _chosen(obj, keys, due, stack)
     if due:
@@ -347,7 +348,7 @@ def renew(obj: Context, keys: tuple[str, ...], due: bool, stack: str | None, dry
         obj,
         chosen,
         "Renewing",
-        handlers.renew,
+        functools.partial(handlers.renew, now=True),
         lambda answer: {"Failed": False, **answer},
         {"Failed": True},
         # GetParametersForImport allows 1 request a second in the account and Region, shared

@@ -89,7 +89,15 @@ RENEWAL_KEY_ID: Final = "KeyId"
 TRIGGER_SCHEDULE: Final = "schedule"
 TRIGGER_MATERIAL_EXPIRED: Final = "material-expired"
 TRIGGER_SWEEP: Final = "sweep"
-RENEWAL_TRIGGERS: Final = (TRIGGER_SCHEDULE, TRIGGER_MATERIAL_EXPIRED, TRIGGER_SWEEP)
+# An operator's ``imported-keys renew KEY``: re-import now, due or not (the same material, so
+# nothing but the ValidTo changes; a revoked key is still refused).
+TRIGGER_OPERATOR: Final = "operator"
+RENEWAL_TRIGGERS: Final = (
+    TRIGGER_SCHEDULE,
+    TRIGGER_MATERIAL_EXPIRED,
+    TRIGGER_SWEEP,
+    TRIGGER_OPERATOR,
+)
 # Proof on demand that a key holds its secret's material (an operator's ``imported-keys
 # verify``): {"ImportedKeyVerify": {"KeyId": "..."}}; the settings come from the binding tags.
 VERIFY_EVENT: Final = "ImportedKeyVerify"

@@ -131,6 +131,8 @@ def renew_if_due(
     if binding is not None:
         binding.refuse_if_revoked(metadata, now)
     why = due_reason(metadata, renewal.renew_before, now)
+    if why is None and renewal.trigger == contract.TRIGGER_OPERATOR:
+        why = "an operator asked for it (imported-keys renew)"
     waiting = None
     if why is None and request.rotate_on_material_change:
         # Every material tied to the key must stay imported: any one expiring takes the whole
