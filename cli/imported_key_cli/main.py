@@ -39,8 +39,9 @@ from imported_key_handler.revocation import revoke_material
 
 from . import handlers, render
 from .audit import HISTORY, key_events
-from .doctor import Clients, alarm_states, diagnose
+from .doctor import Clients, alarm_states, deployments, diagnose
 from .handlers import HandlerError
+from .history import LastRenewal, last_renewals
 from .inventory import ManagedKey, find_key, managed_keys
 from .rotation import PHASE_READY, rotation_plan
 
@@ -170,6 +171,13 @@ def cli(ctx: click.Context, profile: str | None, region: str | None, as_json: bo
     "--problems", is_flag=True, help="Only keys that need attention; exit status 1 if any."
 )
 @click.option("--wide", is_flag=True, help="Also the key id, Region and current material.")
+@click.option(
+    "--last",
+    "with_last",
+    is_flag=True,
+    help="Each key's last renewal and its result, from its handler's log (90 days), in place "
+    "of the next renewal (--wide shows both).",
+)
 @click.pass_obj
 @aws_errors
 def ls(
@@ -179,6 +187,7 @@ def ls(
     within: float | None,
     problems: bool,
     wide: bool,
+    with_last: bool,
 ) -> None:
     """The managed keys of the Region, the soonest to expire first."""
     keys = managed_keys(obj.kms())
@@ -192,10 +201,18 @@ def ls(
         and (not problems or key.attention(obj.now) is not None)
     ]
     keys.sort(key=lambda key: (key.valid_to is None, key.valid_to or obj.now, key.name))
+    last = _last_renewals(obj, keys) if with_last else None
     if obj.as_json:
-        obj.emit([key.summary(obj.now) for key in keys])
+        listed = [key.summary(obj.now) for key in keys]
+        if last is not None:
+            for entry, key in zip(listed, keys, strict=True):
+                renewal = last.get(key.key_id)
+                entry["LastRenewal"] = renewal.summary() if renewal else None
+        obj.emit(listed)
     else:
-        render.key_table(obj.console, keys, obj.now, region=obj.session.region_name, wide=wide)
+        render.key_table(
+            obj.console, keys, obj.now, region=obj.session.region_name, wide=wide, last=last
+        )
     if problems and keys:
         sys.exit(ATTENTION)
 
@@ -432,6 +449,36 @@ def rotate(obj: Context, key: str, finish: bool) -> None:
         obj.emit(plan.summary())
     else:
         render.rotation(obj.console, found, plan)
+
+
+def _last_renewals(obj: Context, keys: list[ManagedKey]) -> dict[str, LastRenewal]:
+    """The last renewal of each key, from the log of the handler that serves it; {} (and a
+    note on stderr) when the handlers or their logs cannot be read."""
+    clients = Clients.of(obj.session)
+    logs = obj.client("logs")
+    found: dict[str, LastRenewal] = {}
+    try:
+        for deployment in deployments(clients.lambda_):
+            name = deployment.sweep_function or deployment.function
+            if name is None or not any(deployment.serves(key) for key in keys):
+                continue
+            configuration = clients.lambda_.get_function_configuration(FunctionName=name)
+            group = (configuration.get("LoggingConfig") or {}).get("LogGroup")
+            found.update(
+                last_renewals(
+                    logs,
+                    str(group or f"/aws/lambda/{name}"),
+                    since=obj.now - HISTORY,
+                    until=obj.now,
+                )
+            )
+    except ClientError as error:
+        click.echo(
+            f"note: last renewals unknown: {error.operation_name} was refused "
+            f"({error.response.get('Error', {}).get('Code')}).",
+            err=True,
+        )
+    return found
 
 
 def _through_handlers(

@@ -17,6 +17,7 @@ from imported_key_handler import contract
 
 from .audit import AuditEvent
 from .doctor import Finding, Report
+from .history import LastRenewal
 from .inventory import ROTATION_LIMIT, ManagedKey
 from .rotation import RotationPlan
 
@@ -38,8 +39,18 @@ def _rotations(key: ManagedKey) -> str:
     return "-" if used is None else f"{used}/{ROTATION_LIMIT}"
 
 
+# The last renewal's outcome (imported_key_handler.audit), as the narrow LAST column says it.
+_OUTCOMES = {"RENEWED": "renewed", "NOT_DUE": "not due", "FAILED": "FAILED"}
+
+
 def key_table(
-    console: Console, keys: list[ManagedKey], now: datetime, *, region: str | None, wide: bool
+    console: Console,
+    keys: list[ManagedKey],
+    now: datetime,
+    *,
+    region: str | None,
+    wide: bool,
+    last: "dict[str, LastRenewal] | None" = None,
 ) -> None:
     table = Table(
         box=box.SIMPLE_HEAD,
@@ -57,8 +68,13 @@ def key_table(
         table.add_column("MATERIAL", no_wrap=True)
     table.add_column("VALID TO", no_wrap=True)
     table.add_column("DAYS", justify="right", no_wrap=True)
-    table.add_column("RENEWS", no_wrap=True)
+    # 80 columns hold the next renewal or the last one; --wide shows both.
+    next_column = last is None or wide
+    if next_column:
+        table.add_column("RENEWS", no_wrap=True)
     table.add_column("ROT", justify="right", no_wrap=True)
+    if last is not None:
+        table.add_column("LAST", no_wrap=True)
     notes = []
     for key in keys:
         attention = key.attention(now)
@@ -71,7 +87,19 @@ def key_table(
         row += [key.spec if wide else _SHORT_SPECS.get(key.spec, key.spec), key.state]
         if wide:
             row.append((key.current_material or "-")[:12])
-        row += [_date(key.valid_to), _days(key, now), _date(key.next_renewal()), _rotations(key)]
+        row += [_date(key.valid_to), _days(key, now)]
+        if next_column:
+            row.append(_date(key.next_renewal()))
+        row.append(_rotations(key))
+        if last is not None:
+            renewal = last.get(key.key_id)
+            row.append(
+                f"{_OUTCOMES.get(renewal.outcome, renewal.outcome)} {renewal.time:%m-%d}"
+                if renewal
+                else "-"
+            )
+            if renewal and renewal.reason:
+                notes.append(f"! {key.name}: last renewal {renewal.outcome}: {renewal.reason}")
         table.add_row(*row)
     console.print(table)
     for note in notes:

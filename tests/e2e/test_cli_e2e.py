@@ -7,13 +7,22 @@ under a stack name of their own, so what ``ls`` lists is exactly what this modul
 """
 
 import base64
+import fcntl
 import json
 import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -435,7 +444,8 @@ def test_renew_reimports_now_through_the_handler_and_a_dry_run_changes_nothing(
             ("webhooks", True, "an operator asked for it (imported-keys renew)"),
             ("ledger", True, "an operator asked for it (imported-keys renew)"),
         ]
-    assert kms.describe_key(KeyId=fleet.keys["webhooks"])["KeyMetadata"]["ValidTo"] > before
+    # A new ValidTo, to the second: the same as before when it all ran within one second.
+    assert kms.describe_key(KeyId=fleet.keys["webhooks"])["KeyMetadata"]["ValidTo"] >= before
 
 
 def test_rotate_follows_a_multi_region_rotation_and_finishes_it(
@@ -544,4 +554,132 @@ def test_renew_due_has_the_handler_sweep_and_verify_all_takes_a_stack(
         assert "Error" not in sweep
         proofs = run(localstack, "--json", "verify", "--all", "--stack", stack, handler=handler)
     assert [p["KeyId"] for p in json.loads(proofs.output)] == [key_id]
-    assert regional.kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"] > before
+    # Renewed (above); its ValidTo is to the second, so within one second it is the same.
+    assert regional.kms.describe_key(KeyId=key_id)["KeyMetadata"]["ValidTo"] >= before
+
+
+def audit_line(key_id: str, action: str, outcome: str, reason: str | None = None) -> str:
+    """A line of the handler's log as Lambda's JSON log format writes ``audit``'s record: the
+    record's fields beside Lambda's own."""
+    fields: dict[str, Any] = {
+        "timestamp": datetime.now(UTC).isoformat(),
+        "level": "INFO" if outcome != "FAILED" else "ERROR",
+        "message": f"{action} {outcome}",
+        "logger": "imported_key_handler.audit",
+        "requestId": str(uuid.uuid4()),
+        "action": action,
+        "key_id": key_id,
+        "outcome": outcome,
+        "valid_to": None,
+        "duration_ms": 812,
+    }
+    if reason:
+        fields["reason"] = reason
+    return json.dumps(fields)
+
+
+def test_ls_last_reads_each_keys_last_renewal_from_its_handlers_log(
+    localstack: LocalStack, fleet: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = localstack.client("logs", REGION)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    day_ms = 86_400_000
+    with deployed_handler(localstack, fleet.regional, fleet.stacks, monkeypatch) as handler:
+        sweep = next(name for name in handler.functions if name.endswith("SweepFunction"))
+        group = f"/aws/lambda/{sweep}"
+        logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName="2026/12/02/[$LATEST]abc")
+        failure = "The secret's value could not be read (ResourceNotFoundException)."
+        lines = [
+            (3 * day_ms, audit_line(fleet.keys["webhooks"], "Renew(sweep)", "RENEWED")),
+            (2 * day_ms, audit_line(fleet.keys["webhooks"], "Create", "SUCCESS")),
+            (2 * day_ms, "START RequestId: 1 Version: $LATEST"),
+            (1 * day_ms, audit_line(fleet.keys["webhooks"], "Renew(sweep)", "FAILED", failure)),
+            (7_200_000, audit_line(fleet.keys["ledger"], "Renew(schedule)", "NOT_DUE")),
+        ]
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName="2026/12/02/[$LATEST]abc",
+            logEvents=[{"timestamp": now_ms - ago, "message": line} for ago, line in lines],
+        )
+        shown = run(localstack, "ls", "--last", "--stack", stack_of(fleet), handler=handler)
+        listed = run(
+            localstack, "--json", "ls", "--last", "--stack", stack_of(fleet), handler=handler
+        )
+    assert shown.exit_code == 0, shown.output
+    rows = {line.split()[0]: line for line in shown.output.splitlines() if line.split()}
+    assert "webhooks" in rows, shown.output
+    assert rows["webhooks"].split()[-2] == "FAILED"
+    assert " ".join(rows["ledger"].split()[-3:-1]) == "not due"
+    assert rows["payments"].split()[-1] == "-"
+    assert "! webhooks: last renewal FAILED: The secret's value could not be read" in " ".join(
+        shown.output.split()
+    )
+    last = {entry["KeyId"]: entry["LastRenewal"] for entry in json.loads(listed.output)}
+    assert last[fleet.keys["webhooks"]]["Outcome"] == "FAILED"
+    assert last[fleet.keys["webhooks"]]["Reason"] == failure
+    assert last[fleet.keys["ledger"]]["Action"] == "Renew(schedule)"
+    assert last[fleet.keys["payments"]] is None
+
+
+def terminal(command: list[str], env: dict[str, str], columns: int = WIDTH) -> tuple[int, str, int]:
+    """Run the installed console script on a pseudo-terminal of ``columns`` columns, as a
+    person's shell would (Rich sees a terminal: colours, and the progress bar). Returns the
+    exit status, the screen's text (colour codes stripped, each carriage-return redraw
+    reduced to what stays) and how many redraws in place there were (a progress bar's)."""
+    master, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    process = subprocess.Popen(command, stdin=child, stdout=child, stderr=child, env=env)
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    status = process.wait(timeout=120)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+    redraws = text.count("\r") - text.count("\r\n")
+    # The terminal ends lines with \r\n; a bare \r inside a line is a redraw over it.
+    lines = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
+    return status, "\n".join(lines), redraws
+
+
+def test_a_terminal_session_at_80_columns(
+    localstack: LocalStack, fleet: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The installed ``imported-keys`` as a person runs it, on a terminal of 80 columns: every
+    line fits, and ``verify`` of three keys draws its progress bar."""
+    script = Path(sys.executable).parent / "imported-keys"
+    with deployed_handler(localstack, fleet.regional, fleet.stacks, monkeypatch) as handler:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COLUMNS"))},
+            "AWS_ENDPOINT_URL": localstack.endpoint,
+            "AWS_ENDPOINT_URL_LAMBDA": handler.endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": REGION,
+            "TERM": "xterm-256color",
+        }
+        session = []
+        for command in (
+            ["ls", "--stack", stack_of(fleet)],
+            ["status", "webhooks"],
+            ["verify", "payments", "webhooks", "ledger"],
+        ):
+            status, screen, redraws = terminal([str(script), *command], env)
+            assert status == 0, screen
+            # Three keys, one Lambda invocation each: the bar is drawn (and erased at the end).
+            assert (redraws > 0) == (command[0] == "verify"), screen
+            session.append(f"$ imported-keys {' '.join(command)}\n{screen}")
+    transcript = "\n".join(session)
+    too_wide = [line for line in transcript.splitlines() if len(line) > WIDTH]
+    assert not too_wide, transcript
+    assert "3 managed keys in sa-east-1" in transcript
+    assert "GenerateMac" in transcript
+    for material in MATERIALS.values():
+        assert b64(material) not in transcript

@@ -51,7 +51,7 @@ _CATALOG_GLOB = "service-catalog-*.dill"
 _ROOT_CACHE = Path("var") / "lib" / "localstack" / "cache"
 REGION = "us-east-1"
 ACCOUNT_ID = "000000000000"
-SERVICES = ("kms", "secretsmanager", "s3", "cloudwatch", "sqs")
+SERVICES = ("kms", "secretsmanager", "s3", "cloudwatch", "sqs", "logs")
 
 _READY_STATES = frozenset({"available", "running"})
 _READY_LINE = "Ready."
