@@ -29,7 +29,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from click.testing import CliRunner, Result
 from support.binding import TEST_HANDLER_ROLE_ID, PlayedStacks
-from support.events import import_properties
+from support.events import ACCOUNT_ID, import_properties
 from support.keys import materials_document
 from support.lambda_api import LambdaApi, handler_environment
 from support.localstack import LocalStack
@@ -683,3 +683,74 @@ def test_a_terminal_session_at_80_columns(
     assert "GenerateMac" in transcript
     for material in MATERIALS.values():
         assert b64(material) not in transcript
+
+
+def test_every_command_on_keys_the_construct_deployed(
+    localstack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``cdk synth`` writes for a stack of two keys, deployed on LocalStack by a stand-in
+    for CloudFormation (its keys, tags, aliases, due index and the handler's two functions
+    with their environment), then read and worked by the command line."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_secretsmanager as secretsmanager
+    from support.cfn_player import Player
+    from support.synth import BUNDLING_STACKS
+
+    from imported_key_cdk import ImportedKey, MaterialExpiration
+
+    regional, stacks = own_stack(localstack, monkeypatch, "cli-construct")
+    stack_name = regional.stack_id.split("/")[1]
+    secrets = regional.clients.secrets
+    symmetric = secrets.create_secret(Name=f"orders/{uuid.uuid4()}", SecretBinary=os.urandom(32))
+    mac = secrets.create_secret(Name=f"mac/{uuid.uuid4()}", SecretBinary=os.urandom(32))
+    app = cdk.App(context={BUNDLING_STACKS: []})
+    stack = cdk.Stack(
+        app, "Keys", stack_name=stack_name, env=cdk.Environment(account=ACCOUNT_ID, region=REGION)
+    )
+    ImportedKey(
+        stack,
+        "Orders",
+        alias=f"orders-{stack_name}",
+        key_material_secret=secretsmanager.Secret.from_secret_complete_arn(
+            stack, "OrdersMaterial", symmetric["ARN"]
+        ),
+        expiration=MaterialExpiration.after(cdk.Duration.days(90)),
+    )
+    ImportedKey(
+        stack,
+        "Signing",
+        alias=f"signing-{stack_name}",
+        key_spec=cdk.aws_kms.KeySpec.HMAC_256,
+        key_usage=cdk.aws_kms.KeyUsage.GENERATE_VERIFY_MAC,
+        key_material_secret=secretsmanager.Secret.from_secret_complete_arn(
+            stack, "SigningMaterial", mac["ARN"]
+        ),
+    )
+    template = app.synth().get_stack_artifact(stack.artifact_id).template
+    with LambdaApi(localstack.endpoint, region=REGION) as handler:
+        Player(stacks, {REGION: regional}, lambda_api=handler).deploy(
+            template, regional, monkeypatch
+        )
+        listed = run(localstack, "--json", "ls", "--stack", stack_name, handler=handler)
+        shown = run(localstack, "ls", "--stack", stack_name, handler=handler)
+        status = run(localstack, "--json", "status", f"orders-{stack_name}", handler=handler)
+        proofs = run(
+            localstack, "--json", "verify", "--all", "--stack", stack_name, handler=handler
+        )
+        renewed = run(localstack, "--json", "renew", f"orders-{stack_name}", handler=handler)
+        due = run(localstack, "--json", "renew", "--due", "--stack", stack_name, handler=handler)
+    assert listed.exit_code == 0, listed.output
+    keys = json.loads(listed.output)
+    assert [(k["Aliases"], k["KeySpec"], k["KeyState"]) for k in keys] == [
+        ([f"alias/orders-{stack_name}"], "SYMMETRIC_DEFAULT", "Enabled"),
+        ([f"alias/signing-{stack_name}"], "HMAC_256", "Enabled"),
+    ]
+    assert 89 < keys[0]["DaysLeft"] <= 90
+    assert shown.exit_code == 0
+    assert f"2 managed keys in {REGION}" in shown.output
+    assert json.loads(status.output)["Binding"]["SecretArn"] == symmetric["ARN"]
+    assert proofs.exit_code == 0, proofs.output
+    assert sorted(p["Proof"] for p in json.loads(proofs.output)) == ["GenerateMac", "KeyMaterialId"]
+    assert renewed.exit_code == 0, renewed.output
+    assert json.loads(renewed.output)[0]["Renewed"] is True
+    assert (due.exit_code, json.loads(due.output)) == (0, [])  # nothing is due yet

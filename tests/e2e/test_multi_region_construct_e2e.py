@@ -13,134 +13,27 @@ writes are the ones the handler accepts, end to end.
 
 import os
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_secretsmanager as secretsmanager
-from support.binding import TEST_HANDLER_ROLE_ID, PlayedStacks
+from support.binding import PlayedStacks
+from support.cfn_player import Player
 from support.events import ACCOUNT_ID
 from support.keys import materials_document
 from support.localstack import REGION, LocalStack
-from support.regions import Regional, deploy_region, handler_of
+from support.regions import deploy_region, handler_of
 from support.synth import BUNDLING_STACKS
 
 from imported_key_cdk import ImportedKey
-from imported_key_handler import contract
-from imported_key_handler.cfn import run_import
 from imported_key_handler.sweep import Pacer, sweep
 
 pytestmark = pytest.mark.localstack
 
 REPLICA_REGION = "eu-west-1"
-KEY_TYPES = ("AWS::KMS::Key", "AWS::KMS::ReplicaKey")
-EXPORT_WRITER = "Custom::CrossRegionExportWriter"
 CONTEXT = {"purpose": "construct-played"}
-
-
-@dataclass
-class Player:
-    """A stand-in for CloudFormation: what it created, by stack and logical id, and the values
-    CDK's cross-Region exports carry from the primary's stack to the replica's."""
-
-    stacks: PlayedStacks
-    regions: dict[str, Regional]
-    physical: dict[tuple[str, str], str] = field(default_factory=dict)
-    attributes: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    exports: dict[str, str] = field(default_factory=dict)
-
-    def resolve(self, value: Any, regional: Regional) -> Any:
-        if isinstance(value, list):
-            return [self.resolve(item, regional) for item in value]
-        if not isinstance(value, dict):
-            return value
-        if set(value) == {"Ref"}:
-            if value["Ref"] == "AWS::StackId":
-                return regional.stack_id
-            return self.physical[(regional.stack_id, value["Ref"])]
-        if set(value) == {"Fn::GetAtt"}:
-            logical_id, attribute = value["Fn::GetAtt"]
-            known = self.attributes.get((regional.stack_id, logical_id, attribute))
-            if known is not None:
-                return known
-            if attribute == "RoleId":
-                return TEST_HANDLER_ROLE_ID  # the handler's role, as its environment names it
-            if attribute.startswith("/cdk/exports/"):
-                return self.exports[attribute]  # CDK's cross-Region reader
-            assert attribute == "Arn", value  # the handler function's (a ServiceToken)
-            return f"arn:aws:lambda:{regional.region}:{ACCOUNT_ID}:function:{logical_id}"
-        if set(value) == {"Fn::Split"}:
-            delimiter, text = value["Fn::Split"]
-            return str(self.resolve(text, regional)).split(delimiter)
-        if set(value) == {"Fn::Select"}:
-            index, items = value["Fn::Select"]
-            return self.resolve(items, regional)[int(index)]
-        return {name: self.resolve(item, regional) for name, item in value.items()}
-
-    def deploy(
-        self, template: dict[str, Any], regional: Regional, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Create or update the template's keys, then send each import its event."""
-        resources = template["Resources"]
-        for logical_id, resource in resources.items():
-            if resource["Type"] in KEY_TYPES:
-                self._key(regional, logical_id, resource)
-        for logical_id, resource in resources.items():
-            if resource["Type"] == contract.RESOURCE_TYPE:
-                self._import(regional, logical_id, resource, monkeypatch)
-        for resource in resources.values():
-            if resource["Type"] == EXPORT_WRITER:
-                for name, value in resource["Properties"]["WriterProps"]["exports"].items():
-                    self.exports[name] = self.resolve(value, regional)
-
-    def _key(self, regional: Regional, logical_id: str, resource: dict[str, Any]) -> None:
-        properties = resource["Properties"]
-        key_id = self.physical.get((regional.stack_id, logical_id))
-        if key_id is None:
-            if resource["Type"] == "AWS::KMS::Key":
-                assert properties["Origin"] == "EXTERNAL"
-                key_id = regional.kms.create_key(
-                    Origin="EXTERNAL",
-                    MultiRegion=properties.get("MultiRegion", False),
-                    KeySpec=properties["KeySpec"],
-                    KeyUsage=properties["KeyUsage"],
-                )["KeyMetadata"]["KeyId"]
-            else:
-                arn = self.resolve(properties["PrimaryKeyArn"], regional)
-                primary_region = arn.split(":")[3]
-                key_id = self.regions[primary_region].kms.replicate_key(
-                    KeyId=arn, ReplicaRegion=regional.region
-                )["ReplicaKeyMetadata"]["KeyId"]
-            self.physical[(regional.stack_id, logical_id)] = key_id
-            metadata = regional.kms.describe_key(KeyId=key_id)["KeyMetadata"]
-            self.attributes[(regional.stack_id, logical_id, "Arn")] = metadata["Arn"]
-            self.stacks.record(
-                regional.stack_id, logical_id, key_id, resource_type=resource["Type"]
-            )
-        tags = [
-            {"TagKey": tag["Key"], "TagValue": self.resolve(tag["Value"], regional)}
-            for tag in properties["Tags"]
-        ]
-        regional.kms.tag_resource(KeyId=key_id, Tags=tags)
-
-    def _import(
-        self,
-        regional: Regional,
-        logical_id: str,
-        resource: dict[str, Any],
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> None:
-        properties = self.resolve(resource["Properties"], regional)
-        known = (regional.stack_id, logical_id) in self.physical
-        with handler_of(regional, monkeypatch):
-            result = run_import(
-                properties, "Update" if known else "Create", (regional.stack_id, logical_id)
-            )
-        self.physical[(regional.stack_id, logical_id)] = result.key_id
-        self.stacks.record(regional.stack_id, logical_id, result.key_id)
-        self.attributes[(regional.stack_id, logical_id, contract.ATTR_KEY_ARN)] = result.key_arn
 
 
 def synth(secrets: dict[str, str], versions: dict[str, str]) -> dict[str, dict[str, Any]]:
