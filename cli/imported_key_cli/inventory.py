@@ -9,7 +9,7 @@ Reading needs ``kms:ListKeys``, ``ListAliases``, ``DescribeKey``, ``ListResource
 ``ListKeyRotations``; nothing here reads a secret or changes a key.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -269,3 +269,46 @@ def find_key(kms: "KMSClient", reference: str) -> ManagedKey:
 def _is_key_id(reference: str) -> bool:
     bare = reference.removeprefix("mrk-")
     return len(bare) in (32, 36) and all(c in "0123456789abcdef-" for c in bare.lower())
+
+
+@dataclass(frozen=True)
+class RelatedKey:
+    """The same multi-Region key in another Region: its own state, material and ValidTo."""
+
+    region: str
+    state: str
+    current_material: str | None
+    valid_to: datetime | None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "Region": self.region,
+            "KeyState": self.state,
+            "CurrentKeyMaterialId": self.current_material,
+            "ValidTo": self.valid_to.isoformat() if self.valid_to else None,
+        }
+
+
+def related_keys(key: ManagedKey, kms_in: Callable[[str], "KMSClient"]) -> list[RelatedKey]:
+    """The key's primary or replicas in their own Regions (KMS keeps each Region's state and
+    ValidTo apart); a Region that cannot be read says so in its state."""
+    regions = list(key.replica_regions)
+    if key.multi_region == "REPLICA" and key.primary_region:
+        regions = [key.primary_region]
+    related = []
+    for region in regions:
+        try:
+            metadata = kms_in(region).describe_key(KeyId=key.key_id)["KeyMetadata"]
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "?")
+            related.append(RelatedKey(region, f"unreadable ({code})", None, None))
+            continue
+        related.append(
+            RelatedKey(
+                region,
+                str(metadata.get("KeyState", "")),
+                metadata.get("CurrentKeyMaterialId"),
+                metadata.get("ValidTo"),
+            )
+        )
+    return related

@@ -42,7 +42,7 @@ from .audit import HISTORY, key_events
 from .doctor import Clients, alarm_states, deployments, diagnose
 from .handlers import HandlerError
 from .history import LastRenewal, last_renewals
-from .inventory import ManagedKey, find_key, managed_keys
+from .inventory import ManagedKey, find_key, managed_keys, related_keys
 from .rotation import PHASE_READY, rotation_plan
 
 if TYPE_CHECKING:
@@ -225,11 +225,18 @@ def status(obj: Context, key: str) -> None:
     """One key in depth: its materials, replicas, binding, and the alarms of the handler that
     serves it. KEY: alias, id or ARN. Exit status 1 when it or an alarm needs attention."""
     found = find_key(obj.kms(), key)
+    related = related_keys(found, lambda region: obj.session.client("kms", region_name=region))
     alarms = alarm_states(Clients.of(obj.session), found, obj.now)
     if obj.as_json:
-        obj.emit({**render.status_summary(found, obj.now), "Alarms": [a.summary() for a in alarms]})
+        obj.emit(
+            {
+                **render.status_summary(found, obj.now),
+                "RelatedKeys": [other.summary() for other in related],
+                "Alarms": [alarm.summary() for alarm in alarms],
+            }
+        )
     else:
-        render.key_status(obj.console, found, obj.now, alarms)
+        render.key_status(obj.console, found, obj.now, alarms, related)
     if found.attention(obj.now) is not None or any(alarm.firing for alarm in alarms):
         sys.exit(ATTENTION)
 

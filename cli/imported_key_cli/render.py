@@ -18,7 +18,7 @@ from imported_key_handler import contract
 from .audit import AuditEvent
 from .doctor import Finding, Report
 from .history import LastRenewal
-from .inventory import ROTATION_LIMIT, ManagedKey
+from .inventory import ROTATION_LIMIT, ManagedKey, RelatedKey
 from .rotation import RotationPlan
 
 # KMS's spec names, shortened where the table is tight (``--wide`` and ``--json`` keep them).
@@ -146,7 +146,13 @@ def binding_of(key: ManagedKey) -> dict[str, Any]:
     }
 
 
-def key_status(console: Console, key: ManagedKey, now: datetime, alarms: "list[Finding]") -> None:
+def key_status(
+    console: Console,
+    key: ManagedKey,
+    now: datetime,
+    alarms: "list[Finding]",
+    related: "list[RelatedKey] | None" = None,
+) -> None:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")
@@ -173,6 +179,15 @@ def key_status(console: Console, key: ManagedKey, now: datetime, alarms: "list[F
     attention = key.attention(now)
     if attention:
         rows.append(("Attention", attention))
+    for other in related or []:
+        label = "Primary" if key.multi_region == "REPLICA" else "Replica"
+        rows.append(
+            (
+                label,
+                f"{other.region}: {other.state}, valid to {_date(other.valid_to)}, material "
+                f"{(other.current_material or '-')[:12]}",
+            )
+        )
     for finding in alarms:
         rows.append(("Alarms", finding.detail if finding.ok else f"! {finding.detail}"))
     for label, value in rows:

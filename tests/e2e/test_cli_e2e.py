@@ -517,6 +517,18 @@ def test_rotate_follows_a_multi_region_rotation_and_finishes_it(
         for r in (primary, replica)
     }
     assert current[REGION] == current[REPLICA_REGION] == ready["PendingKeyMaterialId"]
+    # status names each Region's copy of the key, with its own state and ValidTo.
+    status = run(localstack, "--json", "status", alias)
+    (related,) = json.loads(status.output)["RelatedKeys"]
+    replica_key = replica.kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert related == {
+        "Region": REPLICA_REGION,
+        "KeyState": "Enabled",
+        "CurrentKeyMaterialId": current[REPLICA_REGION],
+        "ValidTo": replica_key["ValidTo"].isoformat(),
+    }
+    shown = run(localstack, "status", alias)
+    assert f"Replica       {REPLICA_REGION}: Enabled" in shown.output
 
 
 def test_an_unknown_profile_is_named_not_a_traceback(localstack: LocalStack) -> None:
