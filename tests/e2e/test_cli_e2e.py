@@ -751,6 +751,12 @@ def test_every_command_on_keys_the_construct_deployed(
         )
         renewed = run(localstack, "--json", "renew", f"orders-{stack_name}", handler=handler)
         due = run(localstack, "--json", "renew", "--due", "--stack", stack_name, handler=handler)
+        rotation = run(localstack, "--json", "rotate", f"orders-{stack_name}", handler=handler)
+        revoked = run(
+            localstack, "--json", "revoke", f"signing-{stack_name}", "--yes", handler=handler
+        )
+        resumed = run(localstack, "--json", "resume", f"signing-{stack_name}", handler=handler)
+        checked = run(localstack, "--json", "doctor", "--stack", stack_name, handler=handler)
     assert listed.exit_code == 0, listed.output
     keys = json.loads(listed.output)
     assert [(k["Aliases"], k["KeySpec"], k["KeyState"]) for k in keys] == [
@@ -766,3 +772,16 @@ def test_every_command_on_keys_the_construct_deployed(
     assert renewed.exit_code == 0, renewed.output
     assert json.loads(renewed.output)[0]["Renewed"] is True
     assert (due.exit_code, json.loads(due.output)) == (0, [])  # nothing is due yet
+    assert json.loads(rotation.output)["Phase"] == "none"
+    assert (revoked.exit_code, json.loads(revoked.output)["KeyState"]) == (0, "PendingImport")
+    assert (resumed.exit_code, json.loads(resumed.output)["KeyState"]) == (0, "Enabled")
+    # doctor finds the construct's two functions, deployed by this library version (the
+    # construct records it); the stand-in deploys no rules, queue or alarms, and doctor says
+    # so, each with its fix.
+    assert checked.exit_code == 1
+    (report,) = json.loads(checked.output)
+    verdicts = {(f["Check"], f["Ok"]) for f in report["Findings"]}
+    assert ("functions", False) not in verdicts
+    assert ("version", True) in verdicts
+    assert {("schedule", False), ("alarms", False)} <= verdicts
+    assert all(f["Fix"] for f in report["Findings"] if not f["Ok"])
