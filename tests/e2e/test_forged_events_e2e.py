@@ -318,11 +318,25 @@ def test_forged_renewal_is_refused_and_a_declared_one_is_harmless(
     )
     assert_unchanged(kms, secretsmanager, before, key, key.secret_arn)
 
-    # The declared settings of a key that is not due: accepted, and nothing to do.
+    # The declared settings of a key that is not due: accepted, and nothing to do; but an
+    # operator's renewal (imported-keys renew) re-imports all the same: the declared material
+    # again, the secrets untouched, only the ValidTo and its record move.
     summary = renew(key.properties, trigger=trigger)
-    assert summary["Renewed"] is False, summary
-    assert summary["Why"] == "not due"
-    assert_unchanged(kms, secretsmanager, before, key, key.secret_arn)
+    if trigger != contract.TRIGGER_OPERATOR:
+        assert summary["Renewed"] is False, summary
+        assert summary["Why"] == "not due"
+        assert_unchanged(kms, secretsmanager, before, key, key.secret_arn)
+        return
+    assert summary["Renewed"] is True, summary
+    after = snapshot(kms, secretsmanager, key.key_id, key.secret_arn)
+    assert after["secrets"] == before["secrets"]
+    assert after["key"]["CurrentKeyMaterialId"] == before["key"]["CurrentKeyMaterialId"]
+    assert after["key"]["ValidTo"] >= before["key"]["ValidTo"]
+    moved = {contract.TAG_VALID_TO}
+    assert {k: v for k, v in after["tags"].items() if k not in moved} == {
+        k: v for k, v in before["tags"].items() if k not in moved
+    }
+    assert kms.decrypt(CiphertextBlob=key.ciphertext)["Plaintext"] == PLAINTEXT
 
 
 def test_first_import_race_is_lost_by_the_forger(
