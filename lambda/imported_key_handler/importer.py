@@ -460,6 +460,28 @@ def confirm_import(
     )
 
 
+def read_declared_materials(secrets: "SecretsManagerClient", request: ImportRequest) -> list[bytes]:
+    """The material(s) the request declares, read from its secret and checked: every material
+    of a rotating key, oldest first, else the one material."""
+    if not request.rotate_on_material_change:
+        material = read_material(
+            secrets,
+            request.secret_arn,
+            request.material_version_id,
+            request.material_encoding,
+            request.json_field,
+        )
+        return [prepare_material(material, request.spec, request.secret_arn)]
+    materials = read_materials(
+        secrets,
+        request.secret_arn,
+        request.material_version_id,
+        request.material_encoding,
+        request.json_field,
+    )
+    return prepare_materials(materials, request.spec, request.secret_arn)
+
+
 def import_from_secret(
     kms: "KMSClient",
     secrets: "SecretsManagerClient",
@@ -469,19 +491,11 @@ def import_from_secret(
     renewing: bool = False,
 ) -> ImportResult:
     """The whole import: read and check the material, check the key, import, confirm."""
+    materials = read_declared_materials(secrets, request)
+    metadata = describe_importable_key(kms, request.key_id, request.key_spec)
     if not request.rotate_on_material_change:
-        material = prepare_material(
-            read_material(
-                secrets,
-                request.secret_arn,
-                request.material_version_id,
-                request.material_encoding,
-                request.json_field,
-            ),
-            request.spec,
-            request.secret_arn,
-        )
-        describe_importable_key(kms, request.key_id, request.key_spec)
+        (material,) = materials
+        del materials
         result = import_key_material(kms, request, material, now=now, renewing=renewing)
         verified = (
             verify_import(kms, request.spec, request.key_id, material, result.material_id_confirmed)
@@ -490,15 +504,6 @@ def import_from_secret(
         )
         del material  # drop our reference as soon as KMS has it and it is proven
         return replace(result, verified=verified)
-    materials = read_materials(
-        secrets,
-        request.secret_arn,
-        request.material_version_id,
-        request.material_encoding,
-        request.json_field,
-    )
-    materials = prepare_materials(materials, request.spec, request.secret_arn)
-    metadata = describe_importable_key(kms, request.key_id, request.key_spec)
     result = import_rotating(
         kms, request, materials, now=now, renewing=renewing, role=multi_region_role(metadata)
     )

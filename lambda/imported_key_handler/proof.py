@@ -15,13 +15,15 @@ from typing import Any
 
 from . import contract
 from .audit import audited
-from .binding import declared_request, key_binding_tags, require_declared, require_in_stack
 from .errors import ImportFailure
-from .importer import describe_key, list_key_materials, reimport_unchanged
-from .material_format import prepare_material, prepare_materials
-from .renewal import FleetClients
+from .importer import (
+    describe_key,
+    list_key_materials,
+    read_declared_materials,
+    reimport_unchanged,
+)
+from .renewal import FleetClients, declared_binding
 from .request import ImportRequest
-from .secret_source import read_material, read_materials
 from .verification import VERIFIED_MATERIAL_ID, verify_import
 
 
@@ -37,10 +39,7 @@ def verify_key_id(event: Mapping[str, Any]) -> str:
 
 
 def verify_key(fleet: FleetClients, key_id: str, now: datetime) -> dict[str, Any]:
-    tags, adopted = key_binding_tags(fleet.kms, fleet.cloudformation, key_id)
-    properties, _ = declared_request(key_id, tags)
-    binding = require_declared(fleet.kms, properties, tags, adopted=adopted)
-    require_in_stack(fleet.cloudformation, binding)
+    _, properties, _ = declared_binding(fleet, key_id)
     request = ImportRequest.from_properties(properties)
     metadata = describe_key(fleet.kms, key_id)
     state = metadata.get("KeyState")
@@ -52,33 +51,22 @@ def verify_key(fleet: FleetClients, key_id: str, now: datetime) -> dict[str, Any
                 f"Key {key_id} is Disabled: KMS proves its material only by using it. Enable "
                 "it (EnableKey), or verify it after the incident."
             )
-        material = prepare_material(_read(fleet, request), request.spec, request.secret_arn)
+        (material,) = read_declared_materials(fleet.secrets, request)
         proof = verify_import(fleet.kms, request.spec, key_id, material, False)
         del material
         return {"KeyId": key_id, "Verified": proof, "Materials": 1}
     valid_to = metadata.get("ValidTo")
     if valid_to is not None and valid_to <= now:
         raise ImportFailure(f"Key {key_id}'s material expired at {valid_to.isoformat()}.")
-    materials = prepare_materials(
-        read_materials(
-            fleet.secrets,
-            request.secret_arn,
-            request.material_version_id,
-            request.material_encoding,
-            request.json_field,
-        )
-        if request.rotate_on_material_change
-        else [_read(fleet, request)],
-        request.spec,
-        request.secret_arn,
-    )
+    materials = read_declared_materials(fleet.secrets, request)
     # The key's ValidTo is its earliest material's: importing each material with it leaves the
     # day the key stops working where it is.
     ids = reimport_unchanged(fleet.kms, request, materials, valid_to)
     count = len(materials)
     del materials
     held = {str(m.get("KeyMaterialId")) for m in list_key_materials(fleet.kms, key_id)}
-    current = describe_key(fleet.kms, key_id).get("CurrentKeyMaterialId")
+    # Importing material the key has already changes no current material: the first read holds.
+    current = metadata.get("CurrentKeyMaterialId")
     if current is not None and current not in ids:
         raise ImportFailure(
             f"Key {key_id}'s current material {current[:12]}... is not in its secret's "
@@ -91,16 +79,6 @@ def verify_key(fleet: FleetClients, key_id: str, now: datetime) -> dict[str, Any
             "version does not list: that material is not in the vault."
         )
     return {"KeyId": key_id, "Verified": VERIFIED_MATERIAL_ID, "Materials": count}
-
-
-def _read(fleet: FleetClients, request: ImportRequest) -> bytes:
-    return read_material(
-        fleet.secrets,
-        request.secret_arn,
-        request.material_version_id,
-        request.material_encoding,
-        request.json_field,
-    )
 
 
 def run_verify(key_id: str) -> dict[str, Any]:

@@ -234,6 +234,19 @@ class FleetClients:
         )
 
 
+def declared_binding(
+    fleet: FleetClients, key_id: str
+) -> tuple[Binding, dict[str, str], int | None]:
+    """What the key's stack declared for it, for an event that names only the key: its binding
+    tags checked by their digest and confirmed by CloudFormation, the import properties they
+    hold, and the renewal window. Nothing is read from a secret before this passes."""
+    tags, adopted = key_binding_tags(fleet.kms, fleet.cloudformation, key_id)
+    properties, window = declared_request(key_id, tags)
+    binding = require_declared(fleet.kms, properties, tags, adopted=adopted)
+    require_in_stack(fleet.cloudformation, binding)
+    return binding, properties, window
+
+
 def renew_key(
     fleet: FleetClients,
     key_id: str,
@@ -249,10 +262,7 @@ def renew_key(
     the sweep found the key by, replaced by the key's new one.
     """
     now = now or datetime.now(UTC)
-    tags, adopted = key_binding_tags(fleet.kms, fleet.cloudformation, key_id)
-    properties, window = declared_request(key_id, tags)
-    binding = require_declared(fleet.kms, properties, tags, adopted=adopted)
-    require_in_stack(fleet.cloudformation, binding)
+    binding, properties, window = declared_binding(fleet, key_id)
     renew_before = timedelta(seconds=window or 0)
     renewal = RenewalRequest(ImportRequest.from_properties(properties), renew_before, trigger)
     result = renew_if_due(fleet.kms, fleet.secrets, renewal, now=now, binding=binding)
