@@ -357,8 +357,7 @@ class _Configured:
 
     @property
     def log_group(self) -> str:
-        logging = (self.configuration or {}).get("LoggingConfig") or {}
-        return str(logging.get("LogGroup") or f"/aws/lambda/{self.name}")
+        return log_group_of(self.name, self.configuration)
 
 
 def check(
@@ -381,6 +380,21 @@ def check(
     return _check(deployment, clients, now, keys)
 
 
+def log_group_of(name: str, configuration: Mapping[str, Any] | None) -> str:
+    """Where a function logs: its LoggingConfig's group, else Lambda's default for its name."""
+    logging = (configuration or {}).get("LoggingConfig") or {}
+    return str(logging.get("LogGroup") or f"/aws/lambda/{name}")
+
+
+def _expects_renewal(served: Sequence[ManagedKey]) -> bool:
+    """Whether the construct gave the deployment a sweep, its rules and its fleet alarm: it
+    does with the first key whose material expires."""
+    return any(
+        key.expiration_model == contract.KEY_MATERIAL_EXPIRES or key.renew_before is not None
+        for key in served
+    )
+
+
 def _check(
     deployment: Deployment,
     clients: Clients,
@@ -395,10 +409,7 @@ def _check(
         context.renewal_expected = None  # unknown
     else:
         served = [key for key in keys if deployment.serves(key)]
-        context.renewal_expected = any(
-            key.expiration_model == contract.KEY_MATERIAL_EXPIRES or key.renew_before is not None
-            for key in served
-        )
+        context.renewal_expected = _expects_renewal(served)
     findings += context.rules()
     findings += context.dead_letters()
     findings += context.alarms()
@@ -1012,4 +1023,8 @@ def alarm_states(clients: Clients, key: ManagedKey, now: datetime) -> list[Findi
                 "Deploy the key's stack, or check the Region (--region).",
             )
         ]
-    return [f for f in check(serving[0], clients, now, [key]) if f.check == CHECK_ALARMS]
+    # Only what the alarm check needs: the functions' environment names the alarms.
+    context = _Context(serving[0], clients, now)
+    context.functions()
+    context.renewal_expected = _expects_renewal([key])
+    return context.alarms()

@@ -39,7 +39,7 @@ from imported_key_handler.revocation import revoke_material
 
 from . import handlers, render
 from .audit import HISTORY, key_events
-from .doctor import Clients, alarm_states, deployments, diagnose
+from .doctor import Clients, alarm_states, deployments, diagnose, log_group_of
 from .handlers import HandlerError
 from .history import LastRenewal, last_renewals
 from .inventory import ManagedKey, find_key, managed_keys, related_keys
@@ -470,15 +470,8 @@ def _last_renewals(obj: Context, keys: list[ManagedKey]) -> dict[str, LastRenewa
             if name is None or not any(deployment.serves(key) for key in keys):
                 continue
             configuration = clients.lambda_.get_function_configuration(FunctionName=name)
-            group = (configuration.get("LoggingConfig") or {}).get("LogGroup")
-            found.update(
-                last_renewals(
-                    logs,
-                    str(group or f"/aws/lambda/{name}"),
-                    since=obj.now - HISTORY,
-                    until=obj.now,
-                )
-            )
+            group = log_group_of(name, configuration)
+            found.update(last_renewals(logs, group, since=obj.now - HISTORY, until=obj.now))
     except ClientError as error:
         click.echo(
             f"note: last renewals unknown: {error.operation_name} was refused "

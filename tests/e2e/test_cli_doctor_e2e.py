@@ -83,6 +83,16 @@ class EventBridgeApi:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def client(self) -> Any:
+        """An EventBridge client for this stand-in."""
+        return boto3.client(
+            "events",
+            region_name=REGION,
+            endpoint_url=self.endpoint,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
@@ -323,13 +333,7 @@ def deployed(localstack: LocalStack, sqs_endpoint: str) -> Iterator[Deployed]:
 
 
 def build_rules(deployed: Deployed) -> None:
-    events = boto3.client(
-        "events",
-        region_name=REGION,
-        endpoint_url=deployed.events_api.endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    events = deployed.events_api.client()
     sweep_arn = deployed.lambda_api.functions[deployed.sweep_function].arn
     events.put_rule(Name=deployed.sweep_rule, ScheduleExpression="rate(1 hour)", State="ENABLED")
     events.put_targets(
@@ -481,13 +485,7 @@ def test_a_stack_without_a_handler_is_a_finding(deployed: Deployed, clients: Cli
 
 @contextmanager
 def rule_disabled(deployed: Deployed, name: str) -> Iterator[None]:
-    events = boto3.client(
-        "events",
-        region_name=REGION,
-        endpoint_url=deployed.events_api.endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    events = deployed.events_api.client()
     events.disable_rule(Name=name)
     try:
         yield
